@@ -1,0 +1,79 @@
+package redact
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+const sas = "sv=2023-11-03&se=2026-11-26T00%3A00%3A00Z&sr=b&sp=r&skoid=abc&sktid=tenant&sig=c2VjcmV0c2lnbmF0dXJl"
+
+func TestURL(t *testing.T) {
+	tests := []struct {
+		name, in string
+		mustNot  []string
+		mustHave []string
+	}{
+		{"sas", "https://a.blob.core.windows.net/c/b.txt?" + sas, []string{"c2VjcmV0c2lnbmF0dXJl", "skoid=abc", "tenant"}, []string{"sig=REDACTED", "sp=r", "/c/b.txt"}},
+		{"function key", "http://127.0.0.1:7071/api/copies?code=topsecret", []string{"topsecret"}, []string{"code=REDACTED"}},
+		{"upper case name", "https://h/c/b?SIG=abc123", []string{"abc123"}, []string{"REDACTED"}},
+		{"password", "https://user:pw123@h/c", []string{"pw123"}, []string{"user"}},
+		{"plain", "https://h/c/b?snapshot=2026-01-01", nil, []string{"snapshot=2026-01-01"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := URL(tt.in)
+			for _, s := range tt.mustNot {
+				if strings.Contains(got, s) {
+					t.Errorf("URL(%q) = %q still holds %q", tt.in, got, s)
+				}
+			}
+			for _, s := range tt.mustHave {
+				if !strings.Contains(got, s) {
+					t.Errorf("URL(%q) = %q lacks %q", tt.in, got, s)
+				}
+			}
+		})
+	}
+}
+
+func TestStripQuery(t *testing.T) {
+	got := StripQuery("https://a.blob.core.windows.net/c/b?snapshot=2026-01-01T00:00:00.0000000Z&" + sas)
+	want := "https://a.blob.core.windows.net/c/b?snapshot=2026-01-01T00%3A00%3A00.0000000Z"
+	if got != want {
+		t.Fatalf("StripQuery = %q, want %q", got, want)
+	}
+}
+
+func TestText(t *testing.T) {
+	in := `copy failed: GET https://a/c/b?` + sas + ` with DefaultEndpointsProtocol=https;AccountName=x;AccountKey=Zm9vYmFy==;EndpointSuffix=core.windows.net Authorization: Bearer eyJhbGciOi.eyJzdWIi.sig`
+	got := Text(in)
+	for _, s := range []string{"c2VjcmV0c2lnbmF0dXJl", "Zm9vYmFy", "eyJhbGciOi", "skoid=abc"} {
+		if strings.Contains(got, s) {
+			t.Errorf("Text left %q in %q", s, got)
+		}
+	}
+	if !strings.Contains(got, "AccountName=x") {
+		t.Errorf("Text removed too much: %q", got)
+	}
+}
+
+func TestHandlerRedactsEveryAttr(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(NewHandler(slog.NewJSONHandler(&buf, nil)))
+	u, _ := url.Parse("https://a/c/b?" + sas)
+	log.With("pre", "x?sig=aaa111").Info("start https://h/b?sig=bbb222",
+		"url", u, "err", errors.New("boom ?sig=ccc333"), slog.Group("g", "s", "sig=ddd444"))
+	out := buf.String()
+	for _, s := range []string{"aaa111", "bbb222", "c2VjcmV0c2lnbmF0dXJl", "ccc333", "ddd444"} {
+		if strings.Contains(out, s) {
+			t.Errorf("log output holds %q: %s", s, out)
+		}
+	}
+	if !strings.Contains(out, "REDACTED") {
+		t.Errorf("log output shows no redaction marker: %s", out)
+	}
+}
