@@ -1,0 +1,199 @@
+package funchost
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// HostConfig is the part of host.json this handler cares about.
+type HostConfig struct {
+	Version                     string
+	DefaultExecutablePath       string
+	EnableForwardingHTTPRequest bool
+	// RoutePrefix is extensions.http.routePrefix: "api" unless set, and may
+	// be set to "" (no prefix).
+	RoutePrefix string
+	// FunctionTimeout is zero when host.json leaves it unset or sets "-1"
+	// (no limit).
+	FunctionTimeout time.Duration
+}
+
+// DefaultRoutePrefix is the host's HTTP route prefix when host.json sets none.
+const DefaultRoutePrefix = "api"
+
+// LoadHost reads <appDir>/host.json.
+func LoadHost(appDir string) (HostConfig, error) {
+	path := filepath.Join(appDir, "host.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return HostConfig{}, fmt.Errorf("read host config: %w", err)
+	}
+	var raw struct {
+		Version       string `json:"version"`
+		CustomHandler struct {
+			Description struct {
+				DefaultExecutablePath string `json:"defaultExecutablePath"`
+			} `json:"description"`
+			EnableForwardingHTTPRequest bool `json:"enableForwardingHttpRequest"`
+		} `json:"customHandler"`
+		Extensions struct {
+			HTTP struct {
+				// A pointer tells "unset" (api) from "" (no prefix).
+				RoutePrefix *string `json:"routePrefix"`
+			} `json:"http"`
+		} `json:"extensions"`
+		FunctionTimeout string `json:"functionTimeout"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return HostConfig{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	cfg := HostConfig{
+		Version:                     raw.Version,
+		DefaultExecutablePath:       raw.CustomHandler.Description.DefaultExecutablePath,
+		EnableForwardingHTTPRequest: raw.CustomHandler.EnableForwardingHTTPRequest,
+		RoutePrefix:                 DefaultRoutePrefix,
+	}
+	if p := raw.Extensions.HTTP.RoutePrefix; p != nil {
+		cfg.RoutePrefix = strings.Trim(*p, "/")
+	}
+	if t := strings.TrimSpace(raw.FunctionTimeout); t != "" && t != "-1" {
+		d, err := parseTimeSpan(t)
+		if err != nil {
+			return HostConfig{}, fmt.Errorf("%s: functionTimeout: %w", path, err)
+		}
+		if d <= 0 {
+			return HostConfig{}, fmt.Errorf("%s: functionTimeout %q must be positive or -1", path, t)
+		}
+		cfg.FunctionTimeout = d
+	}
+	return cfg, nil
+}
+
+// FunctionConfig is one function's function.json.
+type FunctionConfig struct {
+	Name     string    `json:"-"`
+	Bindings []Binding `json:"bindings"`
+}
+
+// Binding is one entry of function.json's bindings array.
+type Binding struct {
+	Type      string   `json:"type"`
+	Direction string   `json:"direction"`
+	Name      string   `json:"name"`
+	AuthLevel string   `json:"authLevel,omitempty"`
+	Methods   []string `json:"methods,omitempty"`
+	Route     string   `json:"route,omitempty"`
+	// Schedule is the timer's NCRONTAB or TimeSpan; it may be a %SETTING%
+	// reference, resolve it with Settings.Resolve.
+	Schedule     string `json:"schedule,omitempty"`
+	RunOnStartup bool   `json:"runOnStartup,omitempty"`
+	// UseMonitor is nil when unset; the host then decides by schedule period.
+	UseMonitor *bool  `json:"useMonitor,omitempty"`
+	QueueName  string `json:"queueName,omitempty"`
+	Connection string `json:"connection,omitempty"`
+}
+
+// LoadFunction reads <appDir>/<name>/function.json.
+func LoadFunction(appDir, name string) (FunctionConfig, error) {
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return FunctionConfig{}, fmt.Errorf("function name %q is not a folder name", name)
+	}
+	path := filepath.Join(appDir, name, "function.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return FunctionConfig{}, fmt.Errorf("read function %s: %w", name, err)
+	}
+	var cfg FunctionConfig
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return FunctionConfig{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	cfg.Name = name
+	return cfg, nil
+}
+
+// TimerBinding returns the function's timerTrigger binding, if any.
+func (f FunctionConfig) TimerBinding() (Binding, bool) {
+	for _, b := range f.Bindings {
+		// The host matches binding types case-insensitively.
+		if strings.EqualFold(b.Type, "timerTrigger") {
+			return b, true
+		}
+	}
+	return Binding{}, false
+}
+
+// parseTimeSpan parses .NET TimeSpan text as host.json and timer schedules
+// use it: [-][d.]hh:mm[:ss[.fffffff]].
+func parseTimeSpan(s string) (time.Duration, error) {
+	text := strings.TrimSpace(s)
+	neg := strings.HasPrefix(text, "-")
+	text = strings.TrimPrefix(text, "-")
+
+	var days int64
+	clock := text
+	// A '.' before the first ':' separates days.
+	if dot, colon := strings.Index(text, "."), strings.Index(text, ":"); dot >= 0 && colon > dot {
+		d, err := parseDigits(text[:dot])
+		if err != nil {
+			return 0, fmt.Errorf("TimeSpan %q: days: %w", s, err)
+		}
+		days, clock = d, text[dot+1:]
+	}
+	parts := strings.Split(clock, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return 0, fmt.Errorf("TimeSpan %q: want hh:mm:ss", s)
+	}
+	hours, err := parseDigits(parts[0])
+	if err != nil || hours > 23 && days > 0 {
+		return 0, fmt.Errorf("TimeSpan %q: bad hours", s)
+	}
+	minutes, err := parseDigits(parts[1])
+	if err != nil || minutes > 59 {
+		return 0, fmt.Errorf("TimeSpan %q: bad minutes", s)
+	}
+	var seconds time.Duration
+	if len(parts) == 3 {
+		secText, fracText, hasFrac := strings.Cut(parts[2], ".")
+		sec, err := parseDigits(secText)
+		if err != nil || sec > 59 {
+			return 0, fmt.Errorf("TimeSpan %q: bad seconds", s)
+		}
+		seconds = time.Duration(sec) * time.Second
+		if hasFrac {
+			if len(fracText) == 0 || len(fracText) > 9 {
+				return 0, fmt.Errorf("TimeSpan %q: bad fraction of a second", s)
+			}
+			frac, err := parseDigits(fracText)
+			if err != nil {
+				return 0, fmt.Errorf("TimeSpan %q: bad fraction of a second", s)
+			}
+			for range 9 - len(fracText) {
+				frac *= 10
+			}
+			seconds += time.Duration(frac)
+		}
+	}
+	d := time.Duration(days)*24*time.Hour + time.Duration(hours)*time.Hour + time.Duration(minutes)*time.Minute + seconds
+	if neg {
+		d = -d
+	}
+	return d, nil
+}
+
+func parseDigits(s string) (int64, error) {
+	if s == "" || len(s) > 9 {
+		return 0, fmt.Errorf("%q is not a small number", s)
+	}
+	var n int64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%q is not a number", s)
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
+}
