@@ -1,0 +1,73 @@
+package copyjob
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors the storage adapters wrap, checked with errors.Is.
+var (
+	ErrNotFound         = errors.New("not found")
+	ErrExists           = errors.New("already exists")
+	ErrConflict         = errors.New("concurrent update")
+	ErrPendingCopy      = errors.New("a copy is already pending on the destination")
+	ErrNoPendingCopy    = errors.New("no copy is pending on the destination")
+	ErrCopyIDMismatch   = errors.New("the pending copy has another copy id")
+	ErrSourceUnreadable = errors.New("the copy source cannot be read")
+	ErrLeaseConflict    = errors.New("the source is leased by someone else")
+	ErrLeaseNotHeld     = errors.New("the lease is no longer held")
+	ErrForbidden        = errors.New("not authorized")
+	ErrInvalidSource    = errors.New("invalid source")
+	ErrUnknownAccount   = errors.New("unknown storage account")
+)
+
+// Code is a stable error code, in the style of bloberror.Code.
+type Code string
+
+const (
+	CodeInvalidRequest        Code = "InvalidRequest"
+	CodeJobNotFound           Code = "JobNotFound"
+	CodeCopyNotPending        Code = "CopyNotPending"
+	CodeDestinationExists     Code = "DestinationAlreadyExists"
+	CodePendingCopyOperation  Code = "PendingCopyOperation"
+	CodeSourceNotReadable     Code = "CannotVerifyCopySource"
+	CodeSourceLeased          Code = "SourceLeaseConflict"
+	CodeIdempotencyMismatch   Code = "IdempotencyKeyReused"
+	CodeStorageUnavailable    Code = "StorageUnavailable"
+	CodeForbidden             Code = "AuthorizationFailure"
+	CodeDestinationNotAllowed Code = "DestinationNotAllowed"
+	CodeSourceNotAllowed      Code = "SourceNotAllowed"
+	CodeContainerNotFound     Code = "ContainerNotFound"
+)
+
+// Error is a domain error with a stable code; the HTTP layer maps codes to statuses.
+type Error struct {
+	Code    Code
+	Message string
+	Target  string
+	// Job is the job the error is about, when known (e.g. the owner of a pending copy).
+	Job *Job
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func newError(code Code, target, msg string, err error) *Error {
+	return &Error{Code: code, Target: target, Message: msg, Err: err}
+}
+
+// CodeOf returns the code of a domain error, or "" for any other error.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}

@@ -1,0 +1,187 @@
+// Package copyjob is the copy domain: a Job tracks one asynchronous Copy Blob from start
+// to a terminal outcome. It holds the rules for starting, polling, aborting and recording
+// copies, and the small interfaces it needs from storage. It knows nothing of HTTP or of
+// the Azure SDK; adapters implement Blobs, Records and Queue.
+package copyjob
+
+import "time"
+
+// Status is where a job stands. The copy states use the words of x-ms-copy-status; the
+// others are outcomes the service records itself.
+type Status string
+
+const (
+	// StatusStarting: the record exists but the copy is not known to have started. A tick
+	// that finds a job here after StartGrace resumes the start (crash recovery).
+	StatusStarting Status = "starting"
+	StatusPending  Status = "pending"
+	StatusSuccess  Status = "success"
+	StatusFailed   Status = "failed"
+	StatusAborted  Status = "aborted"
+	// StatusDestinationMissing: the destination blob was deleted while the copy ran.
+	StatusDestinationMissing Status = "destinationMissing"
+	// StatusCopyIDMismatch: the destination now carries another copy (or a plain write):
+	// someone overwrote it. Never reported as success (pitfalls #2).
+	StatusCopyIDMismatch Status = "copyIdMismatch"
+	// StatusStartFailed: the copy could not be started; nothing is left running or leased.
+	StatusStartFailed Status = "startFailed"
+)
+
+// Terminal reports whether the job has reached a final outcome.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusStarting, StatusPending:
+		return false
+	}
+	return true
+}
+
+// Valid reports whether s is a known status (used to validate list filters).
+func (s Status) Valid() bool {
+	switch s {
+	case StatusStarting, StatusPending, StatusSuccess, StatusFailed, StatusAborted,
+		StatusDestinationMissing, StatusCopyIDMismatch, StatusStartFailed:
+		return true
+	}
+	return false
+}
+
+// SourceKind tells how the service reaches the source.
+type SourceKind string
+
+const (
+	SourceSameAccount  SourceKind = "sameAccount"  // authorized by the destination's own credential
+	SourceOtherAccount SourceKind = "otherAccount" // a configured account: the service signs a read-only SAS
+	SourceCallerSAS    SourceKind = "callerSas"    // the caller supplied a SAS in the URL
+	SourceExternal     SourceKind = "external"     // any URL readable with an anonymous GET
+)
+
+// BlobRef names a blob in a configured account. Account is the account's alias as
+// configured ("" is the app's own account).
+type BlobRef struct {
+	Account   string `json:"account,omitempty"`
+	Container string `json:"container"`
+	Blob      string `json:"blob"`
+	Snapshot  string `json:"snapshot,omitempty"`
+	VersionID string `json:"versionId,omitempty"`
+}
+
+// Source is the job's source as recorded: never with a SAS.
+type Source struct {
+	URL  string     `json:"url"`
+	Kind SourceKind `json:"kind"`
+	// Ref is set when the source is a blob in a configured account.
+	Ref *BlobRef `json:"blob,omitempty"`
+	// SASExpiresAt is when the SAS the copy reads with stops working (pitfalls #3).
+	SASExpiresAt *time.Time `json:"sasExpiresAt,omitempty"`
+	SASKind      string     `json:"sasKind,omitempty"` // "userDelegation" or "accountKey"
+}
+
+// Destination is where the copy writes.
+type Destination struct {
+	BlobRef
+	URL string `json:"url"`
+}
+
+// Progress is x-ms-copy-progress.
+type Progress struct {
+	BytesCopied int64 `json:"bytesCopied"`
+	BytesTotal  int64 `json:"bytesTotal"`
+}
+
+// Percent returns the copied share, 0..100; 0 when the total is unknown.
+func (p Progress) Percent() float64 {
+	if p.BytesTotal <= 0 {
+		return 0
+	}
+	return float64(p.BytesCopied) * 100 / float64(p.BytesTotal)
+}
+
+// LeaseState tracks the source lease so that none is ever left held by nobody.
+type LeaseState string
+
+const (
+	LeaseAcquiring LeaseState = "acquiring" // id chosen and recorded before the acquire call
+	LeaseHeld      LeaseState = "held"
+	LeaseReleased  LeaseState = "released"
+	LeaseLost      LeaseState = "lost" // someone broke or changed it
+)
+
+// Lease is the source lease held for the copy's whole life.
+type Lease struct {
+	ID    string     `json:"id"`
+	State LeaseState `json:"state"`
+}
+
+// Options are the caller's copy options, kept in the record so a resumed start uses them.
+type Options struct {
+	Metadata            map[string]string `json:"metadata,omitempty"`
+	Tags                map[string]string `json:"tags,omitempty"`
+	Tier                string            `json:"tier,omitempty"`
+	Overwrite           bool              `json:"overwrite"`
+	RequiresSync        bool              `json:"requiresSync,omitempty"`
+	LeaseSource         bool              `json:"leaseSource,omitempty"`
+	SnapshotDestination bool              `json:"snapshotDestination,omitempty"`
+	SASLifetime         Duration          `json:"sasLifetime,omitempty"`
+}
+
+// Callback is an optional completion notification.
+type Callback struct {
+	URL         string     `json:"url"`
+	Attempts    int        `json:"attempts,omitempty"`
+	DeliveredAt *time.Time `json:"deliveredAt,omitempty"`
+	LastError   string     `json:"lastError,omitempty"`
+	GaveUp      bool       `json:"gaveUp,omitempty"`
+}
+
+// Job is the tracking record of one copy.
+type Job struct {
+	ID          string      `json:"id"`
+	Origin      string      `json:"origin,omitempty"` // "api", "eventgrid", "webhook"
+	EventID     string      `json:"eventId,omitempty"`
+	Source      Source      `json:"source"`
+	Destination Destination `json:"destination"`
+	Options     Options     `json:"options"`
+
+	CopyID            string   `json:"copyId,omitempty"`
+	Status            Status   `json:"status"`
+	StatusDescription string   `json:"statusDescription,omitempty"`
+	Progress          Progress `json:"progress"`
+	Lease             *Lease   `json:"lease,omitempty"`
+	// DestinationSnapshot is the snapshot of the previous destination taken before the
+	// copy, so an aborted copy can be rolled back.
+	DestinationSnapshot string    `json:"destinationSnapshot,omitempty"`
+	RestoredFrom        string    `json:"restoredFrom,omitempty"`
+	Callback            *Callback `json:"callback,omitempty"`
+
+	CreatedAt   time.Time  `json:"createdAt"`
+	UpdatedAt   time.Time  `json:"updatedAt"`
+	StartedAt   *time.Time `json:"startedAt,omitempty"`
+	CompletedAt *time.Time `json:"completedAt,omitempty"`
+	LastPolled  *time.Time `json:"lastPolledAt,omitempty"`
+	Polls       int        `json:"polls"`
+	// Attempts counts start attempts (more than one after a crash-recovery resume).
+	Attempts     int    `json:"attempts"`
+	PoisonReason string `json:"poisonReason,omitempty"`
+
+	// RequestHash identifies the request that created the job, so a retry with the same
+	// idempotency key but another body is refused.
+	RequestHash string `json:"requestHash,omitempty"`
+
+	// ETag is the record's concurrency token; not part of the document.
+	ETag string `json:"-"`
+}
+
+// Duration is a time.Duration that encodes as a Go duration string ("36h").
+type Duration time.Duration
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,304 @@
+package copyjob
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// ticket is the tracking message's text. It carries what a poll needs (destination and
+// copy id), so polling a pending copy costs one Get Blob Properties and one Update
+// Message, and the job record is read only when something changes.
+type ticket struct {
+	JobID  string   `json:"jobId"`
+	Dest   *BlobRef `json:"destination,omitempty"`
+	CopyID string   `json:"copyId,omitempty"`
+	// Polls counts successful visits. DequeueCount - Polls is the number of failed
+	// attempts in a row, which decides when a message is poisoned.
+	Polls    int64    `json:"polls"`
+	Progress Progress `json:"progress"`
+}
+
+func ticketFor(job *Job) ticket {
+	t := ticket{JobID: job.ID, Progress: job.Progress}
+	if job.CopyID != "" {
+		d := job.Destination.BlobRef
+		t.Dest, t.CopyID = &d, job.CopyID
+	}
+	return t
+}
+
+func (t ticket) encode() string {
+	b, _ := json.Marshal(t) // plain strings and numbers: cannot fail
+	return string(b)
+}
+
+func decodeTicket(text string) (ticket, error) {
+	var t ticket
+	if err := json.Unmarshal([]byte(text), &t); err != nil {
+		return t, fmt.Errorf("not a tracking message: %w", err)
+	}
+	if t.JobID == "" {
+		return t, errors.New("not a tracking message: jobId missing")
+	}
+	return t, nil
+}
+
+// TickReport counts what one status tick did.
+type TickReport struct {
+	Dequeued  int `json:"dequeued"`
+	Pending   int `json:"pending"`
+	Completed int `json:"completed"`
+	Resumed   int `json:"resumed"`
+	Poisoned  int `json:"poisoned"`
+	Failed    int `json:"failed"`
+	Dropped   int `json:"dropped"`
+	// BudgetExhausted is true when the tick stopped with messages possibly left.
+	BudgetExhausted bool `json:"budgetExhausted"`
+}
+
+type outcome int
+
+const (
+	outPending outcome = iota
+	outCompleted
+	outResumed
+	outPoisoned
+	outFailed
+	outDropped
+)
+
+// Tick polls queued jobs until the queue has nothing visible or the time budget
+// (kept below functionTimeout) is spent. Messages are processed with bounded
+// concurrency while the next batch is being dequeued.
+func (s *Service) Tick(ctx context.Context) (TickReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.TickBudget)
+	defer cancel()
+	var (
+		report TickReport
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+	)
+	work := make(chan Message, s.cfg.BatchSize)
+	for range s.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range work {
+				o := s.process(ctx, m)
+				mu.Lock()
+				switch o {
+				case outPending:
+					report.Pending++
+				case outCompleted:
+					report.Completed++
+				case outResumed:
+					report.Resumed++
+				case outPoisoned:
+					report.Poisoned++
+				case outFailed:
+					report.Failed++
+				case outDropped:
+					report.Dropped++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var err error
+	for {
+		if ctx.Err() != nil {
+			report.BudgetExhausted = true
+			break
+		}
+		var msgs []Message
+		msgs, err = s.queue.Dequeue(ctx, s.cfg.BatchSize, s.cfg.ProcessingVisibility)
+		if err != nil {
+			if ctx.Err() != nil {
+				report.BudgetExhausted, err = true, nil
+			} else {
+				err = fmt.Errorf("dequeue tracking messages: %w", err)
+			}
+			break
+		}
+		report.Dequeued += len(msgs)
+		for _, m := range msgs {
+			work <- m
+		}
+		if len(msgs) < s.cfg.BatchSize {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	return report, err
+}
+
+// process handles one tracking message. Any error leaves the message to reappear after
+// ProcessingVisibility, which counts as a failed attempt.
+func (s *Service) process(ctx context.Context, m Message) outcome {
+	log := s.log.With("operation", "poll", "messageId", m.ID)
+	t, err := decodeTicket(m.Text)
+	if err != nil {
+		return s.poison(ctx, m, nil, err.Error(), log)
+	}
+	log = log.With("jobId", t.JobID)
+	if failures := m.DequeueCount - t.Polls - 1; failures >= int64(s.cfg.MaxFailures) {
+		job, _ := s.records.Get(ctx, t.JobID)
+		return s.poison(ctx, m, job, fmt.Sprintf("%d attempts in a row failed", failures), log)
+	}
+
+	// Fast path: a pending copy whose ticket names its destination and copy id.
+	if t.CopyID != "" && t.Dest != nil {
+		state, err := s.blobs.CopyState(ctx, *t.Dest)
+		if err == nil && state.CopyID == t.CopyID && state.Status == StatusPending {
+			return s.keepPolling(ctx, m, t, state.Progress, log)
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			log.Warn("cannot read copy status", "err", err)
+			return outFailed
+		}
+	}
+
+	job, err := s.records.Get(ctx, t.JobID)
+	if errors.Is(err, ErrNotFound) {
+		return s.poison(ctx, m, nil, "job record not found (deleted behind the app's back?)", log)
+	}
+	if err != nil {
+		log.Warn("cannot read the job record", "err", err)
+		return outFailed
+	}
+	log = log.With("copyId", job.CopyID)
+
+	switch {
+	case job.Status.Terminal():
+		return s.finishTerminal(ctx, m, job, log)
+	case job.Status == StatusStarting:
+		if s.cfg.Now().Sub(job.CreatedAt) < s.cfg.StartGrace {
+			return s.keepPolling(ctx, m, t, job.Progress, log)
+		}
+		return s.resume(ctx, m, t, job, log)
+	}
+	if err := s.refresh(ctx, job); err != nil {
+		log.Warn("cannot poll the copy", "err", err)
+		return outFailed
+	}
+	if job.Status.Terminal() {
+		return s.finishTerminal(ctx, m, job, log)
+	}
+	if job.Progress != t.Progress {
+		if err := s.save(ctx, job); err != nil {
+			log.Warn("cannot record progress", "err", err)
+		}
+	}
+	t = ticketFor(job)
+	return s.keepPolling(ctx, m, t, job.Progress, log)
+}
+
+// keepPolling hides the message with exponential backoff: no busy loop on long copies.
+// Progress is written to the record when it changed, so status reads see it.
+func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress Progress, log *slog.Logger) outcome {
+	if t.Progress != progress && t.CopyID != "" {
+		if job, err := s.records.Get(ctx, t.JobID); err == nil && job.Status == StatusPending {
+			now := s.cfg.Now().UTC()
+			job.Progress, job.LastPolled = progress, &now
+			if err := s.save(ctx, job); err != nil {
+				log.Warn("cannot record progress", "err", err)
+			}
+		}
+	}
+	t.Progress = progress
+	t.Polls++
+	if _, err := s.queue.Update(ctx, m, t.encode(), s.backoff(t.Polls)); err != nil {
+		log.Warn("cannot reschedule the tracking message", "err", err)
+		return outFailed
+	}
+	return outPending
+}
+
+func (s *Service) backoff(polls int64) time.Duration {
+	d := s.cfg.FirstPoll
+	for i := int64(1); i < polls && d < s.cfg.MaxPollInterval; i++ {
+		d *= 2
+	}
+	return min(d, s.cfg.MaxPollInterval)
+}
+
+// finishTerminal completes the leftovers of a finished job (lease, callback) and drops
+// its message once nothing is left.
+func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, log *slog.Logger) outcome {
+	leaseHeld := job.Lease != nil && (job.Lease.State == LeaseHeld || job.Lease.State == LeaseAcquiring)
+	if leaseHeld || callbackPending(job) {
+		s.releaseLease(ctx, job, log)
+		s.notify(ctx, job, log)
+		if err := s.save(ctx, job); err != nil {
+			log.Warn("cannot record lease/callback state", "err", err)
+			return outFailed
+		}
+		if (job.Lease != nil && job.Lease.State == LeaseHeld) || callbackPending(job) {
+			t := ticketFor(job)
+			t.Polls = m.DequeueCount // a retry, not a failure
+			if _, err := s.queue.Update(ctx, m, t.encode(), s.cfg.FirstPoll); err != nil {
+				return outFailed
+			}
+			return outPending
+		}
+	}
+	if err := s.queue.Delete(ctx, m); err != nil {
+		log.Warn("cannot delete the tracking message", "err", err)
+		return outFailed
+	}
+	return outCompleted
+}
+
+// resume picks up a start that crashed half-way (see Start).
+func (s *Service) resume(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
+	log.Warn("resuming a start interrupted before it finished", "attempts", job.Attempts)
+	lifetime, err := s.sasLifetime(job.Options.SASLifetime)
+	if err != nil {
+		lifetime = s.cfg.SASLifetime
+	}
+	prepared, err := s.blobs.PrepareSource(ctx, job.Source.URL, job.Destination.BlobRef, lifetime)
+	if err != nil {
+		_ = s.abandon(ctx, job, sourceError(err))
+	} else {
+		job.Source.SASExpiresAt = prepared.Source.SASExpiresAt
+		_ = s.advance(ctx, job, prepared.ReadURL, true)
+	}
+	if job.Status.Terminal() {
+		if o := s.finishTerminal(ctx, m, job, log); o != outCompleted {
+			return o
+		}
+		return outResumed
+	}
+	if job.Status == StatusStarting {
+		return outFailed // the record could not be written; try again
+	}
+	s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
+	return outResumed
+}
+
+// poison moves a message to the poison queue, records why on the job when there is one,
+// and releases anything the job still holds.
+func (s *Service) poison(ctx context.Context, m Message, job *Job, reason string, log *slog.Logger) outcome {
+	log.Error("tracking message moved to the poison queue", "reason", reason)
+	if err := s.queue.Poison(ctx, m.Text, reason); err != nil {
+		log.Warn("cannot write to the poison queue", "err", err)
+		return outFailed
+	}
+	if job != nil {
+		job.PoisonReason = reason
+		s.releaseLease(ctx, job, log)
+		if err := s.save(ctx, job); err != nil {
+			log.Warn("cannot record the poison reason", "err", err)
+		}
+	}
+	if err := s.queue.Delete(ctx, m); err != nil {
+		log.Warn("cannot delete the poisoned message", "err", err)
+	}
+	return outPoisoned
+}
