@@ -1,0 +1,194 @@
+// Package azstorage adapts Azure Blob and Queue storage (azblob, azqueue/v2, azidentity)
+// to the copy domain's interfaces: Blobs, Records and Queue.
+package azstorage
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+
+	"github.com/blobcopy/blobcopy/internal/config"
+)
+
+// Options configure the SDK clients of every account.
+type Options struct {
+	// ClientOptions carry the transport, retry policy and per-call policies (e.g. a
+	// request counter) used by every blob and queue client.
+	ClientOptions azcore.ClientOptions
+	// Credential replaces the azidentity credential of identity-based accounts (tests use
+	// a fake token credential against Azurite's OAuth mode).
+	Credential azcore.TokenCredential
+}
+
+// Account is one configured storage account with its clients.
+type Account struct {
+	Alias   string
+	Config  config.StorageAccount
+	Service *service.Client
+
+	sharedKey *service.SharedKeyCredential
+	token     azcore.TokenCredential
+	opts      Options
+
+	udkMu     sync.Mutex
+	udk       *service.UserDelegationCredential
+	udkExpiry time.Time
+}
+
+// NewAccount builds the blob clients for an account.
+func NewAccount(alias string, cfg config.StorageAccount, opts Options) (*Account, error) {
+	a := &Account{Alias: alias, Config: cfg, opts: opts}
+	endpoint := strings.TrimSuffix(cfg.BlobEndpoint, "/") + "/"
+	copts := &service.ClientOptions{ClientOptions: opts.ClientOptions}
+	var err error
+	switch {
+	case cfg.AccountKey != "":
+		a.sharedKey, err = service.NewSharedKeyCredential(cfg.Name, cfg.AccountKey)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: %w", cfg.Name, err)
+		}
+		a.Service, err = service.NewClientWithSharedKeyCredential(endpoint, a.sharedKey, copts)
+	case cfg.Identity != nil:
+		a.token, err = tokenCredential(cfg, opts)
+		if err != nil {
+			return nil, err
+		}
+		a.Service, err = service.NewClient(endpoint, a.token, copts)
+	case cfg.SAS != "":
+		a.Service, err = service.NewClientWithNoCredential(endpoint+"?"+strings.TrimPrefix(cfg.SAS, "?"), copts)
+	default:
+		return nil, fmt.Errorf("account %q: no credential (key, identity or SAS)", cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("account %q: blob client: %w", cfg.Name, err)
+	}
+	return a, nil
+}
+
+func tokenCredential(cfg config.StorageAccount, opts Options) (azcore.TokenCredential, error) {
+	if opts.Credential != nil {
+		return opts.Credential, nil
+	}
+	id := cfg.Identity
+	// A client id names a user-assigned managed identity, with or without
+	// __credential=managedidentity.
+	if strings.EqualFold(id.Credential, "managedidentity") || id.ClientID != "" {
+		miOpts := &azidentity.ManagedIdentityCredentialOptions{}
+		if id.ClientID != "" {
+			miOpts.ID = azidentity.ClientID(id.ClientID)
+		}
+		cred, err := azidentity.NewManagedIdentityCredential(miOpts)
+		if err != nil {
+			return nil, fmt.Errorf("account %q: managed identity: %w", cfg.Name, err)
+		}
+		return cred, nil
+	}
+	cred, err := azidentity.NewDefaultAzureCredential(nil)
+	if err != nil {
+		return nil, fmt.Errorf("account %q: DefaultAzureCredential: %w", cfg.Name, err)
+	}
+	return cred, nil
+}
+
+// CanSign reports whether the app can sign a SAS for this account's blobs.
+func (a *Account) CanSign() bool { return a.sharedKey != nil || a.token != nil }
+
+// signRead returns a read-only SAS query for one blob valid until expiry. It signs with
+// the account key when it holds one, otherwise with a user-delegation key (cached, so a
+// burst of copies costs one Get User Delegation Key).
+func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, versionID string, start, expiry time.Time) (query string, kind string, err error) {
+	v := sas.BlobSignatureValues{
+		Protocol:      sas.ProtocolHTTPS,
+		StartTime:     start,
+		ExpiryTime:    expiry,
+		Permissions:   (&sas.BlobPermissions{Read: true}).String(),
+		ContainerName: container,
+		BlobName:      blobName,
+		BlobVersion:   versionID,
+	}
+	if u, perr := url.Parse(a.Config.BlobEndpoint); perr == nil && u.Scheme == "http" {
+		// Only a loopback emulator serves plain HTTP (config refuses it elsewhere).
+		v.Protocol = sas.ProtocolHTTPSandHTTP
+	}
+	if snapshot != "" {
+		t, perr := time.Parse(time.RFC3339Nano, snapshot)
+		if perr != nil {
+			return "", "", fmt.Errorf("snapshot %q: %w", snapshot, perr)
+		}
+		v.SnapshotTime = t
+	}
+	if a.sharedKey != nil {
+		p, err := v.SignWithSharedKey(a.sharedKey)
+		if err != nil {
+			return "", "", fmt.Errorf("sign SAS: %w", err)
+		}
+		return p.Encode(), "accountKey", nil
+	}
+	cred, err := a.userDelegation(ctx, start, expiry)
+	if err != nil {
+		return "", "", err
+	}
+	p, err := v.SignWithUserDelegation(cred)
+	if err != nil {
+		return "", "", fmt.Errorf("sign user-delegation SAS: %w", err)
+	}
+	return p.Encode(), "userDelegation", nil
+}
+
+// MaxUserDelegationKey is the longest validity Azure grants a user-delegation key.
+const MaxUserDelegationKey = 7 * 24 * time.Hour
+
+func (a *Account) userDelegation(ctx context.Context, start, expiry time.Time) (*service.UserDelegationCredential, error) {
+	a.udkMu.Lock()
+	defer a.udkMu.Unlock()
+	if a.udk != nil && !a.udkExpiry.Before(expiry) {
+		return a.udk, nil
+	}
+	keyExpiry := start.Add(MaxUserDelegationKey - time.Minute)
+	if keyExpiry.Before(expiry) {
+		return nil, fmt.Errorf("a user-delegation SAS cannot outlive its key (7 days); asked until %s", expiry.Format(time.RFC3339))
+	}
+	info := service.KeyInfo{
+		Start:  to.Ptr(start.UTC().Format(sas.TimeFormat)),
+		Expiry: to.Ptr(keyExpiry.UTC().Format(sas.TimeFormat)),
+	}
+	cred, err := a.Service.GetUserDelegationCredential(ctx, info, nil)
+	if err != nil {
+		return nil, fmt.Errorf("get user delegation key for %q: %w", a.Config.Name, mapBlobErr(err))
+	}
+	a.udk, a.udkExpiry = cred, keyExpiry
+	return cred, nil
+}
+
+// NewQueueClient returns a queue client of the account for the named queue.
+func NewQueueClient(cfg config.StorageAccount, queueName string, opts Options) (*azqueue.QueueClient, error) {
+	qurl := strings.TrimSuffix(cfg.QueueEndpoint, "/") + "/" + queueName
+	copts := &azqueue.ClientOptions{ClientOptions: opts.ClientOptions}
+	switch {
+	case cfg.AccountKey != "":
+		cred, err := azqueue.NewSharedKeyCredential(cfg.Name, cfg.AccountKey)
+		if err != nil {
+			return nil, fmt.Errorf("queue %q: %w", queueName, err)
+		}
+		return azqueue.NewQueueClientWithSharedKeyCredential(qurl, cred, copts)
+	case cfg.Identity != nil:
+		cred, err := tokenCredential(cfg, opts)
+		if err != nil {
+			return nil, err
+		}
+		return azqueue.NewQueueClient(qurl, cred, copts)
+	case cfg.SAS != "":
+		return azqueue.NewQueueClientWithNoCredential(qurl+"?"+strings.TrimPrefix(cfg.SAS, "?"), copts)
+	}
+	return nil, fmt.Errorf("queue %q: account %q has no credential", queueName, cfg.Name)
+}

@@ -1,0 +1,352 @@
+package azstorage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/redact"
+)
+
+// Blobs implements copyjob.Blobs over the configured accounts. The account with alias
+// "" is the app's default destination account.
+type Blobs struct {
+	accounts map[string]*Account
+	order    []*Account
+	now      func() time.Time
+}
+
+var _ copyjob.Blobs = (*Blobs)(nil)
+
+// NewBlobs returns the blob adapter for the accounts (aliases must be unique).
+func NewBlobs(accounts ...*Account) *Blobs {
+	b := &Blobs{accounts: map[string]*Account{}, now: time.Now}
+	for _, a := range accounts {
+		b.accounts[a.Alias] = a
+		b.order = append(b.order, a)
+	}
+	return b
+}
+
+// Account returns the account with the alias.
+func (b *Blobs) Account(alias string) (*Account, bool) {
+	a, ok := b.accounts[alias]
+	return a, ok
+}
+
+func (b *Blobs) account(alias string) (*Account, error) {
+	a, ok := b.accounts[alias]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", copyjob.ErrUnknownAccount, alias)
+	}
+	return a, nil
+}
+
+func (b *Blobs) blobClient(ref copyjob.BlobRef) (*blob.Client, error) {
+	a, err := b.account(ref.Account)
+	if err != nil {
+		return nil, err
+	}
+	bc := a.Service.NewContainerClient(ref.Container).NewBlobClient(ref.Blob)
+	if ref.Snapshot != "" {
+		if bc, err = bc.WithSnapshot(ref.Snapshot); err != nil {
+			return nil, err
+		}
+	}
+	if ref.VersionID != "" {
+		if bc, err = bc.WithVersionID(ref.VersionID); err != nil {
+			return nil, err
+		}
+	}
+	return bc, nil
+}
+
+// URL returns the blob's URL without any credential.
+func (b *Blobs) URL(ref copyjob.BlobRef) (string, error) {
+	bc, err := b.blobClient(ref)
+	if err != nil {
+		return "", err
+	}
+	return redact.StripQuery(bc.URL()), nil
+}
+
+// Locate finds the configured account a blob URL belongs to.
+func (b *Blobs) Locate(u *url.URL) (copyjob.BlobRef, bool) {
+	for _, a := range b.order {
+		if !a.Config.OwnsURL(u) {
+			continue
+		}
+		c, name, ok := a.Config.BlobPath(u)
+		if !ok {
+			continue
+		}
+		q := u.Query()
+		return copyjob.BlobRef{Account: a.Alias, Container: c, Blob: name, Snapshot: q.Get("snapshot"), VersionID: q.Get("versionid")}, true
+	}
+	return copyjob.BlobRef{}, false
+}
+
+// PrepareSource classifies the source and, for a blob in another configured account
+// (or in an identity-based destination account), signs a read-only SAS for it.
+func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.BlobRef, lifetime time.Duration) (copyjob.PreparedSource, error) {
+	u, err := url.Parse(source)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return copyjob.PreparedSource{}, fmt.Errorf("%w: %q is not an http(s) URL", copyjob.ErrInvalidSource, redact.URL(source))
+	}
+	if u.User != nil {
+		return copyjob.PreparedSource{}, fmt.Errorf("%w: credentials in the URL's user info are not supported", copyjob.ErrInvalidSource)
+	}
+	rec := copyjob.Source{URL: redact.StripQuery(source)}
+	ref, known := b.Locate(u)
+	if known {
+		r := ref
+		rec.Ref = &r
+	}
+	if u.Query().Get("sig") != "" {
+		rec.Kind = copyjob.SourceCallerSAS
+		if se, perr := time.Parse(time.RFC3339, u.Query().Get("se")); perr == nil {
+			rec.SASExpiresAt = &se
+		}
+		return copyjob.PreparedSource{ReadURL: source, Source: rec}, nil
+	}
+	if !known {
+		rec.Kind = copyjob.SourceExternal
+		return copyjob.PreparedSource{ReadURL: source, Source: rec}, nil
+	}
+	a := b.accounts[ref.Account]
+	if ref.Account == dst.Account && a.sharedKey != nil {
+		// Shared Key on the destination authorizes a source in the same account.
+		rec.Kind = copyjob.SourceSameAccount
+		return copyjob.PreparedSource{ReadURL: source, Source: rec}, nil
+	}
+	if !a.CanSign() {
+		return copyjob.PreparedSource{}, fmt.Errorf("%w: account %q has no key or identity to sign a SAS with", copyjob.ErrInvalidSource, a.Config.Name)
+	}
+	rec.Kind = copyjob.SourceOtherAccount
+	if ref.Account == dst.Account {
+		rec.Kind = copyjob.SourceSameAccount
+	}
+	now := b.now().UTC()
+	start, expiry := now.Add(-5*time.Minute), now.Add(lifetime) // start in the past: clock skew
+	q, kind, err := a.signRead(ctx, ref.Container, ref.Blob, ref.Snapshot, ref.VersionID, start, expiry)
+	if err != nil {
+		return copyjob.PreparedSource{}, err
+	}
+	rec.SASExpiresAt, rec.SASKind = &expiry, kind
+	read := *u
+	keep := url.Values{}
+	for _, k := range []string{"snapshot", "versionid"} {
+		if v := u.Query().Get(k); v != "" {
+			keep.Set(k, v)
+		}
+	}
+	read.RawQuery = keep.Encode()
+	if read.RawQuery != "" {
+		read.RawQuery += "&"
+	}
+	read.RawQuery += q
+	return copyjob.PreparedSource{ReadURL: read.String(), Source: rec}, nil
+}
+
+// StartCopy starts Copy Blob (or the synchronous Copy Blob From URL).
+func (b *Blobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readURL string, opts copyjob.StartCopyOptions) (copyjob.CopyState, error) {
+	bc, err := b.blobClient(dst)
+	if err != nil {
+		return copyjob.CopyState{}, err
+	}
+	var access *blob.AccessConditions
+	if opts.IfNotExists {
+		access = &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}
+	}
+	var tier *blob.AccessTier
+	if opts.Tier != "" {
+		tier = to.Ptr(blob.AccessTier(opts.Tier))
+	}
+	state, err := b.startCopy(ctx, bc, readURL, opts, access, tier)
+	if errors.Is(err, copyjob.ErrNotFound) && bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		// Like AzCopy, create a missing destination container (the allowlist has
+		// already said the container is acceptable), then try once more.
+		a, _ := b.account(dst.Account)
+		if _, cerr := a.Service.CreateContainer(ctx, dst.Container, nil); cerr == nil || bloberror.HasCode(cerr, bloberror.ContainerAlreadyExists) {
+			state, err = b.startCopy(ctx, bc, readURL, opts, access, tier)
+		}
+	}
+	if err != nil {
+		return state, err
+	}
+	if state.Status == copyjob.StatusSuccess {
+		// Copy Blob's answer carries no length; one read gives the outcome its bytes.
+		if cur, err := b.CopyState(ctx, dst); err == nil && cur.CopyID == state.CopyID {
+			return cur, nil
+		}
+	}
+	return state, nil
+}
+
+func (b *Blobs) startCopy(ctx context.Context, bc *blob.Client, readURL string, opts copyjob.StartCopyOptions, access *blob.AccessConditions, tier *blob.AccessTier) (copyjob.CopyState, error) {
+	var state copyjob.CopyState
+	if opts.RequiresSync {
+		resp, err := bc.CopyFromURL(ctx, readURL, &blob.CopyFromURLOptions{
+			Metadata: ptrMap(opts.Metadata), BlobTags: opts.Tags, Tier: tier, BlobAccessConditions: access,
+		})
+		if err != nil {
+			return state, startCopyErr(err)
+		}
+		state.CopyID, state.Status = deref(resp.CopyID), copyjob.Status(deref((*string)(resp.CopyStatus)))
+	} else {
+		resp, err := bc.StartCopyFromURL(ctx, readURL, &blob.StartCopyFromURLOptions{
+			Metadata: ptrMap(opts.Metadata), BlobTags: opts.Tags, Tier: tier, AccessConditions: access,
+		})
+		if err != nil {
+			return state, startCopyErr(err)
+		}
+		state.CopyID, state.Status = deref(resp.CopyID), copyjob.Status(deref((*string)(resp.CopyStatus)))
+	}
+	return state, nil
+}
+
+func startCopyErr(err error) error {
+	switch {
+	case bloberror.HasCode(err, bloberror.BlobNotFound):
+		// On Copy Blob, a missing blob is the source: the destination is created.
+		return fmt.Errorf("%w: %w", copyjob.ErrSourceUnreadable, err)
+	case bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.TargetConditionNotMet):
+		// If-None-Match: * refused an existing destination.
+		return fmt.Errorf("%w: %w", copyjob.ErrExists, err)
+	}
+	return mapBlobErr(err)
+}
+
+// CopyState reads the destination's copy properties.
+func (b *Blobs) CopyState(ctx context.Context, dst copyjob.BlobRef) (copyjob.CopyState, error) {
+	bc, err := b.blobClient(dst)
+	if err != nil {
+		return copyjob.CopyState{}, err
+	}
+	p, err := bc.GetProperties(ctx, nil)
+	if err != nil {
+		if statusCode(err) == 404 {
+			// HEAD answers carry no error body, so the code may be missing.
+			return copyjob.CopyState{}, fmt.Errorf("%w: %w", copyjob.ErrNotFound, err)
+		}
+		return copyjob.CopyState{}, mapBlobErr(err)
+	}
+	st := copyjob.CopyState{
+		CopyID:      deref(p.CopyID),
+		Status:      copyjob.Status(deref((*string)(p.CopyStatus))),
+		Description: redact.Text(deref(p.CopyStatusDescription)),
+		CompletedAt: p.CopyCompletionTime,
+		SourceURL:   redact.URL(deref(p.CopySource)),
+	}
+	if p.LastModified != nil {
+		st.LastModified = *p.LastModified
+	}
+	st.Progress = parseProgress(deref(p.CopyProgress))
+	if st.Progress.BytesTotal == 0 && st.Status == copyjob.StatusSuccess && p.ContentLength != nil {
+		st.Progress = copyjob.Progress{BytesCopied: *p.ContentLength, BytesTotal: *p.ContentLength}
+	}
+	return st, nil
+}
+
+func parseProgress(s string) copyjob.Progress {
+	done, total, ok := strings.Cut(s, "/")
+	if !ok {
+		return copyjob.Progress{}
+	}
+	d, err1 := strconv.ParseInt(strings.TrimSpace(done), 10, 64)
+	t, err2 := strconv.ParseInt(strings.TrimSpace(total), 10, 64)
+	if err1 != nil || err2 != nil {
+		return copyjob.Progress{}
+	}
+	return copyjob.Progress{BytesCopied: d, BytesTotal: t}
+}
+
+// AbortCopy aborts a pending copy by its id.
+func (b *Blobs) AbortCopy(ctx context.Context, dst copyjob.BlobRef, copyID string) error {
+	bc, err := b.blobClient(dst)
+	if err != nil {
+		return err
+	}
+	_, err = bc.AbortCopyFromURL(ctx, copyID, nil)
+	return mapBlobErr(err)
+}
+
+// AcquireLease takes an infinite lease: a copy may run for days and a finite lease
+// would depend on every tick renewing it in time; the job record names the lease, so
+// the tick (or an abort) always releases it.
+func (b *Blobs) AcquireLease(ctx context.Context, ref copyjob.BlobRef, leaseID string) error {
+	lc, err := b.leaseClient(ref, leaseID)
+	if err != nil {
+		return err
+	}
+	_, err = lc.AcquireLease(ctx, -1, nil)
+	if bloberror.HasCode(err, bloberror.LeaseAlreadyPresent) {
+		// Held already: by us (a resumed start) if renewing with our id works.
+		if _, rerr := lc.RenewLease(ctx, nil); rerr == nil {
+			return nil
+		}
+	}
+	return mapBlobErr(err)
+}
+
+// ReleaseLease releases the lease.
+func (b *Blobs) ReleaseLease(ctx context.Context, ref copyjob.BlobRef, leaseID string) error {
+	lc, err := b.leaseClient(ref, leaseID)
+	if err != nil {
+		return err
+	}
+	_, err = lc.ReleaseLease(ctx, nil)
+	return mapBlobErr(err)
+}
+
+func (b *Blobs) leaseClient(ref copyjob.BlobRef, leaseID string) (*lease.BlobClient, error) {
+	ref.Snapshot, ref.VersionID = "", "" // leases live on the base blob
+	bc, err := b.blobClient(ref)
+	if err != nil {
+		return nil, err
+	}
+	return lease.NewBlobClient(bc, &lease.BlobClientOptions{LeaseID: to.Ptr(leaseID)})
+}
+
+// Snapshot snapshots the blob.
+func (b *Blobs) Snapshot(ctx context.Context, ref copyjob.BlobRef) (string, error) {
+	bc, err := b.blobClient(ref)
+	if err != nil {
+		return "", err
+	}
+	resp, err := bc.CreateSnapshot(ctx, nil)
+	if err != nil {
+		return "", mapBlobErr(err)
+	}
+	return deref(resp.Snapshot), nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func ptrMap(m map[string]string) map[string]*string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]*string, len(m))
+	for k, v := range m {
+		out[k] = to.Ptr(v)
+	}
+	return out
+}
