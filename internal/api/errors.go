@@ -1,0 +1,123 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/redact"
+)
+
+// ErrorDetail is Azure's error shape: {"error":{"code","message","target","details"}}.
+type ErrorDetail struct {
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Target  string        `json:"target,omitempty"`
+	Details []ErrorDetail `json:"details,omitempty"`
+}
+
+// ErrorResponse is the body of every error answer. Job is set when the error concerns a
+// known job (the owner of a pending copy, a job that is no longer pending).
+type ErrorResponse struct {
+	Error ErrorDetail `json:"error"`
+	Job   *JobView    `json:"job,omitempty"`
+}
+
+// Error codes of the HTTP layer (the domain's codes are in copyjob).
+const (
+	CodeInvalidJSON          = "InvalidJson"
+	CodeUnknownField         = "UnknownField"
+	CodeInvalidBlobName      = "InvalidBlobName"
+	CodeInvalidContainerName = "InvalidContainerName"
+	CodeRequestTooLarge      = "RequestBodyTooLarge"
+	CodeUnsupportedMedia     = "UnsupportedMediaType"
+	CodeMethodNotAllowed     = "MethodNotAllowed"
+	CodeNotFound             = "ResourceNotFound"
+	CodeUnauthorized         = "Unauthorized"
+	CodeInternal             = "InternalError"
+)
+
+// statusFor maps domain codes to HTTP statuses.
+func statusFor(code copyjob.Code) int {
+	switch code {
+	case copyjob.CodeInvalidRequest, copyjob.CodeSourceNotReadable:
+		return http.StatusBadRequest
+	case copyjob.CodeJobNotFound, copyjob.CodeContainerNotFound:
+		return http.StatusNotFound
+	case copyjob.CodeCopyNotPending, copyjob.CodeDestinationExists, copyjob.CodePendingCopyOperation, copyjob.CodeSourceLeased:
+		return http.StatusConflict
+	case copyjob.CodeIdempotencyMismatch:
+		return http.StatusUnprocessableEntity
+	case copyjob.CodeForbidden, copyjob.CodeDestinationNotAllowed, copyjob.CodeSourceNotAllowed:
+		return http.StatusForbidden
+	case copyjob.CodeStorageUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// requestError is a 4xx the HTTP layer finds itself (decoding, validation).
+type requestError struct {
+	status int
+	detail ErrorDetail
+}
+
+func (e *requestError) Error() string { return e.detail.Code + ": " + e.detail.Message }
+
+func badRequest(code, target, msg string) *requestError {
+	return &requestError{status: http.StatusBadRequest, detail: ErrorDetail{Code: code, Target: target, Message: msg}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// writeError answers err in Azure's error shape, with the code also in x-ms-error-code.
+// Messages are scrubbed: a storage error can quote a URL.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		status int
+		body   ErrorResponse
+		rerr   *requestError
+		derr   *copyjob.Error
+	)
+	switch {
+	case errors.As(err, &rerr):
+		status, body.Error = rerr.status, rerr.detail
+	case errors.As(err, &derr):
+		status = statusFor(derr.Code)
+		body.Error = ErrorDetail{Code: string(derr.Code), Message: derr.Message, Target: derr.Target}
+		if derr.Err != nil && status < 500 {
+			body.Error.Details = []ErrorDetail{{Code: "Cause", Message: derr.Err.Error()}}
+		}
+		if derr.Job != nil {
+			v := s.view(derr.Job)
+			body.Job = &v
+		}
+	default:
+		status = http.StatusInternalServerError
+		body.Error = ErrorDetail{Code: CodeInternal, Message: "internal error"}
+	}
+	body.Error.Message = redact.Text(body.Error.Message)
+	for i := range body.Error.Details {
+		body.Error.Details[i].Message = redact.Text(body.Error.Details[i].Message)
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", strconv.Itoa(5))
+		}
+	}
+	s.log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path,
+		"status", status, "code", body.Error.Code, "err", err)
+	w.Header().Set("x-ms-error-code", body.Error.Code)
+	writeJSON(w, status, body)
+}

@@ -1,0 +1,325 @@
+// Package app wires the function app: settings -> storage clients -> copy service ->
+// HTTP functions and the status timer. cmd/handler only runs it; tests build it
+// in-process against Azurite and the copy simulator.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/api"
+	"github.com/blobcopy/blobcopy/internal/azstorage"
+	"github.com/blobcopy/blobcopy/internal/config"
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/funchost"
+	"github.com/blobcopy/blobcopy/internal/notify"
+)
+
+// Function names: the folders holding function.json.
+const (
+	CopyFunction   = "copyfn"
+	AbortFunction  = "abortfn"
+	StatusFunction = "statusfn"
+)
+
+// Defaults of the app's own storage names.
+const (
+	DefaultQueue   = "copyjobs"
+	DefaultRecords = "copyjobs"
+)
+
+// App is the wired function app.
+type App struct {
+	Settings funchost.Settings
+	Host     funchost.HostConfig
+	Status   funchost.FunctionConfig
+	Schedule funchost.Schedule
+	Copies   *copyjob.Service
+	Blobs    *azstorage.Blobs
+	Records  *azstorage.Records
+	Queue    *azstorage.Queue
+	Log      *slog.Logger
+
+	handler http.Handler
+	hosted  bool
+	addr    string
+}
+
+// Options are test and tool hooks.
+type Options struct {
+	Storage azstorage.Options
+	Logger  *slog.Logger
+	// Now replaces the clock of the copy service.
+	Now func() time.Time
+}
+
+// settingError names the setting at fault.
+func settingError(name string, err error) error { return fmt.Errorf("setting %s: %w", name, err) }
+
+// New reads host.json, the function folders and the settings, and builds the app.
+func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &App{Settings: s, Log: log}
+	var err error
+	if a.Host, err = funchost.LoadHost(appDir); err != nil {
+		return nil, err
+	}
+	if a.Status, err = funchost.LoadFunction(appDir, StatusFunction); err != nil {
+		return nil, err
+	}
+	timer, ok := a.Status.TimerBinding()
+	if !ok {
+		return nil, fmt.Errorf("%s/function.json has no timerTrigger binding", StatusFunction)
+	}
+	expr, err := s.Resolve(timer.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("%s schedule: %w", StatusFunction, err)
+	}
+	if a.Schedule, err = funchost.ParseSchedule(expr); err != nil {
+		return nil, fmt.Errorf("%s schedule: %w", StatusFunction, err)
+	}
+	if a.addr, a.hosted, err = funchost.ListenAddress(s); err != nil {
+		return nil, err
+	}
+
+	own, err := config.ResolveStorage(s, "AzureWebJobsStorage")
+	if err != nil {
+		return nil, err
+	}
+	accounts, err := a.accounts(own, opts.Storage)
+	if err != nil {
+		return nil, err
+	}
+	a.Blobs = azstorage.NewBlobs(accounts...)
+	ownAccount := accounts[0]
+
+	queueName := s.Get("COPY_QUEUE_NAME", DefaultQueue)
+	recordsName := s.Get("COPY_RECORDS_CONTAINER", DefaultRecords)
+	if err := api.ValidateContainerName(recordsName, ""); err != nil {
+		return nil, settingError("COPY_RECORDS_CONTAINER", err)
+	}
+	a.Records = azstorage.NewRecords(ownAccount, recordsName)
+	mainQ, err := azstorage.NewQueueClient(own, queueName, opts.Storage)
+	if err != nil {
+		return nil, settingError("COPY_QUEUE_NAME", err)
+	}
+	poisonQ, err := azstorage.NewQueueClient(own, queueName+"-poison", opts.Storage)
+	if err != nil {
+		return nil, settingError("COPY_QUEUE_NAME", err)
+	}
+	a.Queue = azstorage.NewQueue(mainQ, poisonQ)
+
+	cfg, err := serviceConfig(s, a.Host)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Now = opts.Now
+	a.Copies = copyjob.NewService(a.Blobs, a.Records, a.Queue, notify.NewHTTP(), cfg, log)
+
+	rules, err := api.ParseRules(s.Get("COPY_RULES", ""))
+	if err != nil {
+		return nil, err
+	}
+	auth, err := a.auth()
+	if err != nil {
+		return nil, err
+	}
+	srv := api.NewServer(a.Copies, api.Options{
+		RoutePrefix: a.Host.RoutePrefix,
+		Policy: api.Policy{
+			AllowedDestinations: list(s.Get("COPY_ALLOWED_DESTINATIONS", "")),
+			AllowedSourceHosts:  list(s.Get("COPY_ALLOWED_SOURCE_HOSTS", "")),
+			AllowHTTPSources:    boolSetting(s, "COPY_ALLOW_HTTP_SOURCES"),
+			InternalContainers:  []string{recordsName},
+		},
+		Auth:   auth,
+		Events: api.NewEventHandler(rules, list(s.Get("COPY_CALLBACK_ALLOWED_HOSTS", "")), log),
+		Logger: log,
+	})
+	mux := http.NewServeMux()
+	srv.Routes(mux)
+	// The timer's invocation path under the host; harmless standalone.
+	mux.Handle("/"+StatusFunction, funchost.TimerHandler(StatusFunction, timer.Name, a.runTick, log))
+	a.handler = mux
+	return a, nil
+}
+
+// accounts builds the app's own account (alias "") and every COPY_ACCOUNT_<ALIAS>.
+func (a *App) accounts(own config.StorageAccount, opts azstorage.Options) ([]*azstorage.Account, error) {
+	first, err := azstorage.NewAccount("", own, opts)
+	if err != nil {
+		return nil, settingError("AzureWebJobsStorage", err)
+	}
+	out := []*azstorage.Account{first}
+	aliases := map[string]bool{}
+	for name := range a.Settings.WithPrefix("COPY_ACCOUNT_") {
+		alias, _, _ := strings.Cut(strings.TrimPrefix(strings.ToUpper(name), "COPY_ACCOUNT_"), "__")
+		if alias != "" {
+			aliases[strings.ToLower(alias)] = true
+		}
+	}
+	names := make([]string, 0, len(aliases))
+	for n := range aliases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, alias := range names {
+		if alias == "default" {
+			return nil, fmt.Errorf("COPY_ACCOUNT_DEFAULT: the alias \"default\" names the app's own account")
+		}
+		prefix := "COPY_ACCOUNT_" + strings.ToUpper(alias)
+		cfg, err := config.ResolveStorage(a.Settings, prefix)
+		if err != nil {
+			return nil, err
+		}
+		acct, err := azstorage.NewAccount(alias, cfg, opts)
+		if err != nil {
+			return nil, settingError(prefix, err)
+		}
+		out = append(out, acct)
+	}
+	return out, nil
+}
+
+func (a *App) auth() (api.Auth, error) {
+	if a.hosted {
+		return api.Auth{Disabled: true}, nil // the host checks keys before forwarding
+	}
+	keys := list(a.Settings.Get("BLOBCOPY_FUNCTION_KEYS", ""))
+	if len(keys) > 0 {
+		return api.Auth{Keys: keys}, nil
+	}
+	if boolSetting(a.Settings, "BLOBCOPY_AUTH_DISABLED") {
+		host, _, _ := strings.Cut(a.addr, ":")
+		if host != "127.0.0.1" && host != "localhost" && host != "[::1]" {
+			return api.Auth{}, fmt.Errorf("BLOBCOPY_AUTH_DISABLED=true is allowed only on a loopback address, not %s", a.addr)
+		}
+		return api.Auth{Disabled: true}, nil
+	}
+	return api.Auth{}, errors.New("standalone mode needs BLOBCOPY_FUNCTION_KEYS (comma-separated keys) or, on loopback, BLOBCOPY_AUTH_DISABLED=true")
+}
+
+func serviceConfig(s funchost.Settings, host funchost.HostConfig) (copyjob.Config, error) {
+	var cfg copyjob.Config
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"COPY_SOURCE_SAS_LIFETIME", &cfg.SASLifetime},
+		{"COPY_FIRST_POLL", &cfg.FirstPoll},
+		{"COPY_MAX_POLL_INTERVAL", &cfg.MaxPollInterval},
+		{"COPY_START_GRACE", &cfg.StartGrace},
+	}
+	for _, d := range durations {
+		if v, ok := s.Lookup(d.name); ok && v != "" {
+			p, err := time.ParseDuration(v)
+			if err != nil || p <= 0 {
+				return cfg, fmt.Errorf("setting %s: %q is not a positive duration such as \"30s\"", d.name, v)
+			}
+			*d.dst = p
+		}
+	}
+	ints := []struct {
+		name string
+		dst  *int
+	}{
+		{"COPY_MAX_FAILURES", &cfg.MaxFailures},
+		{"COPY_POLL_CONCURRENCY", &cfg.Concurrency},
+		{"COPY_MAX_CALLBACK_ATTEMPTS", &cfg.MaxCallbackAttempts},
+	}
+	for _, n := range ints {
+		if v, ok := s.Lookup(n.name); ok && v != "" {
+			p, err := strconv.Atoi(v)
+			if err != nil || p <= 0 || p > 1000 {
+				return cfg, fmt.Errorf("setting %s: %q is not an integer from 1 to 1000", n.name, v)
+			}
+			*n.dst = p
+		}
+	}
+	// Leave a margin below functionTimeout so the tick reports before the host kills it.
+	if host.FunctionTimeout > 0 {
+		cfg.TickBudget = host.FunctionTimeout * 8 / 10
+	}
+	return cfg, nil
+}
+
+func list(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func boolSetting(s funchost.Settings, name string) bool {
+	b, _ := strconv.ParseBool(s.Get(name, "false"))
+	return b
+}
+
+// Handler serves the HTTP functions and the timer invocation path.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Hosted reports whether the Functions host runs the handler.
+func (a *App) Hosted() bool { return a.hosted }
+
+// Address is where the handler listens.
+func (a *App) Address() string { return a.addr }
+
+// EnsureStorage creates the app's queue, poison queue and records container.
+func (a *App) EnsureStorage(ctx context.Context) error {
+	if err := a.Records.EnsureContainer(ctx); err != nil {
+		return err
+	}
+	return a.Queue.EnsureQueues(ctx)
+}
+
+// runTick is statusfn: one status tick, its report logged into the invocation's Logs.
+func (a *App) runTick(ctx context.Context, info funchost.TimerInfo, log *funchost.InvocationLog) error {
+	start := time.Now()
+	report, err := a.Copies.Tick(ctx)
+	args := []any{"operation", "statusTick", "pastDue", info.IsPastDue, "duration", time.Since(start).String(),
+		"dequeued", report.Dequeued, "pending", report.Pending, "completed", report.Completed,
+		"resumed", report.Resumed, "poisoned", report.Poisoned, "failed", report.Failed, "budgetExhausted", report.BudgetExhausted}
+	if err != nil {
+		log.Error("status tick failed", append(args, "err", err)...)
+		return err
+	}
+	log.Info("status tick done", args...)
+	return nil
+}
+
+// Run serves until ctx ends. Standalone, it also runs statusfn on its schedule; under
+// the host the host's timer invokes /statusfn instead.
+func (a *App) Run(ctx context.Context) error {
+	errs := make(chan error, 2)
+	go func() { errs <- funchost.Serve(ctx, a.addr, a.handler, a.Log, 30*time.Second) }()
+	running := 1
+	if !a.hosted {
+		timer, _ := a.Status.TimerBinding()
+		sched := funchost.NewScheduler(StatusFunction, a.Schedule, a.runTick, a.Log, funchost.SchedulerOptions{
+			RunOnStartup: timer.RunOnStartup, Timeout: a.Host.FunctionTimeout,
+		})
+		go func() { errs <- sched.Run(ctx) }()
+		running++
+	}
+	a.Log.Info("blobcopy handler started", "address", a.addr, "hosted", a.hosted, "statusSchedule", a.Schedule.String())
+	var first error
+	for range running {
+		if err := <-errs; err != nil && first == nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	}
+	return first
+}
