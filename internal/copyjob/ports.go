@@ -71,7 +71,8 @@ type Records interface {
 	Create(ctx context.Context, job *Job) error
 	// Get returns the record; ErrNotFound when absent.
 	Get(ctx context.Context, id string) (*Job, error)
-	// Update replaces the record if job.ETag still matches (ErrConflict otherwise).
+	// Update replaces the record if job.ETag still matches (ErrConflict otherwise) and
+	// sets job.ETag to the new one.
 	Update(ctx context.Context, job *Job) error
 	List(ctx context.Context, opts ListOptions) (ListPage, error)
 }

@@ -171,8 +171,13 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		}
 		return nil, false, newError(CodeStorageUnavailable, "", "cannot write the job record", err)
 	}
+	created := job.ETag
 	err = s.advance(ctx, job, prepared.ReadURL, false)
-	if job.Status.Terminal() && (job.Lease == nil || job.Lease.State != LeaseHeld) && job.Callback == nil {
+	// recorded: the terminal outcome reached the record (Update sets a new ETag). When that
+	// write failed the record still says "starting" and the message must stay, so that a
+	// tick resumes the job and records its outcome.
+	recorded := job.ETag != created
+	if job.Status.Terminal() && recorded && (job.Lease == nil || job.Lease.State != LeaseHeld) && job.Callback == nil {
 		// Nothing left to track: save the tick a visit.
 		s.dropMessage(ctx, msg, log)
 	}
@@ -446,8 +451,10 @@ func (s *Service) notify(ctx context.Context, job *Job, log *slog.Logger) {
 	log.Info("completion callback delivered", "attempt", cb.Attempts)
 }
 
-func callbackPending(job *Job) bool {
-	return job.Callback != nil && job.Callback.DeliveredAt == nil && !job.Callback.GaveUp
+// callbackPending tells whether a callback is still to be delivered; never without a
+// notifier, which would keep the tracking message forever.
+func (s *Service) callbackPending(job *Job) bool {
+	return s.notifier != nil && job.Callback != nil && job.Callback.DeliveredAt == nil && !job.Callback.GaveUp
 }
 
 // save writes the record; on a concurrent update it merges nothing and retries the

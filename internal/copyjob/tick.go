@@ -17,8 +17,9 @@ type ticket struct {
 	JobID  string   `json:"jobId"`
 	Dest   *BlobRef `json:"destination,omitempty"`
 	CopyID string   `json:"copyId,omitempty"`
-	// Polls counts successful visits. DequeueCount - Polls is the number of failed
-	// attempts in a row, which decides when a message is poisoned.
+	// Polls is the message's dequeue count at its last successful visit, so that
+	// DequeueCount - Polls - 1 is the number of failed attempts in a row since, which
+	// decides when a message is poisoned.
 	Polls    int64    `json:"polls"`
 	Progress Progress `json:"progress"`
 }
@@ -176,7 +177,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 
 	switch {
 	case job.Status.Terminal():
-		return s.finishTerminal(ctx, m, job, log)
+		return s.finishTerminal(ctx, m, job, true, log)
 	case job.Status == StatusStarting:
 		if s.cfg.Now().Sub(job.CreatedAt) < s.cfg.StartGrace {
 			return s.keepPolling(ctx, m, t, job.Progress, log)
@@ -188,7 +189,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		return outFailed
 	}
 	if job.Status.Terminal() {
-		return s.finishTerminal(ctx, m, job, log)
+		return s.finishTerminal(ctx, m, job, false, log) // settle just tried the callback
 	}
 	if job.Progress != t.Progress {
 		if err := s.save(ctx, job); err != nil {
@@ -212,7 +213,9 @@ func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress
 		}
 	}
 	t.Progress = progress
-	t.Polls++
+	// A success resets the count of failures in a row (a plain increment would count every
+	// failure since the job began, and ticketFor restarts it at zero).
+	t.Polls = max(t.Polls+1, m.DequeueCount)
 	if _, err := s.queue.Update(ctx, m, t.encode(), s.backoff(t.Polls)); err != nil {
 		log.Warn("cannot reschedule the tracking message", "err", err)
 		return outFailed
@@ -229,24 +232,29 @@ func (s *Service) backoff(polls int64) time.Duration {
 }
 
 // finishTerminal completes the leftovers of a finished job (lease, callback) and drops
-// its message once nothing is left.
-func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, log *slog.Logger) outcome {
-	leaseHeld := job.Lease != nil && (job.Lease.State == LeaseHeld || job.Lease.State == LeaseAcquiring)
-	if leaseHeld || callbackPending(job) {
+// its message once nothing is left. retryCallback is false when the job was settled in
+// this very visit, whose callback attempt was just made: the retry waits for a later tick.
+func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, retryCallback bool, log *slog.Logger) outcome {
+	leaseHeld := func() bool {
+		return job.Lease != nil && (job.Lease.State == LeaseHeld || job.Lease.State == LeaseAcquiring)
+	}
+	if leaseHeld() || (retryCallback && s.callbackPending(job)) {
 		s.releaseLease(ctx, job, log)
-		s.notify(ctx, job, log)
+		if retryCallback {
+			s.notify(ctx, job, log)
+		}
 		if err := s.save(ctx, job); err != nil {
 			log.Warn("cannot record lease/callback state", "err", err)
 			return outFailed
 		}
-		if (job.Lease != nil && job.Lease.State == LeaseHeld) || callbackPending(job) {
-			t := ticketFor(job)
-			t.Polls = m.DequeueCount // a retry, not a failure
-			if _, err := s.queue.Update(ctx, m, t.encode(), s.cfg.FirstPoll); err != nil {
-				return outFailed
-			}
-			return outPending
+	}
+	if leaseHeld() || s.callbackPending(job) {
+		t := ticketFor(job)
+		t.Polls = m.DequeueCount // a retry, not a failure
+		if _, err := s.queue.Update(ctx, m, t.encode(), s.cfg.FirstPoll); err != nil {
+			return outFailed
 		}
+		return outPending
 	}
 	if err := s.queue.Delete(ctx, m); err != nil {
 		log.Warn("cannot delete the tracking message", "err", err)
@@ -270,7 +278,7 @@ func (s *Service) resume(ctx context.Context, m Message, t ticket, job *Job, log
 		_ = s.advance(ctx, job, prepared.ReadURL, true)
 	}
 	if job.Status.Terminal() {
-		if o := s.finishTerminal(ctx, m, job, log); o != outCompleted {
+		if o := s.finishTerminal(ctx, m, job, false, log); o != outCompleted {
 			return o
 		}
 		return outResumed

@@ -1,0 +1,160 @@
+package copyjob_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+// Blobs every harness starts with.
+var (
+	srcRef      = copyjob.BlobRef{Container: "src", Blob: "dir/a.bin"}
+	srcURL      = "https://" + copyjobtest.DefaultHost + "/src/dir/a.bin"
+	otherRef    = copyjob.BlobRef{Account: "other", Container: "in", Blob: "b.bin"}
+	otherURL    = "https://" + copyjobtest.OtherHost + "/in/b.bin"
+	externalURL = "https://files.example.org/pub/c.iso"
+	dstRef      = copyjob.BlobRef{Container: "dst", Blob: "out.bin"}
+)
+
+const srcSize = 1 << 20
+
+var errBusy = errors.New("503 ServerBusy")
+
+type harness struct {
+	t *testing.T
+	*copyjobtest.Env
+	svc *copyjob.Service
+	ctx context.Context
+}
+
+// testConfig keeps numbers small and explicit so tests can reason about them.
+func testConfig() copyjob.Config {
+	return copyjob.Config{
+		FirstPoll:            5 * time.Second,
+		MaxPollInterval:      time.Minute,
+		StartGrace:           2 * time.Minute,
+		MaxFailures:          3,
+		ProcessingVisibility: 30 * time.Second,
+		MaxCallbackAttempts:  3,
+		BatchSize:            4,
+		Concurrency:          4,
+	}
+}
+
+func newHarness(t *testing.T, tweak ...func(*copyjob.Config, *copyjobtest.Env)) *harness {
+	t.Helper()
+	env := copyjobtest.NewEnv()
+	env.Blobs.Put(srcRef, srcSize, map[string]string{"origin": "src"})
+	env.Blobs.Put(otherRef, 2*srcSize, nil)
+	env.Blobs.PutExternal(externalURL, 3*srcSize)
+	cfg := testConfig()
+	for _, f := range tweak {
+		f(&cfg, env)
+	}
+	return &harness{t: t, Env: env, svc: env.Service(cfg), ctx: context.Background()}
+}
+
+func (h *harness) start(req copyjob.StartRequest) *copyjob.Job {
+	h.t.Helper()
+	job, created, err := h.svc.Start(h.ctx, req)
+	if err != nil {
+		h.t.Fatalf("Start: %v", err)
+	}
+	if !created {
+		h.t.Fatalf("Start: created = false")
+	}
+	return job
+}
+
+// leasedReq copies srcRef to dstRef holding a source lease.
+func leasedReq() copyjob.StartRequest {
+	return copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{LeaseSource: true}}
+}
+
+// tick runs one status tick and fails the test on error.
+func (h *harness) tick() copyjob.TickReport {
+	h.t.Helper()
+	r, err := h.svc.Tick(h.ctx)
+	if err != nil {
+		h.t.Fatalf("Tick: %v", err)
+	}
+	return r
+}
+
+// tickAfter advances the clock by d, then ticks.
+func (h *harness) tickAfter(d time.Duration) copyjob.TickReport {
+	h.t.Helper()
+	h.Clock.Advance(d)
+	return h.tick()
+}
+
+// record returns the stored job or fails.
+func (h *harness) record(id string) *copyjob.Job {
+	h.t.Helper()
+	j := h.Records.Job(id)
+	if j == nil {
+		h.t.Fatalf("no record %s", id)
+	}
+	return j
+}
+
+func (h *harness) wantStatus(id string, want copyjob.Status) *copyjob.Job {
+	h.t.Helper()
+	j := h.record(id)
+	if j.Status != want {
+		h.t.Fatalf("job %s status = %s (%s), want %s", id, j.Status, j.StatusDescription, want)
+	}
+	return j
+}
+
+func (h *harness) wantNoLeases() {
+	h.t.Helper()
+	if held := h.Blobs.HeldLeases(); len(held) != 0 {
+		h.t.Fatalf("leases still held: %v", held)
+	}
+}
+
+func (h *harness) wantLeaseReleased(j *copyjob.Job) {
+	h.t.Helper()
+	if j.Lease == nil {
+		h.t.Fatalf("job %s has no lease record", j.ID)
+	}
+	if j.Lease.State != copyjob.LeaseReleased {
+		h.t.Fatalf("job %s lease state = %s, want released", j.ID, j.Lease.State)
+	}
+	h.wantNoLeases()
+}
+
+func (h *harness) wantMessages(n int) []copyjobtest.QueuedMessage {
+	h.t.Helper()
+	ms := h.Queue.Messages()
+	if len(ms) != n {
+		h.t.Fatalf("queue holds %d messages, want %d: %+v", len(ms), n, ms)
+	}
+	return ms
+}
+
+func (h *harness) wantStartCopies(n int) []copyjobtest.StartCopyCall {
+	h.t.Helper()
+	calls := h.Blobs.StartCopyCalls()
+	if len(calls) != n {
+		h.t.Fatalf("%d StartCopy calls, want %d: %+v", len(calls), n, calls)
+	}
+	return calls
+}
+
+func wantCode(t *testing.T, err error, want copyjob.Code) *copyjob.Error {
+	t.Helper()
+	var e *copyjob.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %v (%T), want a *copyjob.Error with code %s", err, err, want)
+	}
+	if e.Code != want {
+		t.Fatalf("code = %s (%v), want %s", e.Code, err, want)
+	}
+	return e
+}

@@ -1,0 +1,514 @@
+package copyjob_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+func TestTickPendingThenSuccess(t *testing.T) {
+	h := newHarness(t)
+	job := h.start(leasedReq())
+	cfg := h.svc.Config()
+
+	// Not visible yet: nothing dequeued.
+	if r := h.tick(); r.Dequeued != 0 {
+		t.Fatalf("report = %+v", r)
+	}
+
+	if err := h.Blobs.SetCopyProgress(dstRef, 100, srcSize); err != nil {
+		t.Fatal(err)
+	}
+	r := h.tickAfter(cfg.FirstPoll)
+	if r.Dequeued != 1 || r.Pending != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	rec := h.wantStatus(job.ID, copyjob.StatusPending)
+	if rec.Progress != (copyjob.Progress{BytesCopied: 100, BytesTotal: srcSize}) {
+		t.Fatalf("recorded progress = %+v", rec.Progress)
+	}
+	ms := h.wantMessages(1)
+	if !ms[0].VisibleAt.After(h.Clock.Now()) {
+		t.Fatal("message not hidden after a poll")
+	}
+
+	// Backoff doubles up to MaxPollInterval, and each poll records new progress.
+	var waits []time.Duration
+	for i := range 6 {
+		_ = h.Blobs.SetCopyProgress(dstRef, int64(200+i), srcSize)
+		ms := h.wantMessages(1)
+		wait := ms[0].VisibleAt.Sub(h.Clock.Now())
+		waits = append(waits, wait)
+		if r := h.tickAfter(wait - time.Millisecond); r.Dequeued != 0 {
+			t.Fatalf("message dequeued before its backoff: %+v", r)
+		}
+		if r := h.tickAfter(time.Millisecond); r.Pending != 1 {
+			t.Fatalf("poll %d: report = %+v", i, r)
+		}
+		if got := h.record(job.ID).Progress.BytesCopied; got != int64(200+i) {
+			t.Fatalf("poll %d: recorded progress %d", i, got)
+		}
+	}
+	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, time.Minute, time.Minute}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Fatalf("waits = %v, want %v", waits, want)
+	}
+	if h.Blobs.LeaseHolder(srcRef) != job.Lease.ID {
+		t.Fatal("lease not held while pending")
+	}
+
+	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
+		t.Fatal(err)
+	}
+	r = h.tickAfter(time.Hour)
+	if r.Completed != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	rec = h.wantStatus(job.ID, copyjob.StatusSuccess)
+	h.wantLeaseReleased(rec)
+	if rec.Progress != (copyjob.Progress{BytesCopied: srcSize, BytesTotal: srcSize}) || rec.CompletedAt == nil {
+		t.Fatalf("record = %+v", rec)
+	}
+	h.wantMessages(0)
+	if len(h.Queue.Poisoned()) != 0 {
+		t.Fatal("poisoned")
+	}
+}
+
+// Every terminal outcome is recorded as itself, the lease released and the message dropped.
+func TestTickOutcomes(t *testing.T) {
+	tests := []struct {
+		name     string
+		act      func(h *harness)
+		want     copyjob.Status
+		wantDesc string
+	}{
+		{name: "failed", want: copyjob.StatusFailed, wantDesc: "500 InternalError",
+			act: func(h *harness) { _ = h.Blobs.FailCopy(dstRef, "500 InternalError: source changed") }},
+		{name: "aborted by someone else", want: copyjob.StatusAborted, wantDesc: "aborted",
+			act: func(h *harness) { _ = h.Blobs.FinishCopy(dstRef, copyjob.StatusAborted, "aborted") }},
+		{name: "destination deleted", want: copyjob.StatusDestinationMissing, wantDesc: "deleted",
+			act: func(h *harness) { h.Blobs.Delete(dstRef) }},
+		{name: "overwritten by another copy", want: copyjob.StatusCopyIDMismatch, wantDesc: "foreign-copy",
+			act: func(h *harness) { h.Blobs.ForeignCopy(dstRef, externalURL) }},
+		{name: "overwritten by another copy that succeeded", want: copyjob.StatusCopyIDMismatch, wantDesc: "foreign-copy",
+			act: func(h *harness) { h.Blobs.ForeignCopy(dstRef, externalURL); _ = h.Blobs.CompleteCopy(dstRef) }},
+		{name: "overwritten by a plain write", want: copyjob.StatusCopyIDMismatch, wantDesc: "overwritten",
+			act: func(h *harness) { h.Blobs.Put(dstRef, 5, nil) }},
+	}
+	for _, tt := range tests {
+		for _, polledFirst := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/polledFirst=%v", tt.name, polledFirst), func(t *testing.T) {
+				h := newHarness(t)
+				job := h.start(leasedReq())
+				if polledFirst { // the message then carries the copy id (fast path)
+					h.tickAfter(time.Minute)
+					h.wantStatus(job.ID, copyjob.StatusPending)
+				}
+				tt.act(h)
+				r := h.tickAfter(time.Hour)
+				if r.Completed != 1 {
+					t.Fatalf("report = %+v", r)
+				}
+				rec := h.wantStatus(job.ID, tt.want)
+				if !strings.Contains(rec.StatusDescription, tt.wantDesc) {
+					t.Fatalf("description = %q, want it to contain %q", rec.StatusDescription, tt.wantDesc)
+				}
+				if rec.CompletedAt == nil {
+					t.Fatal("CompletedAt not set")
+				}
+				h.wantLeaseReleased(rec)
+				h.wantMessages(0)
+				h.wantStartCopies(1)
+			})
+		}
+	}
+}
+
+func TestTickPoisonsInvalidMessages(t *testing.T) {
+	for _, text := range []string{"not json", `{"polls":1}`, ""} {
+		t.Run(fmt.Sprintf("%q", text), func(t *testing.T) {
+			h := newHarness(t)
+			if _, err := h.Queue.Enqueue(h.ctx, text, 0); err != nil {
+				t.Fatal(err)
+			}
+			r := h.tick()
+			if r.Poisoned != 1 {
+				t.Fatalf("report = %+v", r)
+			}
+			p := h.Queue.Poisoned()
+			if len(p) != 1 || p[0].Text != text || !strings.Contains(p[0].Reason, "not a tracking message") {
+				t.Fatalf("poisoned = %+v", p)
+			}
+			h.wantMessages(0)
+		})
+	}
+}
+
+func TestTickPoisonsWhenRecordDeleted(t *testing.T) {
+	h := newHarness(t)
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef})
+	_ = h.Blobs.CompleteCopy(dstRef)
+	h.Records.Delete(job.ID)
+	r := h.tickAfter(time.Minute)
+	if r.Poisoned != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	p := h.Queue.Poisoned()
+	if len(p) != 1 || !strings.Contains(p[0].Reason, "not found") || !strings.Contains(p[0].Text, job.ID) {
+		t.Fatalf("poisoned = %+v", p)
+	}
+	h.wantMessages(0)
+}
+
+func TestTickPoisonsAfterMaxFailuresInARow(t *testing.T) {
+	h := newHarness(t)
+	job := h.start(leasedReq())
+	cfg := h.svc.Config()
+	h.tickAfter(cfg.FirstPoll) // one good poll: the message now names the copy
+	h.Blobs.FailAlways(copyjobtest.OpCopyState, errBusy)
+
+	at := h.Clock.Now().Add(time.Hour)
+	h.Clock.Set(at)
+	for i := range cfg.MaxFailures {
+		r := h.tick()
+		if r.Failed != 1 {
+			t.Fatalf("attempt %d: report = %+v", i, r)
+		}
+		h.wantMessages(1)
+		h.Clock.Advance(cfg.ProcessingVisibility)
+	}
+	r := h.tick()
+	if r.Poisoned != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	h.wantMessages(0)
+	p := h.Queue.Poisoned()
+	if len(p) != 1 || !strings.Contains(p[0].Reason, fmt.Sprintf("%d attempts", cfg.MaxFailures)) {
+		t.Fatalf("poisoned = %+v", p)
+	}
+	rec := h.record(job.ID)
+	if rec.PoisonReason != p[0].Reason {
+		t.Fatalf("PoisonReason = %q, want %q", rec.PoisonReason, p[0].Reason)
+	}
+	h.wantLeaseReleased(rec)
+}
+
+// Failures that are not consecutive never poison a healthy long copy.
+func TestTickFailuresNotInARowDoNotPoison(t *testing.T) {
+	h := newHarness(t)
+	job := h.start(leasedReq())
+	cfg := h.svc.Config()
+	for round := range 5 {
+		for range cfg.MaxFailures - 1 {
+			h.Blobs.FailNext(copyjobtest.OpCopyState, errBusy)
+			if r := h.tickAfter(time.Hour); r.Failed != 1 {
+				t.Fatalf("round %d: report = %+v", round, r)
+			}
+		}
+		if r := h.tickAfter(time.Hour); r.Pending != 1 {
+			t.Fatalf("round %d: report after a good poll = %+v (poison: %+v)", round, r, h.Queue.Poisoned())
+		}
+	}
+	h.wantStatus(job.ID, copyjob.StatusPending)
+	if len(h.Queue.Poisoned()) != 0 {
+		t.Fatalf("poisoned: %+v", h.Queue.Poisoned())
+	}
+	_ = h.Blobs.CompleteCopy(dstRef)
+	h.tickAfter(time.Hour)
+	h.wantLeaseReleased(h.wantStatus(job.ID, copyjob.StatusSuccess))
+}
+
+func TestTickRetriesTransientErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(*harness)
+	}{
+		{name: "records read", fault: func(h *harness) { h.Records.FailNext(copyjobtest.OpGet, errBusy) }},
+		{name: "outcome write", fault: func(h *harness) { h.Records.FailNext(copyjobtest.OpUpdate, errBusy) }},
+		{name: "message delete", fault: func(h *harness) { h.Queue.FailNext(copyjobtest.OpDelete, errBusy) }},
+		{name: "lease release", fault: func(h *harness) { h.Blobs.FailNext(copyjobtest.OpReleaseLease, errBusy) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			job := h.start(leasedReq())
+			_ = h.Blobs.CompleteCopy(dstRef)
+			tt.fault(h)
+			h.tickAfter(time.Minute)
+			h.wantMessages(1)
+			h.tickAfter(time.Hour)
+			h.wantLeaseReleased(h.wantStatus(job.ID, copyjob.StatusSuccess))
+			h.wantMessages(0)
+			if len(h.Queue.Poisoned()) != 0 {
+				t.Fatal("poisoned")
+			}
+		})
+	}
+}
+
+func TestTickDequeueErrorIsReported(t *testing.T) {
+	h := newHarness(t)
+	h.Queue.FailNext(copyjobtest.OpDequeue, errBusy)
+	if _, err := h.svc.Tick(h.ctx); err == nil {
+		t.Fatal("no error")
+	}
+}
+
+func TestTickManyJobs(t *testing.T) {
+	h := newHarness(t)
+	const n = 40
+	var ids []string
+	for i := range n {
+		src := copyjob.BlobRef{Container: "src", Blob: fmt.Sprintf("many/%02d", i)}
+		h.Blobs.Put(src, int64(i+1), nil)
+		dst := copyjob.BlobRef{Container: "dst", Blob: fmt.Sprintf("many/%02d", i)}
+		u, _ := h.Blobs.URL(src)
+		job := h.start(copyjob.StartRequest{Source: u, Destination: dst, Options: copyjob.Options{LeaseSource: true}})
+		ids = append(ids, job.ID)
+	}
+	r := h.tickAfter(time.Minute)
+	if r.Dequeued != n || r.Pending != n {
+		t.Fatalf("report = %+v", r)
+	}
+	for i := range n {
+		dst := copyjob.BlobRef{Container: "dst", Blob: fmt.Sprintf("many/%02d", i)}
+		if i%2 == 0 {
+			_ = h.Blobs.CompleteCopy(dst)
+		} else {
+			_ = h.Blobs.FailCopy(dst, "nope")
+		}
+	}
+	r = h.tickAfter(time.Hour)
+	if r.Completed != n {
+		t.Fatalf("report = %+v", r)
+	}
+	for i, id := range ids {
+		want := copyjob.StatusSuccess
+		if i%2 == 1 {
+			want = copyjob.StatusFailed
+		}
+		h.wantStatus(id, want)
+	}
+	h.wantNoLeases()
+	h.wantMessages(0)
+}
+
+// A job still "starting" within StartGrace is left to its starter.
+func TestTickLeavesStartingJobAloneDuringGrace(t *testing.T) {
+	h := newHarness(t)
+	job := startingJob(h, "s1", true)
+	enqueueTicket(t, h, job.ID)
+	h.tickAfter(time.Minute)
+	h.wantStatus(job.ID, copyjob.StatusStarting)
+	h.wantStartCopies(0)
+	if h.Blobs.Calls(copyjobtest.OpAcquireLease) != 0 {
+		t.Fatal("lease taken during grace")
+	}
+	h.wantMessages(1)
+}
+
+// startingJob stores a record as Start writes it before taking the lease.
+func startingJob(h *harness, id string, lease bool) *copyjob.Job {
+	now := h.Clock.Now().UTC()
+	u, _ := h.Blobs.URL(dstRef)
+	ref := srcRef
+	job := &copyjob.Job{
+		ID:          id,
+		Source:      copyjob.Source{URL: srcURL, Kind: copyjob.SourceSameAccount, Ref: &ref},
+		Destination: copyjob.Destination{BlobRef: dstRef, URL: u},
+		Options:     copyjob.Options{LeaseSource: lease},
+		Status:      copyjob.StatusStarting,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}
+	if lease {
+		job.Lease = &copyjob.Lease{ID: "lease-" + id, State: copyjob.LeaseAcquiring}
+	}
+	h.Records.Put(job)
+	return job
+}
+
+func enqueueTicket(t *testing.T, h *harness, id string) {
+	t.Helper()
+	text, _ := json.Marshal(map[string]any{"jobId": id})
+	if _, err := h.Queue.Enqueue(h.ctx, string(text), h.svc.Config().FirstPoll); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A crash between any two steps of Start leaves a state the tick resolves: exactly one
+// copy started (a copy begun before the crash is adopted), and no lease held by nobody.
+func TestTickResumesCrashedStarts(t *testing.T) {
+	tests := []struct {
+		name       string
+		record     bool // the record was created
+		leaseHeld  bool // the lease was acquired
+		copyStatus copyjob.Status
+		want       copyjob.Status
+	}{
+		{name: "after enqueue", record: false},
+		{name: "after record create", record: true, want: copyjob.StatusPending},
+		{name: "after lease acquire", record: true, leaseHeld: true, want: copyjob.StatusPending},
+		{name: "after copy start, pending", record: true, leaseHeld: true, copyStatus: copyjob.StatusPending, want: copyjob.StatusPending},
+		{name: "after copy start, finished", record: true, leaseHeld: true, copyStatus: copyjob.StatusSuccess, want: copyjob.StatusSuccess},
+		{name: "after copy start, failed", record: true, leaseHeld: true, copyStatus: copyjob.StatusFailed, want: copyjob.StatusFailed},
+	}
+	for _, tt := range tests {
+		for _, lease := range []bool{true, false} {
+			if tt.leaseHeld && !lease {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/lease=%v", tt.name, lease), func(t *testing.T) {
+				h := newHarness(t)
+				const id = "crashed"
+				enqueueTicket(t, h, id)
+				job := startingJob(h, id, lease)
+				if !tt.record {
+					h.Records.Delete(id)
+				}
+				if tt.leaseHeld {
+					h.Blobs.SetLease(srcRef, job.Lease.ID)
+				}
+				var copyID string
+				if tt.copyStatus != "" {
+					h.Blobs.SetStartStatus(tt.copyStatus)
+					st, err := h.Blobs.StartCopy(h.ctx, dstRef, srcURL, copyjob.StartCopyOptions{IfNotExists: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					copyID = st.CopyID
+					h.Blobs.SetStartStatus(copyjob.StatusPending)
+				}
+				startsBefore := len(h.Blobs.StartCopyCalls())
+
+				h.tickAfter(h.svc.Config().StartGrace + time.Second)
+				h.tickAfter(time.Hour) // and once more: nothing changes
+
+				if !tt.record {
+					if p := h.Queue.Poisoned(); len(p) != 1 {
+						t.Fatalf("poisoned = %+v", p)
+					}
+					h.wantStartCopies(0)
+					h.wantMessages(0)
+					h.wantNoLeases()
+					return
+				}
+				rec := h.wantStatus(id, tt.want)
+				if rec.Attempts != 1 {
+					t.Fatalf("attempts = %d", rec.Attempts)
+				}
+				h.wantStartCopies(1)
+				if startsBefore == 1 && rec.CopyID != copyID {
+					t.Fatalf("copy id = %s, want the adopted %s", rec.CopyID, copyID)
+				}
+				if rec.CopyID == "" || rec.StartedAt == nil {
+					t.Fatalf("record = %+v", rec)
+				}
+				switch {
+				case tt.want.Terminal():
+					if lease {
+						h.wantLeaseReleased(rec)
+					}
+					h.wantNoLeases()
+					h.wantMessages(0)
+				case lease:
+					if rec.Lease.State != copyjob.LeaseHeld || h.Blobs.LeaseHolder(srcRef) != rec.Lease.ID {
+						t.Fatalf("lease %+v, holder %q", rec.Lease, h.Blobs.LeaseHolder(srcRef))
+					}
+					h.wantMessages(1)
+				default:
+					h.wantNoLeases()
+					h.wantMessages(1)
+				}
+				if len(h.Queue.Poisoned()) != 0 {
+					t.Fatalf("poisoned: %+v", h.Queue.Poisoned())
+				}
+
+				if !tt.want.Terminal() { // and the resumed job runs to its end
+					_ = h.Blobs.CompleteCopy(dstRef)
+					h.tickAfter(time.Hour)
+					h.wantStatus(id, copyjob.StatusSuccess)
+					h.wantNoLeases()
+					h.wantMessages(0)
+				}
+			})
+		}
+	}
+}
+
+// The destination already carries someone else's copy when the start resumes: the job
+// does not adopt it.
+func TestTickResumeDoesNotAdoptForeignCopy(t *testing.T) {
+	h := newHarness(t)
+	enqueueTicket(t, h, "j")
+	startingJob(h, "j", true)
+	h.Blobs.ForeignCopy(dstRef, externalURL)
+	h.tickAfter(h.svc.Config().StartGrace + time.Second)
+	rec := h.record("j")
+	if rec.Status != copyjob.StatusStartFailed || !strings.Contains(rec.StatusDescription, string(copyjob.CodePendingCopyOperation)) {
+		t.Fatalf("record = %+v", rec)
+	}
+	h.wantNoLeases()
+	h.wantMessages(0)
+}
+
+// The starter crashed (or its writes failed) after Copy Blob: Start answered, but the record
+// still says "starting". The tick adopts the copy; no second copy starts.
+func TestStartRecordUpdateFailsThenTickAdopts(t *testing.T) {
+	for _, status := range []copyjob.Status{copyjob.StatusPending, copyjob.StatusSuccess} {
+		t.Run(string(status), func(t *testing.T) {
+			h := newHarness(t)
+			h.Blobs.SetStartStatus(status)
+			h.Records.FailAlways(copyjobtest.OpUpdate, copyjobtest.ErrCrash)
+			job, _, _ := h.svc.Start(h.ctx, leasedReq())
+			h.Records.Heal("")
+			h.Blobs.SetStartStatus(copyjob.StatusPending)
+			h.wantStatus(job.ID, copyjob.StatusStarting)
+
+			h.tickAfter(h.svc.Config().StartGrace + time.Second)
+			rec := h.wantStatus(job.ID, status)
+			h.wantStartCopies(1)
+			if rec.CopyID != job.CopyID {
+				t.Fatalf("copy id %s, want %s", rec.CopyID, job.CopyID)
+			}
+			if status == copyjob.StatusPending {
+				_ = h.Blobs.CompleteCopy(dstRef)
+				h.tickAfter(time.Hour)
+				rec = h.wantStatus(job.ID, copyjob.StatusSuccess)
+			}
+			h.wantLeaseReleased(rec)
+			h.wantMessages(0)
+		})
+	}
+}
+
+// A start resumed after several polls during its grace period keeps a healthy failure
+// count: the message is not poisoned by the polls it spent waiting.
+func TestTickResumeAfterManyPollsIsNotPoisoned(t *testing.T) {
+	h := newHarness(t)
+	enqueueTicket(t, h, "j")
+	startingJob(h, "j", true)
+	cfg := h.svc.Config()
+	for h.Clock.Now().Sub(copyjobtest.Epoch) <= cfg.StartGrace {
+		h.tickAfter(cfg.FirstPoll)
+	}
+	if dc := h.wantMessages(1)[0].DequeueCount; dc <= int64(cfg.MaxFailures) {
+		t.Fatalf("dequeue count %d: the test needs more polls during grace", dc)
+	}
+	if r := h.tickAfter(time.Hour); r.Resumed != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	h.wantStatus("j", copyjob.StatusPending)
+	for range 3 {
+		if r := h.tickAfter(time.Hour); r.Pending != 1 {
+			t.Fatalf("report = %+v, poisoned %+v", r, h.Queue.Poisoned())
+		}
+	}
+	h.wantStartCopies(1)
+}
