@@ -5,12 +5,15 @@ package azstorage
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
@@ -162,12 +165,58 @@ func (a *Account) userDelegation(ctx context.Context, start, expiry time.Time) (
 		Start:  to.Ptr(start.UTC().Format(sas.TimeFormat)),
 		Expiry: to.Ptr(keyExpiry.UTC().Format(sas.TimeFormat)),
 	}
-	cred, err := a.Service.GetUserDelegationCredential(ctx, info, nil)
+	client, err := a.delegationClient()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := client.GetUserDelegationCredential(ctx, info, nil)
 	if err != nil {
 		return nil, fmt.Errorf("get user delegation key for %q: %w", a.Config.Name, mapBlobErr(err))
 	}
 	a.udk, a.udkExpiry = cred, keyExpiry
 	return cred, nil
+}
+
+// delegationClient is the client Get User Delegation Key goes through. azblob (v1.8.3)
+// names the returned credential after the first label of the endpoint's host, which is
+// right for <account>.blob.core.windows.net and wrong for an emulator's path-style
+// endpoint (http://127.0.0.1:10000/<account> gives "127", and every SAS signed with it
+// is refused). For such endpoints the call is made to <account>.localhost and sent to the
+// real path-style address by pathStyleTransport.
+func (a *Account) delegationClient() (*service.Client, error) {
+	u, err := url.Parse(a.Config.BlobEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	if net.ParseIP(u.Hostname()) == nil {
+		return a.Service, nil
+	}
+	opts := a.opts.ClientOptions
+	opts.Transport = pathStyleTransport{inner: opts.Transport, host: u.Host, prefix: strings.TrimSuffix(u.Path, "/")}
+	hostStyle := u.Scheme + "://" + a.Config.Name + ".localhost:" + u.Port() + "/"
+	return service.NewClient(hostStyle, a.token, &service.ClientOptions{ClientOptions: opts})
+}
+
+// pathStyleTransport rewrites host-style requests (<account>.localhost) to the account's
+// path-style endpoint.
+type pathStyleTransport struct {
+	inner  policy.Transporter
+	host   string
+	prefix string
+}
+
+func (t pathStyleTransport) Do(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	u := *req.URL
+	u.Host, u.Path = t.host, t.prefix+u.Path
+	if u.RawPath != "" {
+		u.RawPath = t.prefix + u.RawPath
+	}
+	r.URL, r.Host = &u, t.host
+	if t.inner != nil {
+		return t.inner.Do(r)
+	}
+	return http.DefaultClient.Do(r)
 }
 
 // NewQueueClient returns a queue client of the account for the named queue.
