@@ -1,0 +1,248 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/blobcopy/blobcopy/internal/api"
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+func rule(name, srcContainer, dstContainer, prefix string, acceptCopies bool) api.Rule {
+	r := api.Rule{Name: name, SourceContainer: srcContainer, AcceptCopyEvents: acceptCopies}
+	r.Destination.Container, r.Destination.Prefix = dstContainer, prefix
+	return r
+}
+
+func deliveryResult(t *testing.T, r reply) map[string]api.EventResult {
+	t.Helper()
+	var d api.DeliveryResult
+	if err := json.Unmarshal(r.body, &d); err != nil {
+		t.Fatalf("delivery answer: %v: %s", err, r.body)
+	}
+	out := map[string]api.EventResult{}
+	for _, e := range d.Results {
+		out[e.ID] = e
+	}
+	return out
+}
+
+var eventGridHeaders = map[string]string{"aeg-event-type": "Notification", "Content-Type": "application/json"}
+
+func TestEventGridValidationHandshake(t *testing.T) {
+	f := newFixture(t, api.Policy{}, nil)
+	r := f.do(t, http.MethodPost, "/api/copies", readFixture(t, "eventgrid-subscription-validation.json"),
+		map[string]string{"aeg-event-type": "SubscriptionValidation", "Content-Type": "application/json"})
+	if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}` {
+		t.Fatalf("handshake: %d %s", r.status, r.body)
+	}
+}
+
+func TestCloudEventsAbuseProtectionHandshake(t *testing.T) {
+	f := newFixture(t, api.Policy{}, nil)
+	// Event Grid sends no function key with OPTIONS: the handshake must not need one.
+	r := f.do(t, http.MethodOptions, "/api/copies", nil, map[string]string{"WebHook-Request-Origin": "eventgrid.azure.net", "x-functions-key": ""})
+	if r.status != 200 || r.header.Get("WebHook-Allowed-Origin") != "eventgrid.azure.net" || r.header.Get("WebHook-Allowed-Rate") != "*" {
+		t.Fatalf("OPTIONS: %d %v", r.status, r.header)
+	}
+	r = f.do(t, http.MethodOptions, "/api/copies", nil, nil)
+	if r.status != 200 || r.header.Get("WebHook-Allowed-Origin") != "" {
+		t.Errorf("OPTIONS without origin: %d %v", r.status, r.header)
+	}
+}
+
+func TestEventGridMixedBatchAndDuplicates(t *testing.T) {
+	f := newFixture(t, api.Policy{}, []api.Rule{
+		rule("docs", "test-container", "archive", "docs/", false),
+		rule("incoming", "incoming", "archive", "copied/", false),
+	})
+	f.env.Blobs.PutExternal("https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt", 524288)
+	body := readFixture(t, "composed/eventgrid-mixed-batch.json")
+
+	r := f.do(t, http.MethodPost, "/api/copies", body, eventGridHeaders)
+	if r.status != 200 {
+		t.Fatalf("delivery: %d %s", r.status, r.body)
+	}
+	res := deliveryResult(t, r)
+	want := map[string]string{
+		"831e1650-001e-001b-66ab-eeb76e069631": "started",
+		"4c2359fe-001e-00ba-0e04-58586806d298": "ignored", // BlobDeleted
+		"b1f0c2d4-0000-0000-0000-000000000003": "ignored", // raised by Copy Blob: loop guard
+	}
+	for id, outcome := range want {
+		if res[id].Outcome != outcome {
+			t.Errorf("event %s: %+v, want %s", id, res[id], outcome)
+		}
+	}
+	calls := f.env.Blobs.StartCopyCalls()
+	if len(calls) != 1 || calls[0].Dst.Container != "archive" || calls[0].Dst.Blob != "docs/new-file.txt" {
+		t.Fatalf("copies = %+v", calls)
+	}
+	job := f.env.Records.Job(res["831e1650-001e-001b-66ab-eeb76e069631"].JobID)
+	if job == nil || job.Origin != "eventgrid" || job.EventID != "831e1650-001e-001b-66ab-eeb76e069631" {
+		t.Fatalf("job record = %+v", job)
+	}
+
+	// Event Grid delivers at least once: the same delivery starts nothing new.
+	r = f.do(t, http.MethodPost, "/api/copies", body, eventGridHeaders)
+	if r.status != 200 || deliveryResult(t, r)["831e1650-001e-001b-66ab-eeb76e069631"].Outcome != "duplicate" {
+		t.Fatalf("redelivery: %d %s", r.status, r.body)
+	}
+	// Nor does another event for the same blob version (same ETag) and destination.
+	other := strings.Replace(string(body), "831e1650-001e-001b-66ab-eeb76e069631", "99999999-001e-001b-66ab-eeb76e069631", 1)
+	r = f.do(t, http.MethodPost, "/api/copies", []byte(other), eventGridHeaders)
+	if got := deliveryResult(t, r)["99999999-001e-001b-66ab-eeb76e069631"]; got.Outcome != "duplicate" || got.JobID != job.ID {
+		t.Errorf("same blob version under another event id: %+v", got)
+	}
+	if n := len(f.env.Blobs.StartCopyCalls()); n != 1 {
+		t.Errorf("copies started = %d, want 1", n)
+	}
+}
+
+func TestEventRuleMissAndCopyEvents(t *testing.T) {
+	f := newFixture(t, api.Policy{}, []api.Rule{rule("incoming", "incoming", "archive", "copied/", true)})
+	f.env.Blobs.PutExternal("https://my-storage-account.blob.core.windows.net/incoming/2024/05/report%20final.csv", 1048576)
+	r := f.do(t, http.MethodPost, "/api/copies", readFixture(t, "composed/eventgrid-mixed-batch.json"), eventGridHeaders)
+	if r.status != 200 {
+		t.Fatalf("delivery: %d %s", r.status, r.body)
+	}
+	res := deliveryResult(t, r)
+	if res["831e1650-001e-001b-66ab-eeb76e069631"].Outcome != "noRule" {
+		t.Errorf("rule miss: %+v", res["831e1650-001e-001b-66ab-eeb76e069631"])
+	}
+	if got := res["b1f0c2d4-0000-0000-0000-000000000003"]; got.Outcome != "started" || got.Rule != "incoming" {
+		t.Errorf("copy event with acceptCopyEvents: %+v", got)
+	}
+	calls := f.env.Blobs.StartCopyCalls()
+	if len(calls) != 1 || calls[0].Dst.Blob != "copied/2024/05/report final.csv" {
+		t.Errorf("copies = %+v", calls)
+	}
+}
+
+func TestCloudEventsDeliveries(t *testing.T) {
+	f := newFixture(t, api.Policy{}, []api.Rule{rule("photos", "photos", "archive", "", false)})
+	fix := func(name string) []byte {
+		s := string(readFixture(t, name))
+		s = strings.NewReplacer("{storage-account}", "photoacct", "{storage-container}", "photos", "{new-file}", "cat.jpg").Replace(s)
+		return []byte(s)
+	}
+	f.env.Blobs.PutExternal("https://gridtesting.blob.core.windows.net/testcontainer/cat.jpg", 100) // the sample's data.url
+	single := f.do(t, http.MethodPost, "/api/copies", fix("cloudevents-blob-created.json"), map[string]string{"Content-Type": "application/cloudevents+json; charset=utf-8"})
+	if single.status != 200 {
+		t.Fatalf("structured CloudEvent: %d %s", single.status, single.body)
+	}
+	for _, res := range deliveryResult(t, single) {
+		if res.Outcome != "started" {
+			t.Errorf("single: %+v", res)
+		}
+	}
+	batch := f.do(t, http.MethodPost, "/api/copies", fix("cloudevents-blob-created-batch.json"), map[string]string{"Content-Type": "application/cloudevents-batch+json"})
+	if batch.status != 200 {
+		t.Fatalf("batch: %d %s", batch.status, batch.body)
+	}
+	if n := len(f.env.Blobs.StartCopyCalls()); n < 1 {
+		t.Errorf("no copy started from CloudEvents")
+	}
+}
+
+func TestStorageFailureMidBatchIsRetried(t *testing.T) {
+	f := newFixture(t, api.Policy{}, []api.Rule{rule("docs", "test-container", "archive", "", false)})
+	f.env.Blobs.PutExternal("https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt", 1)
+	f.env.Blobs.PutExternal("https://my-storage-account.blob.core.windows.net/testcontainer/second.txt", 1)
+	one := string(readFixture(t, "eventgrid-blob-created.json"))
+	two := strings.NewReplacer("new-file.txt", "second.txt", "831e1650-001e-001b-66ab-eeb76e069631", "22222222-001e-001b-66ab-eeb76e069631", "0x8D4BCC2E4835CD0", "0x8D4BCC2E4835CD1").Replace(one)
+	batch := []byte(strings.TrimSuffix(strings.TrimSpace(one), "]") + "," + strings.TrimPrefix(strings.TrimSpace(two), "["))
+
+	// One event's tracking message cannot be written: storage is down mid-batch.
+	f.env.Queue.FailNext(copyjobtest.OpEnqueue, errStorageDown)
+	r := f.do(t, http.MethodPost, "/api/copies", batch, eventGridHeaders)
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503 so Event Grid retries: %s", r.status, r.body)
+	}
+	res := deliveryResult(t, r)
+	failed, started := "", ""
+	for id, e := range res {
+		switch e.Outcome {
+		case "failed":
+			failed = id
+		case "started":
+			started = id
+		}
+	}
+	if failed == "" || started == "" {
+		t.Fatalf("results = %+v, want one started and one failed", res)
+	}
+	// Event Grid's retry: the started one is a duplicate, the failed one starts now.
+	r = f.do(t, http.MethodPost, "/api/copies", batch, eventGridHeaders)
+	res = deliveryResult(t, r)
+	if r.status != 200 || res[started].Outcome != "duplicate" || res[failed].Outcome != "started" {
+		t.Fatalf("retry: %d %+v", r.status, res)
+	}
+	if n := len(f.env.Blobs.StartCopyCalls()); n != 2 {
+		t.Errorf("copies started = %d, want 2", n)
+	}
+}
+
+func TestMalformedDeliveryIs400(t *testing.T) {
+	f := newFixture(t, api.Policy{}, nil)
+	for _, name := range []string{"composed/eventgrid-missing-id.json", "composed/cloudevents-wrong-specversion.json", "composed/eventgrid-empty-array.json"} {
+		ct := "application/json"
+		if strings.Contains(name, "cloudevents") {
+			ct = "application/cloudevents+json"
+		}
+		r := f.do(t, http.MethodPost, "/api/copies", readFixture(t, name), map[string]string{"aeg-event-type": "Notification", "Content-Type": ct})
+		if r.status != 400 || r.azureError(t).Error.Code != "InvalidEventDelivery" {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+}
+
+func TestWebhookRuleForm(t *testing.T) {
+	f := newFixture(t, api.Policy{}, []api.Rule{rule("nightly", "exports", "archive", "nightly/", false)})
+	f.env.Blobs.Put(copyjob.BlobRef{Container: "exports", Blob: "db.bak"}, 10, nil)
+	r := f.do(t, http.MethodPost, "/api/copies", []byte(`{"rule":"nightly","source":"https://`+copyjobtest.DefaultHost+`/exports/db.bak"}`), nil)
+	if r.status != 202 {
+		t.Fatalf("webhook: %d %s", r.status, r.body)
+	}
+	calls := f.env.Blobs.StartCopyCalls()
+	if len(calls) != 1 || calls[0].Dst.Container != "archive" || calls[0].Dst.Blob != "nightly/db.bak" {
+		t.Errorf("copies = %+v", calls)
+	}
+	for _, body := range []string{
+		`{"rule":"nope","source":"https://` + copyjobtest.DefaultHost + `/exports/db.bak"}`,
+		`{"rule":"nightly","source":"https://` + copyjobtest.DefaultHost + `/exports/db.bak","destination":{"container":"x1x","blob":"y"}}`,
+	} {
+		if r := f.do(t, http.MethodPost, "/api/copies", []byte(body), nil); r.status != 400 {
+			t.Errorf("%s: %d %s", body, r.status, r.body)
+		}
+	}
+	// The webhook form needs the function key like every other call.
+	if r := f.do(t, http.MethodPost, "/api/copies", []byte(`{"rule":"nightly","source":"https://x/y"}`), map[string]string{"x-functions-key": ""}); r.status != 401 {
+		t.Errorf("webhook without key: %d", r.status)
+	}
+}
+
+func TestParseRules(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		err       string
+	}{
+		{"empty", "", ""},
+		{"valid", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox"}}]`, ""},
+		{"not json", `{`, "COPY_RULES"},
+		{"unknown field", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox"},"x":1}]`, "unknown field"},
+		{"no name", `[{"sourceContainer":"inbox","destination":{"container":"outbox"}}]`, "name is required"},
+		{"duplicate", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox"}},{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox"}}]`, "duplicate"},
+		{"bad container", `[{"name":"a","sourceContainer":"IN","destination":{"container":"outbox"}}]`, "sourceContainer"},
+		{"loop", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"inbox","prefix":"copies/"}}]`, "inside the source area"},
+	}
+	for _, tt := range tests {
+		_, err := api.ParseRules(tt.raw)
+		if (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.err)
+		}
+	}
+}
