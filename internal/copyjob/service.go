@@ -239,6 +239,11 @@ func (s *Service) advance(ctx context.Context, job *Job, readURL string, resumin
 		switch {
 		case err == nil:
 			job.DestinationSnapshot = snap
+			// Record it before the copy overwrites the destination: a start resumed after
+			// a crash must restore this snapshot, not take one of a half-copied blob.
+			if err := s.save(ctx, job); err != nil {
+				return s.abandon(ctx, job, newError(CodeStorageUnavailable, "", "cannot record the destination snapshot", err))
+			}
 		case errors.Is(err, ErrNotFound):
 			// Nothing to protect: the destination does not exist yet.
 		default:

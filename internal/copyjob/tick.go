@@ -22,10 +22,12 @@ type ticket struct {
 	// decides when a message is poisoned.
 	Polls    int64    `json:"polls"`
 	Progress Progress `json:"progress"`
+	// Created is when Start enqueued the message, before the record existed.
+	Created time.Time `json:"created,omitzero"`
 }
 
 func ticketFor(job *Job) ticket {
-	t := ticket{JobID: job.ID, Progress: job.Progress}
+	t := ticket{JobID: job.ID, Progress: job.Progress, Created: job.CreatedAt}
 	if job.CopyID != "" {
 		d := job.Destination.BlobRef
 		t.Dest, t.CopyID = &d, job.CopyID
@@ -167,6 +169,10 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 
 	job, err := s.records.Get(ctx, t.JobID)
 	if errors.Is(err, ErrNotFound) {
+		if t.CopyID == "" && s.cfg.Now().Sub(t.Created) < s.cfg.StartGrace {
+			// Start may still be about to create the record: not an error yet.
+			return s.keepPolling(ctx, m, t, t.Progress, log)
+		}
 		return s.poison(ctx, m, nil, "job record not found (deleted behind the app's back?)", log)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,7 +156,7 @@ func TestTickPoisonsWhenRecordDeleted(t *testing.T) {
 	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef})
 	_ = h.Blobs.CompleteCopy(dstRef)
 	h.Records.Delete(job.ID)
-	r := h.tickAfter(time.Minute)
+	r := h.tickAfter(h.svc.Config().StartGrace + time.Second)
 	if r.Poisoned != 1 {
 		t.Fatalf("report = %+v", r)
 	}
@@ -511,4 +512,42 @@ func TestTickResumeAfterManyPollsIsNotPoisoned(t *testing.T) {
 		}
 	}
 	h.wantStartCopies(1)
+}
+
+// A message can become visible before Start has written its record (slow storage): the
+// tick keeps it through StartGrace and poisons it only after.
+func TestTickWaitsForARecordDuringStartGrace(t *testing.T) {
+	h := newHarness(t)
+	text, _ := json.Marshal(map[string]any{"jobId": "not-yet", "created": h.Clock.Now()})
+	if _, err := h.Queue.Enqueue(h.ctx, string(text), 0); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.tickAfter(time.Second); r.Pending != 1 || r.Poisoned != 0 {
+		t.Fatalf("within the grace period: %+v", r)
+	}
+	h.wantMessages(1)
+	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Poisoned != 1 {
+		t.Fatalf("after the grace period: %+v", r)
+	}
+	h.wantMessages(0)
+}
+
+// The destination snapshot is recorded before the copy starts, so a start resumed after
+// a crash restores the snapshot of the original content.
+func TestSnapshotRecordedBeforeCopyStarts(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.Put(dstRef, 5, nil)
+	var seen string
+	var once sync.Once
+	h.Blobs.OnNext(copyjobtest.OpStartCopy, func() {
+		once.Do(func() {
+			for _, j := range h.Records.Jobs() {
+				seen = j.DestinationSnapshot
+			}
+		})
+	})
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{SnapshotDestination: true, Overwrite: true}})
+	if job.DestinationSnapshot == "" || seen != job.DestinationSnapshot {
+		t.Fatalf("snapshot %q, recorded before the copy: %q", job.DestinationSnapshot, seen)
+	}
 }
