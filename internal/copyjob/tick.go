@@ -24,10 +24,21 @@ type ticket struct {
 	Progress Progress `json:"progress"`
 	// Created is when Start enqueued the message, before the record existed.
 	Created time.Time `json:"created,omitzero"`
+	// Lease names the source lease, so that even a job whose record was deleted behind
+	// the app's back never leaves a lease held by nobody.
+	Lease *ticketLease `json:"lease,omitempty"`
+}
+
+type ticketLease struct {
+	Source BlobRef `json:"source"`
+	ID     string  `json:"id"`
 }
 
 func ticketFor(job *Job) ticket {
 	t := ticket{JobID: job.ID, Progress: job.Progress, Created: job.CreatedAt}
+	if job.Lease != nil && job.Source.Ref != nil {
+		t.Lease = &ticketLease{Source: *job.Source.Ref, ID: job.Lease.ID}
+	}
 	if job.CopyID != "" {
 		d := job.Destination.BlobRef
 		t.Dest, t.CopyID = &d, job.CopyID
@@ -172,6 +183,13 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		if t.CopyID == "" && s.cfg.Now().Sub(t.Created) < s.cfg.StartGrace {
 			// Start may still be about to create the record: not an error yet.
 			return s.keepPolling(ctx, m, t, t.Progress, log)
+		}
+		if t.Lease != nil {
+			// No record says whether the lease is held: release it if it is ours.
+			orphan := &Job{ID: t.JobID, Source: Source{Ref: &t.Lease.Source}, Lease: &Lease{ID: t.Lease.ID, State: LeaseHeld}}
+			if !s.releaseLease(ctx, orphan, log) {
+				return outFailed
+			}
 		}
 		return s.poison(ctx, m, nil, "job record not found (deleted behind the app's back?)", log)
 	}

@@ -551,3 +551,20 @@ func TestSnapshotRecordedBeforeCopyStarts(t *testing.T) {
 		t.Fatalf("snapshot %q, recorded before the copy: %q", job.DestinationSnapshot, seen)
 	}
 }
+
+// A job record deleted behind the app's back: the message is poisoned with the reason
+// and the source lease the message names is released.
+func TestTickReleasesLeaseOfDeletedRecord(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.Put(srcRef, 10, nil)
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{LeaseSource: true, Overwrite: true}})
+	if h.Blobs.LeaseHolder(srcRef) != job.Lease.ID {
+		t.Fatalf("lease not held by the job")
+	}
+	h.Records.Delete(job.ID)
+	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Poisoned != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	h.wantNoLeases()
+	h.wantMessages(0)
+}
