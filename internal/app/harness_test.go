@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/blobcopy/blobcopy/internal/api"
 	"github.com/blobcopy/blobcopy/internal/app"
+	"github.com/blobcopy/blobcopy/internal/azstorage"
 	"github.com/blobcopy/blobcopy/internal/funchost"
 	"github.com/blobcopy/blobcopy/internal/redact"
 	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
@@ -123,7 +126,11 @@ func newHarness(t *testing.T, extra map[string]string) *harness {
 		values[k] = v
 	}
 	log := slog.New(redact.NewHandler(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	a, err := app.New(repoRoot(t), funchost.NewSettings(values), app.Options{Logger: log})
+	// Quick retries: the tests inject 503s and restart Azurite; production keeps azcore's
+	// default exponential backoff.
+	storage := azstorage.Options{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{
+		MaxRetries: 3, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond, TryTimeout: 10 * time.Second}}}
+	a, err := app.New(repoRoot(t), funchost.NewSettings(values), app.Options{Logger: log, Storage: storage})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}

@@ -104,6 +104,9 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 			defer wg.Done()
 			for m := range work {
 				o := s.process(ctx, m)
+				if o == outFailed {
+					s.retryLater(ctx, m)
+				}
 				mu.Lock()
 				switch o {
 				case outPending:
@@ -222,6 +225,19 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	}
 	t = ticketFor(job)
 	return s.keepPolling(ctx, m, t, job.Progress, log)
+}
+
+// retryLater brings a message whose visit failed back after a backoff that grows with
+// the failures in a row, instead of waiting out the whole processing visibility. The
+// text is unchanged, so the failure still counts towards the poison queue.
+func (s *Service) retryLater(ctx context.Context, m Message) {
+	failures := m.DequeueCount
+	if t, err := decodeTicket(m.Text); err == nil {
+		failures = m.DequeueCount - t.Polls
+	}
+	if _, err := s.queue.Update(ctx, m, m.Text, s.backoff(max(failures, 1))); err != nil {
+		s.log.Debug("cannot reschedule a failed message; it returns after the processing visibility", "messageId", m.ID, "err", err)
+	}
 }
 
 // keepPolling hides the message with exponential backoff: no busy loop on long copies.

@@ -2,6 +2,7 @@ package copyjob_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -567,4 +568,24 @@ func TestTickReleasesLeaseOfDeletedRecord(t *testing.T) {
 	}
 	h.wantNoLeases()
 	h.wantMessages(0)
+}
+
+// A visit that fails (storage throttled) brings the message back after a short backoff,
+// not after the whole processing visibility, and still counts as a failure.
+func TestTickRetriesFailedVisitSoon(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.Put(srcRef, 10, nil)
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
+	h.tickAfter(time.Minute) // first poll: the ticket learns the copy id
+	h.Blobs.FailNext(copyjobtest.OpCopyState, errors.New("503 ServerBusy"))
+	if r := h.tickAfter(time.Hour); r.Failed != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	msgs := h.wantMessages(1)
+	if wait := msgs[0].VisibleAt.Sub(h.Clock.Now()); wait <= 0 || wait > h.svc.Config().ProcessingVisibility/2 {
+		t.Fatalf("failed message visible again in %s", wait)
+	}
+	_ = h.Blobs.CompleteCopy(dstRef)
+	h.tickAfter(time.Minute)
+	h.wantStatus(job.ID, copyjob.StatusSuccess)
 }

@@ -1,0 +1,153 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+
+	"github.com/blobcopy/blobcopy/internal/app"
+	"github.com/blobcopy/blobcopy/internal/azstorage"
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
+)
+
+// TestThrottlingIsRetriedWithBackoff: storage answering 503 ServerBusy (or 500) is
+// retried by azcore's retry policy; the copy starts once and the caller sees success.
+func TestThrottlingIsRetriedWithBackoff(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sim.PutBlob(simAccount, "src", "t.bin", []byte("throttled"), nil)
+	h.sim.CreateContainer(simAccount, "dst")
+	for _, tc := range []struct {
+		op     string
+		status int
+		code   string
+	}{{copysim.OpCopyBlob, 503, "ServerBusy"}, {copysim.OpLeaseBlob, 500, "InternalError"}} {
+		h.sim.ResetCounts()
+		h.sim.FailNext(tc.op, tc.status, tc.code, 2)
+		job := h.startPending(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/t.bin",
+			"destination": map[string]any{"account": "sim", "container": "dst", "blob": "t-" + tc.code + ".bin"}, "leaseSource": tc.op == copysim.OpLeaseBlob})
+		if n := h.sim.RequestCount(tc.op); n != 3 {
+			t.Errorf("%s: %d requests, want 2 failures + 1 success", tc.op, n)
+		}
+		if job.CopyID == "" {
+			t.Errorf("%s: no copy id", tc.op)
+		}
+		if tc.op == copysim.OpLeaseBlob {
+			// Finish it so the lease is released for the next case.
+			if err := h.sim.Complete(simAccount, "dst", "t-"+tc.code+".bin"); err != nil {
+				t.Fatal(err)
+			}
+			h.getJob(job.ID)
+		}
+	}
+	// Throttled while polling: the tick fails this visit, keeps the message, and the next
+	// visit succeeds.
+	job := h.startPending(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/t.bin",
+		"destination": map[string]any{"account": "sim", "container": "dst", "blob": "polled.bin"}})
+	h.sim.FailNext(copysim.OpGetBlobProperties, 503, "ServerBusy", 8)
+	time.Sleep(1100 * time.Millisecond)
+	h.invokeTimer()
+	if err := h.sim.Complete(simAccount, "dst", "polled.bin"); err != nil {
+		t.Fatal(err)
+	}
+	h.tickUntil("throttled poll recovered", func() bool { return h.record(job.ID).Status == copyjob.StatusSuccess })
+}
+
+// TestInvalidQueueMessagesArePoisoned: text that is not a tracking message goes to the
+// poison queue with the reason, on real Azurite queues.
+func TestInvalidQueueMessagesArePoisoned(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, text := range []string{"not json", `{"jobId":""}`, `[1,2,3]`} {
+		if _, err := h.queueClient(app.DefaultQueue).EnqueueMessage(context.Background(), text, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.tickUntil("messages poisoned", func() bool { return h.queueLength(app.DefaultQueue) == 0 })
+	entries := h.poisonEntries()
+	if len(entries) != 3 {
+		t.Fatalf("poison queue = %+v", entries)
+	}
+	for _, e := range entries {
+		if !strings.Contains(e.Reason, "not a tracking message") {
+			t.Errorf("reason = %q", e.Reason)
+		}
+	}
+}
+
+func (h *harness) poisonEntries() []azstorage.PoisonEntry {
+	h.t.Helper()
+	resp, err := h.queueClient(app.DefaultQueue+"-poison").PeekMessages(context.Background(), &azqueue.PeekMessagesOptions{NumberOfMessages: to.Ptr(int32(32))})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []azstorage.PoisonEntry
+	for _, m := range resp.Messages {
+		var e azstorage.PoisonEntry
+		if err := json.Unmarshal([]byte(*m.MessageText), &e); err != nil {
+			h.t.Fatalf("poison entry %q: %v", *m.MessageText, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// TestRecordDeletedBehindTheAppsBack: the tick poisons the message with the reason and
+// still releases the source lease the message names.
+func TestRecordDeletedBehindTheAppsBack(t *testing.T) {
+	h := newHarness(t, map[string]string{"COPY_START_GRACE": "1s"})
+	h.sim.PutBlob(simAccount, "src", "orphan.bin", []byte("orphan"), nil)
+	job := h.startPending(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/orphan.bin",
+		"destination": map[string]any{"account": "sim", "container": "dst", "blob": "orphan.bin"}, "leaseSource": true})
+	if _, err := h.blobClient("devstoreaccount1").DeleteBlob(context.Background(), app.DefaultRecords, "jobs/"+job.ID+".json", nil); err != nil {
+		t.Fatal(err)
+	}
+	h.tickUntil("message poisoned", func() bool { return h.queueLength(app.DefaultQueue) == 0 })
+	entries := h.poisonEntries()
+	if len(entries) != 1 || !strings.Contains(entries[0].Reason, "job record not found") || !strings.Contains(entries[0].Message, job.ID) {
+		t.Fatalf("poison queue = %+v", entries)
+	}
+	if l := h.sim.Lease(simAccount, "src", "orphan.bin"); l.State == "leased" {
+		t.Errorf("lease left held by nobody: %+v", l)
+	}
+	if r := h.do(http.MethodGet, "/api/copies/"+job.ID, nil, nil); r.status != 404 {
+		t.Errorf("status of the deleted job: %d", r.status)
+	}
+}
+
+// TestStorageOutageDuringTicks: Azurite goes away; the timer invocation fails cleanly
+// (non-2xx, so the host records a failed run) without a panic or a lost job; once
+// storage is back, ticks resume. Azurite runs in memory here, so a restart empties it:
+// the app recreates its queue and container, as it does at start-up.
+func TestStorageOutageDuringTicks(t *testing.T) {
+	h := newHarness(t, nil)
+	h.az.Stop()
+	r := h.do(http.MethodPost, "/statusfn", `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":true}},"Metadata":{}}`, nil)
+	if r.status != http.StatusInternalServerError {
+		t.Fatalf("tick with storage down: %d %s", r.status, r.body)
+	}
+	var out struct{ Logs []string }
+	decodeJSON(t, r.body, &out)
+	if len(out.Logs) == 0 || !strings.Contains(strings.Join(out.Logs, "\n"), "status tick failed") {
+		t.Errorf("invocation logs = %q", out.Logs)
+	}
+	if r := h.startCopy(map[string]any{"source": "https://example.com/a", "destination": map[string]any{"container": "dst", "blob": "a"}}); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("start with storage down: %d %s", r.status, r.body)
+	}
+	h.az.Restart(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.app.EnsureStorage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.invokeTimer()
+	src := h.upload("devstoreaccount1", "src", "after.txt", []byte("back"))
+	if r := h.startCopy(map[string]any{"source": src, "destination": map[string]any{"container": "dst", "blob": "after.txt"}}); r.status != http.StatusOK {
+		t.Errorf("start after restart: %d %s", r.status, r.body)
+	}
+}
