@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/blobcopy/blobcopy/internal/app"
 	"github.com/blobcopy/blobcopy/internal/funchost"
@@ -44,18 +45,16 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if *ensure || !a.Hosted() {
-		// Standalone (and `make run`) owns its storage; under the host, infra creates it
-		// but a missing queue is created too rather than failing every start.
-		if err := a.EnsureStorage(ctx); err != nil {
-			if *ensure {
-				return err
-			}
-			log.Warn("cannot create the app's queue/container yet; they are retried on use", "err", err)
-		}
-		if *ensure {
-			return nil
-		}
+	// The app owns its queue, poison queue and records container: create them if
+	// missing (infra creates them too; this is idempotent and costs three requests).
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = a.EnsureStorage(ensureCtx)
+	cancel()
+	if *ensure {
+		return err
+	}
+	if err != nil {
+		log.Warn("cannot create the app's queue/container yet; requests will fail until storage answers", "err", err)
 	}
 	return a.Run(ctx)
 }

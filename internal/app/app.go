@@ -85,8 +85,11 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s schedule: %w", StatusFunction, err)
 	}
+	if strings.TrimSpace(expr) == "" {
+		return nil, fmt.Errorf("%s schedule %q is empty: set the app setting it names", StatusFunction, timer.Schedule)
+	}
 	if a.Schedule, err = funchost.ParseSchedule(expr); err != nil {
-		return nil, fmt.Errorf("%s schedule: %w", StatusFunction, err)
+		return nil, fmt.Errorf("%s schedule %q: %w", StatusFunction, timer.Schedule, err)
 	}
 	if a.addr, a.hosted, err = funchost.ListenAddress(s); err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/blobcopy/blobcopy/internal/faultpoint"
 )
 
 // Config tunes the service; zero values take the defaults in withDefaults.
@@ -164,6 +166,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	if err != nil {
 		return nil, false, newError(CodeStorageUnavailable, "", "cannot enqueue the tracking message", err)
 	}
+	faultpoint.Hit("start:enqueued")
 	if err := s.records.Create(ctx, job); err != nil {
 		s.dropMessage(ctx, msg, log)
 		if errors.Is(err, ErrExists) {
@@ -171,6 +174,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		}
 		return nil, false, newError(CodeStorageUnavailable, "", "cannot write the job record", err)
 	}
+	faultpoint.Hit("start:recorded")
 	created := job.ETag
 	err = s.advance(ctx, job, prepared.ReadURL, false)
 	// recorded: the terminal outcome reached the record (Update sets a new ETag). When that
@@ -260,6 +264,7 @@ func (s *Service) advance(ctx context.Context, job *Job, readURL string, resumin
 			return s.abandon(ctx, job, newError(CodeStorageUnavailable, "source", "cannot lease the source", err))
 		}
 		job.Lease.State = LeaseHeld
+		faultpoint.Hit("start:leased")
 	}
 
 	var state CopyState
@@ -283,6 +288,7 @@ func (s *Service) advance(ctx context.Context, job *Job, readURL string, resumin
 			return s.abandon(ctx, job, s.startCopyError(ctx, job, err))
 		}
 	}
+	faultpoint.Hit("start:copied")
 	now := s.cfg.Now().UTC()
 	job.CopyID = state.CopyID
 	job.StartedAt = &now
