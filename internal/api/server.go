@@ -88,17 +88,39 @@ func NewServer(copies *copyjob.Service, opts Options) *Server {
 	return s
 }
 
+// route is one ServeMux registration: method ("" for every other method) and a path
+// below the route prefix.
+type route struct {
+	method, path string
+	handler      http.Handler
+}
+
+// routeTable lists every route Routes registers; openapi_test.go checks openapi.json
+// against it.
+func (s *Server) routeTable() []route {
+	return []route{
+		{"POST", "/copies", s.guard(s.handlePost)},
+		{"OPTIONS", "/copies", http.HandlerFunc(s.handleOptions)}, // CloudEvents handshake: no key
+		{"GET", "/copies", s.guard(s.handleList)},
+		{"GET", "/copies/{id}", s.guard(s.handleGet)},
+		{"POST", "/copies/{id}/abort", s.guard(s.handleAbort)},
+		{"GET", "/openapi.json", http.HandlerFunc(s.handleOpenAPI)}, // the API description: no key
+		{"", "/copies", s.methodNotAllowed("GET, POST, OPTIONS")},
+		{"", "/copies/{id}", s.methodNotAllowed("GET")},
+		{"", "/copies/{id}/abort", s.methodNotAllowed("POST")},
+		{"", "/openapi.json", s.methodNotAllowed("GET")},
+	}
+}
+
 // Routes registers the HTTP functions on mux.
 func (s *Server) Routes(mux *http.ServeMux) {
-	p := s.prefix
-	mux.Handle("POST "+p+"/copies", s.guard(s.handlePost))
-	mux.Handle("OPTIONS "+p+"/copies", http.HandlerFunc(s.handleOptions)) // CloudEvents handshake: no key
-	mux.Handle("GET "+p+"/copies", s.guard(s.handleList))
-	mux.Handle("GET "+p+"/copies/{id}", s.guard(s.handleGet))
-	mux.Handle("POST "+p+"/copies/{id}/abort", s.guard(s.handleAbort))
-	mux.Handle(p+"/copies", s.methodNotAllowed("GET, POST, OPTIONS"))
-	mux.Handle(p+"/copies/{id}", s.methodNotAllowed("GET"))
-	mux.Handle(p+"/copies/{id}/abort", s.methodNotAllowed("POST"))
+	for _, rt := range s.routeTable() {
+		pattern := s.prefix + rt.path
+		if rt.method != "" {
+			pattern = rt.method + " " + pattern
+		}
+		mux.Handle(pattern, rt.handler)
+	}
 }
 
 func (s *Server) methodNotAllowed(allow string) http.Handler {
