@@ -16,7 +16,7 @@ type Setting struct {
 
 // Settings is the catalogue, in README order.
 var Settings = []Setting{
-	{"FUNCTIONS_WORKER_RUNTIME", "custom", "Functions runtime: always `custom` for this handler.", true, true},
+	{"FUNCTIONS_WORKER_RUNTIME", "custom", "Functions runtime: always `custom` for this handler (on Flex Consumption it is `functionAppConfig.runtime`, not an app setting).", true, true},
 	{"AzureWebJobsStorage", "UseDevelopmentStorage=true", "The app's storage (queue, job records, default destination account): a connection string, or use the identity-based `AzureWebJobsStorage__accountName` / `__blobServiceUri` / `__queueServiceUri` / `__credential` / `__clientId` settings.", true, false},
 	{"AzureWebJobsStorage__accountName", "", "Identity-based connection to the app's storage account (managed identity; no keys).", false, true},
 	{"AzureWebJobsStorage__credential", "", "`managedidentity` to use the app's managed identity (with `__clientId` for a user-assigned one).", false, true},
