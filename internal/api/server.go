@@ -119,8 +119,32 @@ func (s *Server) Routes(mux *http.ServeMux) {
 		if rt.method != "" {
 			pattern = rt.method + " " + pattern
 		}
-		mux.Handle(pattern, rt.handler)
+		mux.Handle(pattern, s.logged(rt.handler))
 	}
+}
+
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logged writes one access line per request with its duration. Only the path is
+// logged: the query may carry a function key (?code=).
+func (s *Server) logged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("operation", "http"),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)))
+	})
 }
 
 func (s *Server) methodNotAllowed(allow string) http.Handler {

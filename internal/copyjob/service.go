@@ -235,6 +235,7 @@ func sourceError(err error) *Error {
 // resuming is true when a tick picks up a start that crashed half-way.
 func (s *Service) advance(ctx context.Context, job *Job, readURL string, resuming bool) error {
 	log := s.log.With("jobId", job.ID, "operation", "start")
+	began := time.Now()
 	job.Attempts++
 	dst := job.Destination.BlobRef
 
@@ -301,10 +302,10 @@ func (s *Service) advance(ctx context.Context, job *Job, readURL string, resumin
 			log.Warn("copy started but the record was not updated; the status tick will adopt it", "err", err)
 			return nil
 		}
-		log.Info("copy pending", "source", job.Source.URL, "destination", job.Destination.URL)
+		log.Info("copy pending", "source", job.Source.URL, "destination", job.Destination.URL, "duration", time.Since(began))
 		return nil
 	}
-	log.Info("copy finished at start", "status", state.Status)
+	log.Info("copy finished at start", "status", state.Status, "duration", time.Since(began))
 	return s.settle(ctx, job, state)
 }
 
