@@ -15,6 +15,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/funchost"
 	"github.com/blobcopy/blobcopy/internal/redact"
 	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
+	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
 
 // TestUserDelegationSASAcrossAccounts is the article's headline path, for real: the app
@@ -24,7 +25,7 @@ import (
 func TestUserDelegationSASAcrossAccounts(t *testing.T) {
 	other := azurite.NewAccount("entraacct")
 	az := azurite.Start(t, azurite.Options{Accounts: []azurite.Account{other}, OAuth: true})
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	values := map[string]string{
 		"AzureWebJobsStorage": az.ConnectionString("devstoreaccount1"),
 		// No key for this account: only its endpoint and an identity.

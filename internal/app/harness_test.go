@@ -30,25 +30,8 @@ import (
 	"github.com/blobcopy/blobcopy/internal/redact"
 	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
 	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
+	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
-
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // simClock is the copy simulator's clock; tests move it to expire SAS tokens.
 type simClock struct {
@@ -78,7 +61,7 @@ type harness struct {
 	clock *simClock
 	app   *app.App
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 }
 
 const simAccount = "simacct"
@@ -104,7 +87,7 @@ var acct2 = azurite.NewAccount("acct2")
 
 func newHarness(t *testing.T, extra map[string]string) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &simClock{}, logs: &syncBuffer{}}
+	h := &harness{t: t, clock: &simClock{}, logs: &syncbuf.Buffer{}}
 	h.az = azurite.Start(t, azurite.Options{Accounts: []azurite.Account{acct2}})
 	h.sim = copysim.New(copysim.Options{Now: h.clock.Now})
 	t.Cleanup(h.sim.Close)

@@ -1,7 +1,6 @@
 package funchost
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
 
 func readFixture(t *testing.T, name string) string {
@@ -246,7 +247,7 @@ func TestInvokeResponseEncodesEmptyAsObjectAndArray(t *testing.T) {
 }
 
 func TestInvocationLogMirrorsToSlogAndIsConcurrencySafe(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	log := NewInvocationLog(slog.New(slog.NewTextHandler(&buf, nil)))
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -267,22 +268,4 @@ func TestInvocationLogMirrorsToSlogAndIsConcurrencySafe(t *testing.T) {
 	if got := strings.Count(buf.String(), "msg=line"); got != 20 {
 		t.Errorf("slog got %d mirrored lines, want 20:\n%s", got, buf.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
 
 // These tests use short real intervals and assert on counts and order,
@@ -72,7 +74,7 @@ func TestSchedulerRunsTicksInOrder(t *testing.T) {
 }
 
 func TestSchedulerSkipsTickWhilePreviousRuns(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 
 	release := make(chan struct{})
@@ -229,7 +231,7 @@ func TestSchedulerMarksLateTickPastDue(t *testing.T) {
 }
 
 func TestSchedulerLogsTickErrors(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	var calls atomic.Int32
 	run := func(ctx context.Context, info TimerInfo, log *InvocationLog) error {
