@@ -513,6 +513,11 @@ func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 // refresh reads the destination of a pending job and settles it if the copy ended.
 func (s *Service) refresh(ctx context.Context, job *Job) error {
 	state, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
+	return s.apply(ctx, job, state, err)
+}
+
+// apply records what a read of the destination's copy properties found.
+func (s *Service) apply(ctx context.Context, job *Job, state CopyState, err error) error {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return s.settle(ctx, job, CopyState{Status: StatusDestinationMissing, Description: "the destination blob was deleted while the copy was pending"})

@@ -17,10 +17,10 @@ type ticket struct {
 	JobID  string   `json:"jobId"`
 	Dest   *BlobRef `json:"destination,omitempty"`
 	CopyID string   `json:"copyId,omitempty"`
-	// Polls is the message's dequeue count at its last successful visit, so that
-	// DequeueCount - Polls - 1 is the number of failed attempts in a row since, which
-	// decides when a message is poisoned.
-	Polls    int64    `json:"polls"`
+	// Polls counts the visits that rescheduled the message; it drives the backoff.
+	Polls int64 `json:"polls"`
+	// Failures counts failed visits in a row; MaxFailures of them poison the message.
+	Failures int64    `json:"failures,omitempty"`
 	Progress Progress `json:"progress"`
 	// Created is when Start enqueued the message, before the record existed.
 	Created time.Time `json:"created,omitzero"`
@@ -103,7 +103,7 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 		go func() {
 			defer wg.Done()
 			for m := range work {
-				o := s.process(ctx, m)
+				o := s.safeProcess(ctx, m)
 				if o == outFailed {
 					s.retryLater(ctx, m)
 				}
@@ -133,7 +133,7 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 			break
 		}
 		var msgs []Message
-		msgs, err = s.queue.Dequeue(ctx, s.cfg.BatchSize, s.cfg.ProcessingVisibility)
+		msgs, err = s.queue.Dequeue(ctx, s.cfg.BatchSize, s.visitVisibility())
 		if err != nil {
 			if ctx.Err() != nil {
 				report.BudgetExhausted, err = true, nil
@@ -155,8 +155,31 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 	return report, err
 }
 
-// process handles one tracking message. Any error leaves the message to reappear after
-// ProcessingVisibility, which counts as a failed attempt.
+// visitVisibility hides dequeued messages for the longest poll interval (and at least
+// for the processing time): a steady pending copy is then polled with one Get Blob
+// Properties and no queue write; only messages due sooner are rewritten.
+func (s *Service) visitVisibility() time.Duration {
+	return max(s.cfg.MaxPollInterval, s.cfg.ProcessingVisibility)
+}
+
+// maxVisits bounds how often one message is dequeued: a visit that dies without
+// reporting its failure (the process killed mid-visit) is caught by this cap. A copy
+// pending for two weeks, polled every visitVisibility, stays far below it.
+const maxVisits = 20000
+
+// safeProcess turns a panic while processing one message into a counted failure.
+func (s *Service) safeProcess(ctx context.Context, m Message) (o outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic while processing a tracking message", "messageId", m.ID, "panic", fmt.Sprint(r))
+			o = outFailed
+		}
+	}()
+	return s.process(ctx, m)
+}
+
+// process handles one tracking message. A failed visit is counted in the ticket by
+// retryLater; MaxFailures in a row poison the message.
 func (s *Service) process(ctx context.Context, m Message) outcome {
 	log := s.log.With("operation", "poll", "messageId", m.ID)
 	t, err := decodeTicket(m.Text)
@@ -164,21 +187,27 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		return s.poison(ctx, m, nil, err.Error(), log)
 	}
 	log = log.With("jobId", t.JobID)
-	if failures := m.DequeueCount - t.Polls - 1; failures >= int64(s.cfg.MaxFailures) {
+	if t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > maxVisits {
 		job, _ := s.records.Get(ctx, t.JobID)
-		return s.poison(ctx, m, job, fmt.Sprintf("%d attempts in a row failed", failures), log)
+		return s.poison(ctx, m, job, fmt.Sprintf("%d attempts in a row failed (%d visits in all)", t.Failures, m.DequeueCount), log)
 	}
 
 	// Fast path: a pending copy whose ticket names its destination and copy id.
+	var (
+		read     bool
+		state    CopyState
+		stateErr error
+	)
 	if t.CopyID != "" && t.Dest != nil {
-		state, err := s.blobs.CopyState(ctx, *t.Dest)
-		if err == nil && state.CopyID == t.CopyID && state.Status == StatusPending {
+		state, stateErr = s.blobs.CopyState(ctx, *t.Dest)
+		if stateErr == nil && state.CopyID == t.CopyID && state.Status == StatusPending {
 			return s.keepPolling(ctx, m, t, state.Progress, log)
 		}
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			log.Warn("cannot read copy status", "err", err)
+		if stateErr != nil && !errors.Is(stateErr, ErrNotFound) {
+			log.Warn("cannot read copy status", "err", stateErr)
 			return outFailed
 		}
+		read = true
 	}
 
 	job, err := s.records.Get(ctx, t.JobID)
@@ -211,7 +240,10 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		}
 		return s.resume(ctx, m, t, job, log)
 	}
-	if err := s.refresh(ctx, job); err != nil {
+	if !read || job.CopyID != t.CopyID || !sameRef(job.Destination.BlobRef, t.Dest) {
+		state, stateErr = s.blobs.CopyState(ctx, job.Destination.BlobRef)
+	}
+	if err := s.apply(ctx, job, state, stateErr); err != nil {
 		log.Warn("cannot poll the copy", "err", err)
 		return outFailed
 	}
@@ -227,16 +259,17 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	return s.keepPolling(ctx, m, t, job.Progress, log)
 }
 
-// retryLater brings a message whose visit failed back after a backoff that grows with
-// the failures in a row, instead of waiting out the whole processing visibility. The
-// text is unchanged, so the failure still counts towards the poison queue.
+// retryLater counts a failed visit in the ticket and brings the message back after a
+// backoff that grows with the failures in a row, instead of waiting out the whole
+// visibility.
 func (s *Service) retryLater(ctx context.Context, m Message) {
-	failures := m.DequeueCount
-	if t, err := decodeTicket(m.Text); err == nil {
-		failures = m.DequeueCount - t.Polls
+	t, err := decodeTicket(m.Text)
+	if err != nil {
+		return // poisoned already
 	}
-	if _, err := s.queue.Update(ctx, m, m.Text, s.backoff(max(failures, 1))); err != nil {
-		s.log.Debug("cannot reschedule a failed message; it returns after the processing visibility", "messageId", m.ID, "err", err)
+	t.Failures++
+	if _, err := s.queue.Update(ctx, m, t.encode(), s.backoff(t.Failures)); err != nil {
+		s.log.Debug("cannot reschedule a failed message; it returns after the visibility timeout", "messageId", m.ID, "err", err)
 	}
 }
 
@@ -253,10 +286,15 @@ func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress
 		}
 	}
 	t.Progress = progress
-	// A success resets the count of failures in a row (a plain increment would count every
-	// failure since the job began, and ticketFor restarts it at zero).
-	t.Polls = max(t.Polls+1, m.DequeueCount)
-	if _, err := s.queue.Update(ctx, m, t.encode(), s.backoff(t.Polls)); err != nil {
+	t.Failures = 0 // a success ends a run of failures
+	next := s.backoff(t.Polls + 1)
+	if next >= s.visitVisibility() && t.encode() == m.Text {
+		// The dequeue hid the message for as long as the next poll waits, and the ticket
+		// is unchanged: no queue write (a steady poll costs one Get Blob Properties).
+		return outPending
+	}
+	t.Polls++
+	if _, err := s.queue.Update(ctx, m, t.encode(), next); err != nil {
 		log.Warn("cannot reschedule the tracking message", "err", err)
 		return outFailed
 	}
@@ -290,7 +328,6 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, retry
 	}
 	if leaseHeld() || s.callbackPending(job) {
 		t := ticketFor(job)
-		t.Polls = m.DequeueCount // a retry, not a failure
 		if _, err := s.queue.Update(ctx, m, t.encode(), s.cfg.FirstPoll); err != nil {
 			return outFailed
 		}
@@ -350,3 +387,5 @@ func (s *Service) poison(ctx context.Context, m Message, job *Job, reason string
 	}
 	return outPoisoned
 }
+
+func sameRef(a BlobRef, b *BlobRef) bool { return b != nil && a == *b }

@@ -589,3 +589,50 @@ func TestTickRetriesFailedVisitSoon(t *testing.T) {
 	h.tickAfter(time.Minute)
 	h.wantStatus(job.ID, copyjob.StatusSuccess)
 }
+
+// Once a pending copy's backoff reaches the longest interval, a poll is one Get Blob
+// Properties and no queue write: the dequeue already hid the message for that long.
+func TestSteadyPollWritesNothingToTheQueue(t *testing.T) {
+	h := newHarness(t)
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
+	for range 12 { // young job: every visit reschedules it sooner than the longest interval
+		h.tickAfter(time.Hour)
+	}
+	updates, reads := h.Queue.Calls(copyjobtest.OpUpdateMessage), h.Blobs.Calls(copyjobtest.OpCopyState)
+	for range 5 {
+		if r := h.tickAfter(time.Hour); r.Pending != 1 {
+			t.Fatalf("report = %+v", r)
+		}
+	}
+	if got := h.Queue.Calls(copyjobtest.OpUpdateMessage) - updates; got != 0 {
+		t.Errorf("steady polls rewrote the message %d times", got)
+	}
+	if got := h.Blobs.Calls(copyjobtest.OpCopyState) - reads; got != 5 {
+		t.Errorf("steady polls read the copy state %d times, want 5", got)
+	}
+	if err := h.Blobs.SetCopyProgress(dstRef, 7, srcSize); err != nil {
+		t.Fatal(err)
+	}
+	h.tickAfter(time.Hour)
+	if rec := h.record(job.ID); rec.Progress.BytesCopied != 7 {
+		t.Errorf("changed progress not recorded: %+v", rec.Progress)
+	}
+	_ = h.Blobs.CompleteCopy(dstRef)
+	h.tickAfter(time.Hour)
+	h.wantStatus(job.ID, copyjob.StatusSuccess)
+	h.wantMessages(0)
+}
+
+// A panic while processing one message is a counted failure, not a crash of the tick.
+func TestTickSurvivesAPanic(t *testing.T) {
+	h := newHarness(t)
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
+	h.tickAfter(time.Minute)
+	h.Blobs.OnNext(copyjobtest.OpCopyState, func() { panic("boom") })
+	if r := h.tickAfter(time.Hour); r.Failed != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	_ = h.Blobs.CompleteCopy(dstRef)
+	h.tickAfter(time.Hour)
+	h.wantStatus(job.ID, copyjob.StatusSuccess)
+}
