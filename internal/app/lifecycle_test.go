@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 )
@@ -20,6 +21,13 @@ func TestAzuriteCopies(t *testing.T) {
 	data := []byte(strings.Repeat("blobcopy ", 1000))
 	same := h.upload("devstoreaccount1", "src", "dir/same.txt", data)
 	other := h.upload("acct2", "src", "other.txt", data)
+
+	// A SAS the caller signed itself (read-only, one hour).
+	callerSAS, err := h.blobClient("acct2").ServiceClient().NewContainerClient("src").NewBlobClient("other.txt").
+		GetSASURL(sas.BlobPermissions{Read: true}, time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name     string
@@ -43,6 +51,18 @@ func TestAzuriteCopies(t *testing.T) {
 			dstBlob: "other.txt",
 		},
 		{
+			name: "synchronous Copy Blob From URL (requiresSync)",
+			req:  map[string]any{"source": other, "destination": map[string]any{"container": "dst", "blob": "sync.txt"}, "requiresSync": true},
+			kind: copyjob.SourceOtherAccount, sasKind: "accountKey",
+			dstBlob: "sync.txt",
+		},
+		{
+			name:    "a SAS the caller supplies",
+			req:     map[string]any{"source": callerSAS, "destination": map[string]any{"container": "dst", "blob": "caller.txt"}},
+			kind:    copyjob.SourceCallerSAS,
+			dstBlob: "caller.txt",
+		},
+		{
 			name: "into the other account",
 			req:  map[string]any{"source": same, "destination": map[string]any{"account": "acct2", "container": "dst", "blob": "into.txt"}},
 			kind: copyjob.SourceOtherAccount, sasKind: "accountKey",
@@ -64,6 +84,9 @@ func TestAzuriteCopies(t *testing.T) {
 			}
 			if tt.sasKind != "" && (j.Source.SASExpiresAt == nil || time.Until(*j.Source.SASExpiresAt) < 23*time.Hour) {
 				t.Errorf("SAS expiry not recorded or too short: %v", j.Source.SASExpiresAt)
+			}
+			if tt.kind == copyjob.SourceCallerSAS && (j.Source.SASExpiresAt == nil || time.Until(*j.Source.SASExpiresAt) > time.Hour+time.Minute) {
+				t.Errorf("the caller's SAS expiry is not recorded: %v", j.Source.SASExpiresAt)
 			}
 			if strings.Contains(string(r.body), "sig=") || strings.Contains(j.Source.URL, "?") {
 				t.Errorf("the answer carries a SAS: %s", r.body)
