@@ -243,6 +243,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	if !read || job.CopyID != t.CopyID || !sameRef(job.Destination.BlobRef, t.Dest) {
 		state, stateErr = s.blobs.CopyState(ctx, job.Destination.BlobRef)
 	}
+	recorded := job.Progress
 	if err := s.apply(ctx, job, state, stateErr); err != nil {
 		log.Warn("cannot poll the copy", "err", err)
 		return outFailed
@@ -250,7 +251,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	if job.Status.Terminal() {
 		return s.finishTerminal(ctx, m, job, false, log) // settle just tried the callback
 	}
-	if job.Progress != t.Progress {
+	if job.Progress != recorded {
 		if err := s.save(ctx, job); err != nil {
 			log.Warn("cannot record progress", "err", err)
 		}
