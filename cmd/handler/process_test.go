@@ -243,6 +243,14 @@ func TestStandaloneRunsTheTimerAndChecksKeys(t *testing.T) {
 	if status, _, _ := call(t, http.MethodGet, p.url+"/api/copies/x?code=k-two", "", nil); status != 404 {
 		t.Errorf("code query: %d", status)
 	}
+	// Standalone, the timer's invocation path is not an open door either.
+	invocation := `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`
+	if status, _, _ := call(t, http.MethodPost, p.url+"/statusfn", invocation, nil); status != 401 {
+		t.Errorf("/statusfn without a key: %d", status)
+	}
+	if status, _, b := call(t, http.MethodPost, p.url+"/statusfn", invocation, map[string]string{"x-functions-key": "k-one"}); status != 200 {
+		t.Errorf("/statusfn with a key: %d %s", status, b)
+	}
 	enqueue(t, az, "garbage for the timer")
 	deadline := time.Now().Add(15 * time.Second)
 	for queueLength(t, az, "copyjobs") != 0 {

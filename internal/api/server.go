@@ -168,6 +168,10 @@ func (s *Server) guard(h http.HandlerFunc) http.Handler {
 	})
 }
 
+// RequireKey applies the same key check to another handler (the standalone handler's
+// /statusfn invocation path, which the host alone calls when hosted).
+func (s *Server) RequireKey(h http.Handler) http.Handler { return s.guard(h.ServeHTTP) }
+
 func (s *Server) keyOK(r *http.Request) bool {
 	given := r.Header.Get("x-functions-key")
 	if given == "" {

@@ -152,7 +152,9 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	mux := http.NewServeMux()
 	srv.Routes(mux)
 	// The timer's invocation path under the host; harmless standalone.
-	mux.Handle("/"+StatusFunction, funchost.TimerHandler(StatusFunction, timer.Name, a.runTick, log))
+	// The timer's invocation path: the host calls it over loopback when hosted; standalone
+	// it needs a key like the HTTP functions (the internal scheduler does not use it).
+	mux.Handle("/"+StatusFunction, srv.RequireKey(funchost.TimerHandler(StatusFunction, timer.Name, a.runTick, log)))
 	a.handler = mux
 	return a, nil
 }
