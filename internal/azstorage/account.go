@@ -119,8 +119,9 @@ func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, v
 		BlobName:      blobName,
 		BlobVersion:   versionID,
 	}
-	if u, perr := url.Parse(a.Config.BlobEndpoint); perr == nil && u.Scheme == "http" {
-		// Only a loopback emulator serves plain HTTP (config refuses it elsewhere).
+	if u, perr := url.Parse(a.Config.BlobEndpoint); perr == nil && u.Scheme == "http" && isLoopback(u.Hostname()) {
+		// A local emulator (Azurite) serves plain HTTP; anywhere else the SAS stays
+		// HTTPS-only, so it cannot be used, or leak, over an unencrypted connection.
 		v.Protocol = sas.ProtocolHTTPSandHTTP
 	}
 	if snapshot != "" {
@@ -240,4 +241,12 @@ func NewQueueClient(cfg config.StorageAccount, queueName string, opts Options) (
 		return azqueue.NewQueueClientWithNoCredential(qurl+"?"+strings.TrimPrefix(cfg.SAS, "?"), copts)
 	}
 	return nil, fmt.Errorf("queue %q: account %q has no credential", queueName, cfg.Name)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
