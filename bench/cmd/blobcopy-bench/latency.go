@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+	"github.com/google/uuid"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+)
+
+// Figure 2: start latency of POST /api/copies through the handler binary over HTTP,
+// next to the bare SDK calls the app makes, timed in the same loop (interleaved, so
+// Azurite's and the machine's drift hit all three alike).
+
+type latencyRun struct {
+	HandlerP50, HandlerP99 float64
+	CopyP50, CopyP99       float64
+	SeqP50, SeqP99         float64
+}
+
+type latencyFigure struct {
+	Iterations int          `json:"iterationsPerRun"`
+	Runs       []latencyRun `json:"runs"`
+	HandlerP50 float64      `json:"handlerP50ms"`
+	HandlerP99 float64      `json:"handlerP99ms"`
+	CopyP50    float64      `json:"startCopyP50ms"`
+	CopyP99    float64      `json:"startCopyP99ms"`
+	SeqP50     float64      `json:"sequenceP50ms"`
+	SeqP99     float64      `json:"sequenceP99ms"`
+	// Ratios of medians: handler / full sequence, handler / StartCopyFromURL alone.
+	RatioSeqP50  float64 `json:"ratioToSequenceP50"`
+	RatioSeqP99  float64 `json:"ratioToSequenceP99"`
+	RatioCopyP50 float64 `json:"ratioToStartCopyP50"`
+}
+
+const (
+	latContainer  = "latdst"
+	bareRecords   = "barerecords"
+	bareQueueName = "barequeue"
+)
+
+// bareSDK is the app's start sequence written directly against the SDK.
+type bareSDK struct {
+	blobs   *azblob.Client
+	records *azblob.Client
+	queue   *azqueue.QueueClient
+	source  string
+}
+
+func newBareSDK(ctx context.Context, e *env) (*bareSDK, error) {
+	b := &bareSDK{blobs: blobService(e.az), records: blobService(e.az), queue: queueClient(e.az, bareQueueName, nil), source: srcURL(e.az)}
+	for _, c := range []string{latContainer, bareRecords} {
+		if _, err := b.blobs.CreateContainer(ctx, c, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+			return nil, err
+		}
+	}
+	if _, err := b.queue.Create(ctx, nil); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// startCopy is Copy Blob alone.
+func (b *bareSDK) startCopy(ctx context.Context, name string) error {
+	bc := b.blobs.ServiceClient().NewContainerClient(latContainer).NewBlobClient(name)
+	_, err := bc.StartCopyFromURL(ctx, b.source, nil)
+	return err
+}
+
+// sequence is what the app does for a same-account start: enqueue the tracking
+// message, create the job record, Copy Blob, read the destination's properties
+// (the app does, for the byte count), update the record, delete the message.
+func (b *bareSDK) sequence(ctx context.Context, name string) error {
+	now := time.Now().UTC()
+	job := copyjob.Job{
+		ID:          uuid.NewString(),
+		Origin:      "api",
+		Source:      copyjob.Source{URL: b.source, Kind: copyjob.SourceSameAccount},
+		Destination: copyjob.Destination{BlobRef: copyjob.BlobRef{Container: latContainer, Blob: name}, URL: "x"},
+		Status:      copyjob.StatusStarting,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		RequestHash: "0123456789abcdef0123456789abcdef",
+	}
+	ticket, _ := json.Marshal(map[string]any{"jobId": job.ID, "polls": 0, "progress": job.Progress})
+	enq, err := b.queue.EnqueueMessage(ctx, string(ticket), &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(5)), TimeToLive: to.Ptr(int32(-1))})
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	rec := b.records.ServiceClient().NewContainerClient(bareRecords).NewBlockBlobClient("jobs/" + job.ID + ".json")
+	put := func(cond *blob.ModifiedAccessConditions) (*azcore.ETag, error) {
+		body, _ := json.Marshal(job)
+		resp, err := rec.UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
+			HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
+			Metadata:         map[string]*string{"status": to.Ptr(string(job.Status))},
+			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
+		})
+		return resp.ETag, err
+	}
+	etag, err := put(&blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)})
+	if err != nil {
+		return fmt.Errorf("create record: %w", err)
+	}
+	dst := b.blobs.ServiceClient().NewContainerClient(latContainer).NewBlobClient(name)
+	cp, err := dst.StartCopyFromURL(ctx, b.source, nil)
+	if err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	props, err := dst.GetProperties(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("properties: %w", err)
+	}
+	job.CopyID, job.Status = *cp.CopyID, copyjob.StatusSuccess
+	job.Progress = copyjob.Progress{BytesCopied: *props.ContentLength, BytesTotal: *props.ContentLength}
+	if _, err := put(&blob.ModifiedAccessConditions{IfMatch: etag}); err != nil {
+		return fmt.Errorf("update record: %w", err)
+	}
+	m := enq.Messages[0]
+	if _, err := b.queue.DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil {
+		return fmt.Errorf("delete message: %w", err)
+	}
+	return nil
+}
+
+func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, error) {
+	ctx := context.Background()
+	bare, err := newBareSDK(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := blobService(e.az).CreateContainer(ctx, latContainer, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return nil, err
+	}
+	const warmup = 20
+	src := srcURL(e.az)
+	fig := &latencyFigure{Iterations: iterations}
+	for run := range runs {
+		var hl, cl, sl []float64
+		for i := range warmup + iterations {
+			name := fmt.Sprintf("r%d-%d", run, i)
+			steps := []func() error{
+				func() error {
+					t := time.Now()
+					_, err := postCopy(h.base, copyBody(src, "", latContainer, "h-"+name))
+					if i >= warmup {
+						hl = append(hl, ms(time.Since(t)))
+					}
+					return err
+				},
+				func() error {
+					t := time.Now()
+					err := bare.startCopy(ctx, "c-"+name)
+					if i >= warmup {
+						cl = append(cl, ms(time.Since(t)))
+					}
+					return err
+				},
+				func() error {
+					t := time.Now()
+					err := bare.sequence(ctx, "s-"+name)
+					if i >= warmup {
+						sl = append(sl, ms(time.Since(t)))
+					}
+					return err
+				},
+			}
+			for k := range steps {
+				if err := steps[(k+i)%len(steps)](); err != nil {
+					return nil, err
+				}
+			}
+		}
+		fig.Runs = append(fig.Runs, latencyRun{
+			HandlerP50: percentile(hl, 50), HandlerP99: percentile(hl, 99),
+			CopyP50: percentile(cl, 50), CopyP99: percentile(cl, 99),
+			SeqP50: percentile(sl, 50), SeqP99: percentile(sl, 99),
+		})
+	}
+	fig.HandlerP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.HandlerP50 })
+	fig.HandlerP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.HandlerP99 })
+	fig.CopyP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.CopyP50 })
+	fig.CopyP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.CopyP99 })
+	fig.SeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.SeqP50 })
+	fig.SeqP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.SeqP99 })
+	fig.RatioSeqP50 = ratio(fig.HandlerP50, fig.SeqP50)
+	fig.RatioSeqP99 = ratio(fig.HandlerP99, fig.SeqP99)
+	fig.RatioCopyP50 = ratio(fig.HandlerP50, fig.CopyP50)
+	return fig, nil
+}
