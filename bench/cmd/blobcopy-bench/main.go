@@ -169,7 +169,7 @@ func run(handlerBin, azBin, out, appDir string, cfg config) error {
 			// Against Azure a poll mostly waits for the network; on loopback it is
 			// CPU-bound. The same ticks with a 5 ms round trip per request show the
 			// latency-bound regime.
-			{2 * cfg.sizes[0], "in-memory (+5 ms per request)", mem.Endpoint(devAccount), false, cfg.rtt},
+			{cfg.sizes[0], "in-memory (+5 ms per request)", mem.Endpoint(devAccount), false, cfg.rtt},
 		}
 		rate := 80.0 // jobs/s, a first guess for Azurite's queue
 		for _, v := range variants {
@@ -188,7 +188,11 @@ func run(handlerBin, azBin, out, appDir string, cfg config) error {
 			defer az.Close() // on an error return; closed below otherwise
 			e.az = az
 			size := &tickSize{N: v.n, Queue: v.queue}
-			tb := newTickBench(e, az, v.n, v.endpoint, rate)
+			prefix := ""
+			if v.rtt > 0 {
+				prefix = "lat"
+			}
+			tb := newTickBench(e, az, prefix, v.n, v.endpoint, rate)
 			if v.endpoint != "" {
 				tb.mem = mem
 			}

@@ -64,7 +64,7 @@ func runRequests(e *env, runs int) (*requestsFigure, error) {
 	e.sim.CreateContainer(simAccount, reqContainer)
 	simSrc := e.sim.AccountEndpoint(simAccount) + "/src/"
 
-	type lifecycle struct{ start, firstPoll, poll, steady, done opCounts }
+	type lifecycle struct{ start, firstPoll, poll, steady, moved, done opCounts }
 	var same []opCounts
 	var plain, leased []lifecycle
 	for r := range runs {
@@ -97,12 +97,19 @@ func runRequests(e *env, runs int) (*requestsFigure, error) {
 			// While pending: the first poll reads the record (the ticket enqueued before
 			// the copy started has no copy id yet); the second one backs off (2s < 4s) and
 			// rewrites the message; the third finds the backoff at the longest interval and
-			// the ticket unchanged, so it writes nothing. The leased copy is polled once.
-			polls := 3
+			// the ticket unchanged, so it writes nothing; before the fourth the copy
+			// progresses (as a real copy does between two polls), which changes the ticket
+			// and the record. The leased copy is polled once.
+			polls := 4
 			if lease {
 				polls = 1
 			}
 			for i := range polls {
+				if i == 3 {
+					if err := e.sim.SetProgress(simAccount, reqContainer, name, 512); err != nil {
+						return nil, err
+					}
+				}
 				c, rep, err := tickOnce(ctx, poller, counter)
 				if err != nil {
 					return nil, err
@@ -120,6 +127,8 @@ func runRequests(e *env, runs int) (*requestsFigure, error) {
 					if c["Update Message"] != 0 {
 						fmt.Fprintf(os.Stderr, "  note: the steady poll rewrote its message (%s)\n", c)
 					}
+				case 3:
+					lc.moved = c
 				}
 			}
 			if err := e.sim.Complete(simAccount, reqContainer, name); err != nil {
@@ -172,6 +181,7 @@ func runRequests(e *env, runs int) (*requestsFigure, error) {
 	row("first poll of a pending copy (1-job tick)", pick(plain, func(l lifecycle) opCounts { return l.firstPoll }), "1 (Get Blob Properties)", "1 (get_blob_properties)")
 	row("young job: later poll while backing off, message rewritten (1-job tick)", pick(plain, func(l lifecycle) opCounts { return l.poll }), "1 (Get Blob Properties)", "1 (get_blob_properties)")
 	row("steady poll: backoff at the longest interval, ticket unchanged, no queue write (1-job tick)", pick(plain, func(l lifecycle) opCounts { return l.steady }), "1 (Get Blob Properties)", "1 (get_blob_properties)")
+	row("poll at the longest interval of a copy whose progress moved (1-job tick)", pick(plain, func(l lifecycle) opCounts { return l.moved }), "1 (Get Blob Properties)", "1 (get_blob_properties)")
 	row("completion (tick that sees success)", pick(plain, func(l lifecycle) opCounts { return l.done }), "0 extra (the poll sees it)", "0 extra")
 	row("start with leaseSource (pending)", pick(leased, func(l lifecycle) opCounts { return l.start }), "2 (Lease acquire + Copy Blob)", "3 (acquire + copy + break)")
 	row("completion with leaseSource", pick(leased, func(l lifecycle) opCounts { return l.done }), "1 (release)", "0 (broken right after start)")

@@ -134,10 +134,16 @@ type tickBench struct {
 	transport policy.Transporter
 }
 
-func newTickBench(e *env, az *azurite.Instance, n int, queueEndpoint string, rateGuess float64) *tickBench {
-	name := "tick" + strconv.Itoa(n)
-	if queueEndpoint != "" {
+// prefix names the set's queue and containers (with n); "" picks "tick" (Azurite's
+// queue) or "mem" (the in-memory queue).
+func newTickBench(e *env, az *azurite.Instance, prefix string, n int, queueEndpoint string, rateGuess float64) *tickBench {
+	name := prefix + strconv.Itoa(n)
+	switch {
+	case prefix != "":
+	case queueEndpoint != "":
 		name = "mem" + strconv.Itoa(n)
+	default:
+		name = "tick" + strconv.Itoa(n)
 	}
 	t := &tickBench{e: e, az: az, n: n, name: name, counter: newRequestCounter(), queueEndpoint: queueEndpoint, rateGuess: rateGuess}
 	e.sim.PutBlob(simAccount, "src", "tick.bin", bytes.Repeat([]byte("t"), 1024), nil)
