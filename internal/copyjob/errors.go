@@ -63,6 +63,19 @@ func newError(code Code, target, msg string, err error) *Error {
 	return &Error{Code: code, Target: target, Message: msg, Err: err}
 }
 
+// Retryable reports whether a retry of the same request can succeed: only when storage
+// was unavailable (throttled, timed out, unreachable). Every other coded error is a
+// permanent refusal; an uncoded error is treated as retryable. The HTTP layer answers
+// 503 + Retry-After for retryable errors and the event route asks Event Grid to redeliver
+// only then.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	c := CodeOf(err)
+	return c == "" || c == CodeStorageUnavailable
+}
+
 // CodeOf returns the code of a domain error, or "" for any other error.
 func CodeOf(err error) Code {
 	var e *Error

@@ -127,7 +127,11 @@ type Options struct {
 
 // Callback is an optional completion notification.
 type Callback struct {
-	URL         string     `json:"url"`
+	URL string `json:"url"`
+	// DeliveryID names the one delivery of this job's outcome: every attempt of it
+	// carries the same id (webhook-id), so receivers can deduplicate at-least-once
+	// deliveries. Set by the transition that makes the job terminal.
+	DeliveryID  string     `json:"deliveryId,omitempty"`
 	Attempts    int        `json:"attempts,omitempty"`
 	DeliveredAt *time.Time `json:"deliveredAt,omitempty"`
 	LastError   string     `json:"lastError,omitempty"`
