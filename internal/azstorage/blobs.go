@@ -332,6 +332,20 @@ func (b *Blobs) Snapshot(ctx context.Context, ref copyjob.BlobRef) (string, erro
 	return deref(resp.Snapshot), nil
 }
 
+// DeleteSnapshot deletes one snapshot of the blob.
+func (b *Blobs) DeleteSnapshot(ctx context.Context, ref copyjob.BlobRef, snapshot string) error {
+	if snapshot == "" {
+		return fmt.Errorf("%w: no snapshot named", copyjob.ErrNotFound)
+	}
+	ref.Snapshot, ref.VersionID = snapshot, ""
+	bc, err := b.blobClient(ref)
+	if err != nil {
+		return err
+	}
+	_, err = bc.Delete(ctx, nil)
+	return mapBlobErr(err)
+}
+
 func deref[T any](p *T) T {
 	var zero T
 	if p == nil {

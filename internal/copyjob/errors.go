@@ -19,6 +19,20 @@ var (
 	ErrForbidden        = errors.New("not authorized")
 	ErrInvalidSource    = errors.New("invalid source")
 	ErrUnknownAccount   = errors.New("unknown storage account")
+
+	// ErrUnavailable: storage did not carry the request out or its answer was lost
+	// (5xx, 408, 429, a timeout, no connection): a retry can succeed. Adapters wrap every
+	// such error with it; the domain treats every other error as permanent.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrSourceNotFound: the source blob does not exist.
+	ErrSourceNotFound = errors.New("the source blob does not exist")
+	// ErrDestinationLeased: the destination holds a lease someone else took (Copy Blob
+	// without its lease id answers 412 LeaseIdMissing).
+	ErrDestinationLeased = errors.New("the destination is leased by someone else")
+	// ErrInvalidValue: storage refused a value of the request (tier, metadata, tags...).
+	ErrInvalidValue = errors.New("storage refused a value of the request")
+	// ErrRefused: any other permanent refusal by storage (a 4xx not named above).
+	ErrRefused = errors.New("storage refused the request")
 )
 
 // Code is a stable error code, in the style of bloberror.Code.

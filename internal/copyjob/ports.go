@@ -33,7 +33,12 @@ type StartCopyOptions struct {
 }
 
 // Blobs is what the domain needs from blob storage, across every configured account.
-// Implementations map storage error codes onto the sentinel errors of this package.
+//
+// Error contract (checked by the shared contract suite in copyjobtest/contract, run on
+// the in-memory fakes and on the azstorage adapter): implementations wrap every error
+// with exactly one sentinel of this package. ErrUnavailable means a retry can succeed
+// (5xx, 408, 429, timeouts, no connection, a lost answer); every other sentinel is a
+// permanent answer. Error texts never carry a SAS, key or token.
 type Blobs interface {
 	// PrepareSource turns a caller's source URL into what storage should read, signing a
 	// read-only SAS valid for lifetime when the source is in another configured account.
@@ -46,10 +51,16 @@ type Blobs interface {
 	// AcquireLease takes an infinite lease with the proposed id; acquiring again with the
 	// same id while it is held succeeds (the crash-recovery path relies on it).
 	AcquireLease(ctx context.Context, ref BlobRef, leaseID string) error
-	// ReleaseLease releases it; a lease that is no longer held returns ErrLeaseNotHeld.
+	// ReleaseLease releases it. ErrLeaseNotHeld: the blob holds no lease (released
+	// already, e.g. before a crash). ErrLeaseConflict: someone else holds, broke or
+	// replaced it. Storage answers a release on a free blob with the same code as one on a
+	// blob leased by someone else, so implementations read the lease state to tell them apart.
 	ReleaseLease(ctx context.Context, ref BlobRef, leaseID string) error
 	// Snapshot snapshots a blob and returns the snapshot id; ErrNotFound when absent.
 	Snapshot(ctx context.Context, ref BlobRef) (string, error)
+	// DeleteSnapshot deletes one snapshot of ref (taken for a start that was then
+	// refused); ErrNotFound when it is gone already.
+	DeleteSnapshot(ctx context.Context, ref BlobRef, snapshot string) error
 }
 
 // ListOptions filter and page job listings.

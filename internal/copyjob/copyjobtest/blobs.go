@@ -564,6 +564,22 @@ func (b *Blobs) Snapshot(_ context.Context, ref copyjob.BlobRef) (string, error)
 	return id, nil
 }
 
+// DeleteSnapshot implements copyjob.Blobs.
+func (b *Blobs) DeleteSnapshot(_ context.Context, ref copyjob.BlobRef, snapshot string) error {
+	if err := b.enter(OpDeleteSnapshot); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sref := ref
+	sref.Snapshot = snapshot
+	if snapshot == "" || b.blobs[sref] == nil {
+		return fmt.Errorf("copyjobtest: %v: %w", sref, copyjob.ErrNotFound)
+	}
+	delete(b.blobs, sref)
+	return nil
+}
+
 // Refs lists every blob and snapshot held, sorted.
 func (b *Blobs) Refs() []copyjob.BlobRef {
 	b.mu.Lock()

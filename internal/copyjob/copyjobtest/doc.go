@@ -32,14 +32,15 @@ import (
 
 // Operation names, as used with Faults. They are the interface method names.
 const (
-	OpPrepareSource = "PrepareSource"
-	OpURL           = "URL"
-	OpStartCopy     = "StartCopy"
-	OpCopyState     = "CopyState"
-	OpAbortCopy     = "AbortCopy"
-	OpAcquireLease  = "AcquireLease"
-	OpReleaseLease  = "ReleaseLease"
-	OpSnapshot      = "Snapshot"
+	OpPrepareSource  = "PrepareSource"
+	OpURL            = "URL"
+	OpStartCopy      = "StartCopy"
+	OpCopyState      = "CopyState"
+	OpAbortCopy      = "AbortCopy"
+	OpAcquireLease   = "AcquireLease"
+	OpReleaseLease   = "ReleaseLease"
+	OpSnapshot       = "Snapshot"
+	OpDeleteSnapshot = "DeleteSnapshot"
 
 	OpCreate = "Create"
 	OpGet    = "Get"
