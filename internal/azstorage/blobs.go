@@ -220,10 +220,19 @@ func startCopyErr(err error) error {
 	switch {
 	case bloberror.HasCode(err, bloberror.BlobNotFound):
 		// On Copy Blob, a missing blob is the source: the destination is created.
-		return fmt.Errorf("%w: %w", copyjob.ErrSourceUnreadable, err)
+		return fmt.Errorf("%w: %w", copyjob.ErrSourceNotFound, concise(err))
+	case bloberror.HasCode(err, bloberror.CannotVerifyCopySource):
+		// Storage could not read the source; the status is the source's answer.
+		switch status := statusCode(err); {
+		case status == 404:
+			return fmt.Errorf("%w: %w", copyjob.ErrSourceNotFound, concise(err))
+		case status >= 500:
+			return fmt.Errorf("%w: %w", copyjob.ErrUnavailable, concise(err))
+		}
+		return fmt.Errorf("%w: %w", copyjob.ErrSourceUnreadable, concise(err))
 	case bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.TargetConditionNotMet):
 		// If-None-Match: * refused an existing destination.
-		return fmt.Errorf("%w: %w", copyjob.ErrExists, err)
+		return fmt.Errorf("%w: %w", copyjob.ErrExists, concise(err))
 	}
 	return mapBlobErr(err)
 }
@@ -300,14 +309,33 @@ func (b *Blobs) AcquireLease(ctx context.Context, ref copyjob.BlobRef, leaseID s
 	return mapBlobErr(err)
 }
 
-// ReleaseLease releases the lease.
+// ReleaseLease releases the lease. Storage answers a release on a blob without any
+// lease with the same LeaseIdMismatchWithLeaseOperation as one on a blob leased by
+// someone else, so on that answer the lease state decides: a free blob means the lease
+// is no longer held (released before, e.g. by a run that crashed before recording it);
+// a leased, breaking or broken one means someone else took or broke it.
 func (b *Blobs) ReleaseLease(ctx context.Context, ref copyjob.BlobRef, leaseID string) error {
 	lc, err := b.leaseClient(ref, leaseID)
 	if err != nil {
 		return err
 	}
 	_, err = lc.ReleaseLease(ctx, nil)
-	return mapBlobErr(err)
+	if err == nil || !bloberror.HasCode(err, bloberror.LeaseIDMismatchWithLeaseOperation) {
+		return mapBlobErr(err)
+	}
+	ref.Snapshot, ref.VersionID = "", ""
+	bc, cerr := b.blobClient(ref)
+	if cerr != nil {
+		return cerr
+	}
+	props, perr := bc.GetProperties(ctx, nil)
+	if perr != nil {
+		return mapBlobErr(perr)
+	}
+	if props.LeaseState != nil && (*props.LeaseState == lease.StateTypeAvailable || *props.LeaseState == lease.StateTypeExpired) {
+		return fmt.Errorf("%w: %w", copyjob.ErrLeaseNotHeld, concise(err))
+	}
+	return mapBlobErr(err) // ErrLeaseConflict
 }
 
 func (b *Blobs) leaseClient(ref copyjob.BlobRef, leaseID string) (*lease.BlobClient, error) {
