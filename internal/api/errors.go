@@ -45,9 +45,10 @@ func statusFor(code copyjob.Code) int {
 	switch code {
 	case copyjob.CodeInvalidRequest, copyjob.CodeSourceNotReadable:
 		return http.StatusBadRequest
-	case copyjob.CodeJobNotFound, copyjob.CodeContainerNotFound:
+	case copyjob.CodeJobNotFound, copyjob.CodeContainerNotFound, copyjob.CodeSourceNotFound:
 		return http.StatusNotFound
-	case copyjob.CodeCopyNotPending, copyjob.CodeDestinationExists, copyjob.CodePendingCopyOperation, copyjob.CodeSourceLeased:
+	case copyjob.CodeCopyNotPending, copyjob.CodeDestinationExists, copyjob.CodePendingCopyOperation, copyjob.CodeSourceLeased,
+		copyjob.CodeDestinationLeased, copyjob.CodeStorageRefused, copyjob.CodeStartRetriesExhausted:
 		return http.StatusConflict
 	case copyjob.CodeIdempotencyMismatch:
 		return http.StatusUnprocessableEntity

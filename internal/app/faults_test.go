@@ -97,8 +97,9 @@ func (h *harness) poisonEntries() []azstorage.PoisonEntry {
 	return out
 }
 
-// TestRecordDeletedBehindTheAppsBack: the tick poisons the message with the reason and
-// still releases the source lease the message names.
+// TestRecordDeletedBehindTheAppsBack: the tick follows the copy through its message,
+// keeps the source lease while the copy runs, releases it when the copy ends, and then
+// poisons the message with what happened.
 func TestRecordDeletedBehindTheAppsBack(t *testing.T) {
 	h := newHarness(t, map[string]string{"COPY_START_GRACE": "1s"})
 	h.sim.PutBlob(simAccount, "src", "orphan.bin", []byte("orphan"), nil)
@@ -107,9 +108,17 @@ func TestRecordDeletedBehindTheAppsBack(t *testing.T) {
 	if _, err := h.blobClient("devstoreaccount1").DeleteBlob(context.Background(), app.DefaultRecords, "jobs/"+job.ID+".json", nil); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(1100 * time.Millisecond) // past COPY_START_GRACE
+	h.invokeTimer()
+	if l := h.sim.Lease(simAccount, "src", "orphan.bin"); l.State != "leased" {
+		t.Fatalf("lease released while the copy runs: %+v", l)
+	}
+	if err := h.sim.Complete(simAccount, "dst", "orphan.bin"); err != nil {
+		t.Fatal(err)
+	}
 	h.tickUntil("message poisoned", func() bool { return h.queueLength(app.DefaultQueue) == 0 })
 	entries := h.poisonEntries()
-	if len(entries) != 1 || !strings.Contains(entries[0].Reason, "job record not found") || !strings.Contains(entries[0].Message, job.ID) {
+	if len(entries) != 1 || !strings.Contains(entries[0].Reason, "job record was deleted while copy") || !strings.Contains(entries[0].Message, job.ID) {
 		t.Fatalf("poison queue = %+v", entries)
 	}
 	if l := h.sim.Lease(simAccount, "src", "orphan.bin"); l.State == "leased" {

@@ -215,10 +215,15 @@ func TestStatusAndListAPI(t *testing.T) {
 	if err := h.sim.Complete(simAccount, "dst", "l1.bin"); err != nil {
 		t.Fatal(err)
 	}
-	// A status read sees the end at once and records it.
+	// A status read sees the end at once; the record (and so the list) follows at the
+	// next tick: reads never write.
 	if j := h.getJob(ids[0]); j.Status != copyjob.StatusSuccess {
 		t.Fatalf("status read of a finished copy = %s", j.Status)
 	}
+	h.tickUntil("the finished copy recorded", func() bool {
+		r := h.do(http.MethodGet, "/api/copies?status=success", nil, nil)
+		return strings.Contains(string(r.body), ids[0])
+	})
 	seen := map[string]bool{}
 	path := "/api/copies?status=pending&limit=1"
 	for pages := 0; path != "" && pages < 10; pages++ {

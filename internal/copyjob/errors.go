@@ -52,6 +52,12 @@ const (
 	CodeDestinationNotAllowed Code = "DestinationNotAllowed"
 	CodeSourceNotAllowed      Code = "SourceNotAllowed"
 	CodeContainerNotFound     Code = "ContainerNotFound"
+	// Codes added with the job state machine (issue 10); the list only grows at the end.
+	CodeSourceNotFound        Code = "SourceBlobNotFound"
+	CodeDestinationLeased     Code = "DestinationLeased"
+	CodeStorageRefused        Code = "StorageRequestRefused"
+	CodeStartRetriesExhausted Code = "StartRetriesExhausted"
+	CodeInternal              Code = "InternalError"
 )
 
 // Error is a domain error with a stable code; the HTTP layer maps codes to statuses.

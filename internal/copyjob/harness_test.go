@@ -3,6 +3,7 @@ package copyjob_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -22,7 +23,8 @@ var (
 
 const srcSize = 1 << 20
 
-var errBusy = errors.New("503 ServerBusy")
+// errBusy is what the adapters return for 503 ServerBusy past the SDK's retries.
+var errBusy = fmt.Errorf("%w: storage answered 503 ServerBusy", copyjob.ErrUnavailable)
 
 type harness struct {
 	t *testing.T

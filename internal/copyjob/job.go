@@ -11,8 +11,10 @@ import "time"
 type Status string
 
 const (
-	// StatusStarting: the record exists but the copy is not known to have started. A tick
-	// that finds a job here after StartGrace resumes the start (crash recovery).
+	// StatusStarting: the record exists but the copy is not known to have started. The
+	// actor holding the job's Claim is attempting the start; a start that failed
+	// transiently waits here (NextAttemptAt) for the tick or a client retry to attempt it
+	// again. See state.go.
 	StatusStarting Status = "starting"
 	StatusPending  Status = "pending"
 	StatusSuccess  Status = "success"
@@ -23,7 +25,8 @@ const (
 	// StatusCopyIDMismatch: the destination now carries another copy (or a plain write):
 	// someone overwrote it. Never reported as success (pitfalls #2).
 	StatusCopyIDMismatch Status = "copyIdMismatch"
-	// StatusStartFailed: the copy could not be started; nothing is left running or leased.
+	// StatusStartFailed: storage refused the start for good (Refusal says why), or every
+	// attempt failed transiently; nothing is left running, leased or snapshotted.
 	StatusStartFailed Status = "startFailed"
 )
 
@@ -105,6 +108,9 @@ const (
 	LeaseHeld      LeaseState = "held"
 	LeaseReleased  LeaseState = "released"
 	LeaseLost      LeaseState = "lost" // someone broke or changed it
+	// LeaseNotAcquired: the start ended before the lease was ever ours (the source was
+	// leased by someone else, missing, or the start was refused first).
+	LeaseNotAcquired LeaseState = "notAcquired"
 )
 
 // Lease is the source lease held for the copy's whole life.
@@ -168,12 +174,40 @@ type Job struct {
 	Attempts     int    `json:"attempts"`
 	PoisonReason string `json:"poisonReason,omitempty"`
 
+	// Claim names the actor that may perform the job's side effects right now (see
+	// state.go); nil when nobody does.
+	Claim *Claim `json:"claim,omitempty"`
+	// StartFailures counts transient start failures in a row; NextAttemptAt is when the
+	// tick may attempt the start again.
+	StartFailures int        `json:"startFailures,omitempty"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	// Refusal is the error a permanently refused start answered; a replay of the same
+	// request answers it again, with the same status and body.
+	Refusal *Refusal `json:"refusal,omitempty"`
+
 	// RequestHash identifies the request that created the job, so a retry with the same
 	// idempotency key but another body is refused.
 	RequestHash string `json:"requestHash,omitempty"`
 
 	// ETag is the record's concurrency token; not part of the document.
 	ETag string `json:"-"`
+}
+
+// Claim is an actor's exclusive right to perform a job's side effects (Copy Blob during
+// a start; the lease release and the callback after the terminal transition) until
+// Until. It is taken and given back with compare-and-swap record writes; a claim past
+// Until may be taken over.
+type Claim struct {
+	Token string    `json:"token"`
+	Actor Actor     `json:"actor"`
+	Until time.Time `json:"until"`
+}
+
+// Refusal is a permanent start refusal as the API answered it.
+type Refusal struct {
+	Code    Code   `json:"code"`
+	Target  string `json:"target,omitempty"`
+	Message string `json:"message"`
 }
 
 // Duration is a time.Duration that encodes as a Go duration string ("36h").

@@ -184,7 +184,7 @@ func TestStartLeaseConflict(t *testing.T) {
 		t.Fatalf("error job = %+v", e.Job)
 	}
 	rec := h.wantStatus(job.ID, copyjob.StatusStartFailed)
-	if rec.Lease.State != copyjob.LeaseReleased || rec.CompletedAt == nil || rec.StatusDescription == "" {
+	if rec.Lease.State != copyjob.LeaseNotAcquired || rec.CompletedAt == nil || rec.StatusDescription == "" {
 		t.Fatalf("record = %+v lease %+v", rec, rec.Lease)
 	}
 	if got := h.Blobs.LeaseHolder(srcRef); got != "someone-else" {
@@ -197,7 +197,8 @@ func TestStartLeaseConflict(t *testing.T) {
 	h.wantMessages(0)
 }
 
-// Any failure of Copy Blob after the lease was taken releases it and records startFailed.
+// A permanent refusal of Copy Blob after the lease was taken releases it and records
+// startFailed; a replay of the request answers the same refusal (issue 10, case 3).
 func TestStartCopyFailsAfterLease(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -218,24 +219,26 @@ func TestStartCopyFailsAfterLease(t *testing.T) {
 			setup: func(h *harness, _ *copyjob.StartRequest) {
 				h.Blobs.FailNext(copyjobtest.OpStartCopy, copyjob.ErrForbidden)
 			}},
-		{name: "throttled", code: copyjob.CodeStorageUnavailable,
-			setup: func(h *harness, _ *copyjob.StartRequest) { h.Blobs.FailNext(copyjobtest.OpStartCopy, errBusy) }},
-		{name: "snapshot fails", code: copyjob.CodeStorageUnavailable,
-			setup: func(h *harness, r *copyjob.StartRequest) {
-				h.Blobs.Put(dstRef, 10, nil)
-				r.Options.Overwrite, r.Options.SnapshotDestination = true, true
-				h.Blobs.FailNext(copyjobtest.OpSnapshot, errBusy)
+		{name: "destination leased by someone else", code: copyjob.CodeDestinationLeased,
+			setup: func(h *harness, _ *copyjob.StartRequest) {
+				h.Blobs.FailNext(copyjobtest.OpStartCopy, fmt.Errorf("412 LeaseIdMissing: %w", copyjob.ErrDestinationLeased))
 			}},
-		{name: "lease acquire fails", code: copyjob.CodeStorageUnavailable,
-			setup: func(h *harness, _ *copyjob.StartRequest) { h.Blobs.FailNext(copyjobtest.OpAcquireLease, errBusy) }},
+		{name: "source missing", code: copyjob.CodeSourceNotFound,
+			setup: func(h *harness, _ *copyjob.StartRequest) {
+				h.Blobs.FailNext(copyjobtest.OpStartCopy, fmt.Errorf("404 CannotVerifyCopySource: %w", copyjob.ErrSourceNotFound))
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			req := leasedReq()
 			tt.setup(h, &req)
+			req.JobID = "idem"
 			job, _, err := h.svc.Start(h.ctx, req)
-			wantCode(t, err, tt.code)
+			first := wantCode(t, err, tt.code)
+			if copyjob.Retryable(err) {
+				t.Fatalf("%v is retryable", err)
+			}
 			if job.Status != copyjob.StatusStartFailed {
 				t.Fatalf("status = %s", job.Status)
 			}
@@ -245,6 +248,13 @@ func TestStartCopyFailsAfterLease(t *testing.T) {
 				t.Fatalf("description %q does not name %s", rec.StatusDescription, tt.code)
 			}
 			h.wantMessages(0)
+			// The replay answers the original refusal, not a 200 with the failed job.
+			calls := len(h.Blobs.StartCopyCalls())
+			_, created, err := h.svc.Start(h.ctx, req)
+			again := wantCode(t, err, tt.code)
+			if created || again.Message != first.Message || again.Target != first.Target || len(h.Blobs.StartCopyCalls()) != calls {
+				t.Fatalf("replay: created=%v %+v, want %+v and no Copy Blob", created, again, first)
+			}
 			// A tick finds nothing to do and nothing to release.
 			h.tickAfter(time.Hour)
 			h.wantNoLeases()
@@ -301,8 +311,10 @@ func TestStartPendingCopyOperation(t *testing.T) {
 		_, _, err := h.svc.Start(h.ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef,
 			Options: copyjob.Options{Overwrite: true, LeaseSource: true}})
 		e := wantCode(t, err, copyjob.CodePendingCopyOperation)
-		if e.Job == nil || e.Job.ID != "" || e.Job.CopyID != foreign || e.Job.Status != copyjob.StatusPending || e.Job.Source.URL != externalURL {
-			t.Fatalf("owner = %+v, want the foreign copy %s", e.Job, foreign)
+		// No invented owner (issue 10, case 8): the message names the foreign copy, and
+		// the job is the refused one.
+		if !strings.Contains(e.Message, foreign) || !strings.Contains(e.Message, "did not start") || e.Job == nil || e.Job.Status != copyjob.StatusStartFailed {
+			t.Fatalf("error = %+v, want the foreign copy %s named", e, foreign)
 		}
 		h.wantNoLeases()
 	})

@@ -39,10 +39,11 @@ func ticketFor(job *Job) ticket {
 	if job.Lease != nil && job.Source.Ref != nil {
 		t.Lease = &ticketLease{Source: *job.Source.Ref, ID: job.Lease.ID}
 	}
-	if job.CopyID != "" {
-		d := job.Destination.BlobRef
-		t.Dest, t.CopyID = &d, job.CopyID
-	}
+	// The destination is named from the start: a message whose record is gone can still
+	// tell a start that crashed before writing it (no copy on the destination) from a
+	// record deleted while its copy ran.
+	d := job.Destination.BlobRef
+	t.Dest, t.CopyID = &d, job.CopyID
 	return t
 }
 
@@ -212,18 +213,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 
 	job, err := s.records.Get(ctx, t.JobID)
 	if errors.Is(err, ErrNotFound) {
-		if t.CopyID == "" && s.cfg.Now().Sub(t.Created) < s.cfg.StartGrace {
-			// Start may still be about to create the record: not an error yet.
-			return s.keepPolling(ctx, m, t, t.Progress, log)
-		}
-		if t.Lease != nil {
-			// No record says whether the lease is held: release it if it is ours.
-			orphan := &Job{ID: t.JobID, Source: Source{Ref: &t.Lease.Source}, Lease: &Lease{ID: t.Lease.ID, State: LeaseHeld}}
-			if !s.releaseLease(ctx, orphan, log) {
-				return outFailed
-			}
-		}
-		return s.poison(ctx, m, nil, "job record not found (deleted behind the app's back?)", log)
+		return s.orphan(ctx, m, t, log)
 	}
 	if err != nil {
 		log.Warn("cannot read the job record", "err", err)
@@ -235,29 +225,99 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	case job.Status.Terminal():
 		return s.finishTerminal(ctx, m, job, true, log)
 	case job.Status == StatusStarting:
-		if s.cfg.Now().Sub(job.CreatedAt) < s.cfg.StartGrace {
-			return s.keepPolling(ctx, m, t, job.Progress, log)
-		}
-		return s.resume(ctx, m, t, job, log)
+		return s.resumeIfAbandoned(ctx, m, t, job, log)
 	}
 	if !read || job.CopyID != t.CopyID || !sameRef(job.Destination.BlobRef, t.Dest) {
 		state, stateErr = s.blobs.CopyState(ctx, job.Destination.BlobRef)
 	}
-	recorded := job.Progress
-	if err := s.apply(ctx, job, state, stateErr); err != nil {
+	outcome, terminal, err := s.outcome(job, state, stateErr)
+	if err != nil {
 		log.Warn("cannot poll the copy", "err", err)
 		return outFailed
 	}
-	if job.Status.Terminal() {
-		return s.finishTerminal(ctx, m, job, false, log) // settle just tried the callback
-	}
-	if job.Progress != recorded {
-		if err := s.save(ctx, job); err != nil {
-			log.Warn("cannot record progress", "err", err)
+	if terminal {
+		if err := s.settle(ctx, job, outcome, ActorTick, s.pendingGuard(job.CopyID), log); err != nil {
+			log.Warn("cannot record the outcome", "err", err)
+			return outFailed
 		}
+		if !job.Status.Terminal() {
+			// An abort holds the job: come back when its claim ends.
+			return s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
+		}
+		// The settle just made its callback attempt: a retry waits for a later visit.
+		return s.finishTerminal(ctx, m, job, false, log)
 	}
-	t = ticketFor(job)
-	return s.keepPolling(ctx, m, t, job.Progress, log)
+	if job.Progress != outcome.Progress {
+		s.recordProgress(ctx, job, outcome.Progress, log)
+	}
+	return s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
+}
+
+// orphan handles a message whose job record does not exist. Start enqueues before it
+// creates the record, so within StartGrace the record may still come. After it, the
+// destination tells what happened: no copy of this job there means the start crashed
+// before writing its record and started nothing (the message is dropped); a copy there
+// means the record was deleted while the copy ran. Such a copy is followed until it
+// ends, so that the lease the message names is released then and never while the copy
+// runs; then the message is poisoned for an operator.
+func (s *Service) orphan(ctx context.Context, m Message, t ticket, log *slog.Logger) outcome {
+	if t.CopyID == "" && s.cfg.Now().Sub(t.Created) < s.cfg.StartGrace {
+		return s.keepPolling(ctx, m, t, t.Progress, log)
+	}
+	if t.Dest == nil {
+		// A message from before tickets named their destination: nothing to look at.
+		if !s.releaseOrphanLease(ctx, t, log) {
+			return outFailed
+		}
+		return s.poison(ctx, m, nil, "no job record: the start crashed before writing it, or the record was deleted", log)
+	}
+	state, err := s.blobs.CopyState(ctx, *t.Dest)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		log.Warn("cannot read the destination of an orphan message", "err", err)
+		return outFailed
+	}
+	ours := err == nil && state.CopyID != "" &&
+		(state.CopyID == t.CopyID || (t.CopyID == "" && !state.LastModified.Before(t.Created.Add(-clockSkew))))
+	if !ours && t.CopyID == "" {
+		log.Warn("dropping the tracking message of a start that crashed before writing its job record; nothing was started")
+		if err := s.queue.Delete(ctx, m); err != nil {
+			return outFailed
+		}
+		return outDropped
+	}
+	if ours && state.Status == StatusPending {
+		log.Warn("the job record was deleted while its copy runs; following the copy to release its lease when it ends")
+		t.CopyID = state.CopyID
+		return s.keepPolling(ctx, m, t, state.Progress, log)
+	}
+	if !s.releaseOrphanLease(ctx, t, log) {
+		return outFailed
+	}
+	return s.poison(ctx, m, nil, fmt.Sprintf("the job record was deleted while copy %s was tracked; the copy has ended and its source lease (if any) was released", t.CopyID), log)
+}
+
+func (s *Service) releaseOrphanLease(ctx context.Context, t ticket, log *slog.Logger) bool {
+	if t.Lease == nil {
+		return true
+	}
+	orphan := &Job{ID: t.JobID, Source: Source{Ref: &t.Lease.Source}, Lease: &Lease{ID: t.Lease.ID, State: LeaseHeld}}
+	return s.releaseLease(ctx, orphan, log)
+}
+
+// recordProgress writes live progress to a pending record so that lists show it.
+func (s *Service) recordProgress(ctx context.Context, job *Job, progress Progress, log *slog.Logger) {
+	now := s.cfg.Now().UTC()
+	copyID := job.CopyID
+	err := s.write(ctx, job, func(j *Job) error {
+		if j.Status != StatusPending || j.CopyID != copyID {
+			return errStale
+		}
+		j.Progress, j.LastPolled = progress, &now
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStale) {
+		log.Warn("cannot record progress", "err", err)
+	}
 }
 
 // retryLater counts a failed visit in the ticket and brings the message back after a
@@ -278,12 +338,8 @@ func (s *Service) retryLater(ctx context.Context, m Message) {
 // Progress is written to the record when it changed, so status reads see it.
 func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress Progress, log *slog.Logger) outcome {
 	if t.Progress != progress && t.CopyID != "" {
-		if job, err := s.records.Get(ctx, t.JobID); err == nil && job.Status == StatusPending {
-			now := s.cfg.Now().UTC()
-			job.Progress, job.LastPolled = progress, &now
-			if err := s.save(ctx, job); err != nil {
-				log.Warn("cannot record progress", "err", err)
-			}
+		if job, err := s.records.Get(ctx, t.JobID); err == nil && job.Status == StatusPending && job.CopyID == t.CopyID {
+			s.recordProgress(ctx, job, progress, log)
 		}
 	}
 	t.Progress = progress
@@ -310,26 +366,30 @@ func (s *Service) backoff(polls int64) time.Duration {
 	return min(d, s.cfg.MaxPollInterval)
 }
 
-// finishTerminal completes the leftovers of a finished job (lease, callback) and drops
-// its message once nothing is left. retryCallback is false when the job was settled in
-// this very visit, whose callback attempt was just made: the retry waits for a later tick.
-func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, retryCallback bool, log *slog.Logger) outcome {
-	leaseHeld := func() bool {
-		return job.Lease != nil && (job.Lease.State == LeaseHeld || job.Lease.State == LeaseAcquiring)
-	}
-	if leaseHeld() || (retryCallback && s.callbackPending(job)) {
-		s.releaseLease(ctx, job, log)
-		if retryCallback {
-			s.notify(ctx, job, log)
-		}
-		if err := s.save(ctx, job); err != nil {
-			log.Warn("cannot record lease/callback state", "err", err)
+// finishTerminal performs the leftovers of a finished job (lease, callback, the
+// snapshot of a refused start) under an effects claim, and drops its message once
+// nothing is left. A job another actor holds (it is performing them now) is left to it.
+// act is false when this visit has just settled the job and made its attempts.
+func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act bool, log *slog.Logger) outcome {
+	if act && s.hasLeftovers(job) && !s.claimLive(job) {
+		token, err := s.takeClaim(ctx, job, ActorTick, s.cfg.EffectsGrace, job.Status)
+		switch {
+		case err == nil:
+			s.effects(ctx, job, token, log)
+		case errors.Is(err, errLostClaim), errors.Is(err, errStale):
+		default:
+			log.Warn("cannot claim the job's leftovers", "err", err)
 			return outFailed
 		}
 	}
-	if leaseHeld() || s.callbackPending(job) {
-		t := ticketFor(job)
-		if _, err := s.queue.Update(ctx, m, t.encode(), s.cfg.FirstPoll); err != nil {
+	if s.hasLeftovers(job) || s.claimLive(job) {
+		// Left to do, or being done by a claim holder (possibly this visit, whose
+		// bookkeeping write failed): come back when the claim has ended.
+		wait := s.cfg.FirstPoll
+		if s.claimLive(job) {
+			wait = max(wait, job.Claim.Until.Sub(s.cfg.Now()))
+		}
+		if _, err := s.queue.Update(ctx, m, ticketFor(job).encode(), wait); err != nil {
 			return outFailed
 		}
 		return outPending
@@ -341,35 +401,33 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, retry
 	return outCompleted
 }
 
-// resume picks up a start that crashed half-way (see Start).
-func (s *Service) resume(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
-	log.Warn("resuming a start interrupted before it finished", "attempts", job.Attempts)
-	lifetime, err := s.sasLifetime(job.Options.SASLifetime)
-	if err != nil {
-		lifetime = s.cfg.SASLifetime
+// resumeIfAbandoned attempts the start of a "starting" job once nobody holds it and its
+// next attempt is due: a start that crashed (its claim expired) or failed transiently.
+func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
+	now := s.cfg.Now()
+	legacyYoung := job.Claim == nil && job.NextAttemptAt == nil && now.Sub(job.CreatedAt) < s.cfg.StartGrace
+	if s.claimLive(job) || legacyYoung || (job.NextAttemptAt != nil && now.Before(*job.NextAttemptAt)) {
+		return s.keepPolling(ctx, m, t, job.Progress, log)
 	}
-	prepared, err := s.blobs.PrepareSource(ctx, job.Source.URL, job.Destination.BlobRef, lifetime)
-	if err != nil {
-		_ = s.abandon(ctx, job, sourceError(err))
-	} else {
-		job.Source.SASExpiresAt = prepared.Source.SASExpiresAt
-		_ = s.advance(ctx, job, prepared.ReadURL, true)
-	}
-	if job.Status.Terminal() {
+	log.Warn("taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	err := s.resumeStart(ctx, job, ActorTick)
+	switch {
+	case job.Status.Terminal():
 		if o := s.finishTerminal(ctx, m, job, false, log); o != outCompleted {
 			return o
 		}
 		return outResumed
-	}
-	if job.Status == StatusStarting {
-		return outFailed // the record could not be written; try again
+	case job.Status == StatusStarting && err != nil && !Retryable(err):
+		return outFailed
 	}
 	s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
 	return outResumed
 }
 
-// poison moves a message to the poison queue, records why on the job when there is one,
-// and releases anything the job still holds.
+// poison moves a message to the poison queue and records why on the job when there is
+// one. It releases the lease only of a job that is terminal: a pending (or starting)
+// job's copy may still run, and no path may release the lease of a running copy; the
+// poison entry names the lease for the operator.
 func (s *Service) poison(ctx context.Context, m Message, job *Job, reason string, log *slog.Logger) outcome {
 	log.Error("tracking message moved to the poison queue", "reason", reason)
 	if err := s.queue.Poison(ctx, m.Text, reason); err != nil {
@@ -377,9 +435,19 @@ func (s *Service) poison(ctx context.Context, m Message, job *Job, reason string
 		return outFailed
 	}
 	if job != nil {
-		job.PoisonReason = reason
-		s.releaseLease(ctx, job, log)
-		if err := s.save(ctx, job); err != nil {
+		if job.Status.Terminal() && !s.claimLive(job) {
+			s.releaseLease(ctx, job, log)
+		}
+		lease := job.Lease
+		terminal := job.Status.Terminal()
+		err := s.write(ctx, job, func(j *Job) error {
+			j.PoisonReason = reason
+			if terminal && j.Status.Terminal() {
+				j.Lease = lease
+			}
+			return nil
+		})
+		if err != nil {
 			log.Warn("cannot record the poison reason", "err", err)
 		}
 	}

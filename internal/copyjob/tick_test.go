@@ -162,7 +162,7 @@ func TestTickPoisonsWhenRecordDeleted(t *testing.T) {
 		t.Fatalf("report = %+v", r)
 	}
 	p := h.Queue.Poisoned()
-	if len(p) != 1 || !strings.Contains(p[0].Reason, "not found") || !strings.Contains(p[0].Text, job.ID) {
+	if len(p) != 1 || !strings.Contains(p[0].Reason, "deleted") || !strings.Contains(p[0].Text, job.ID) {
 		t.Fatalf("poisoned = %+v", p)
 	}
 	h.wantMessages(0)
@@ -198,7 +198,11 @@ func TestTickPoisonsAfterMaxFailuresInARow(t *testing.T) {
 	if rec.PoisonReason != p[0].Reason {
 		t.Fatalf("PoisonReason = %q, want %q", rec.PoisonReason, p[0].Reason)
 	}
-	h.wantLeaseReleased(rec)
+	// The copy may still run (its state could not be read): its lease is kept, and
+	// named in the record and the poison entry for the operator.
+	if rec.Status != copyjob.StatusPending || rec.Lease.State != copyjob.LeaseHeld || h.Blobs.LeaseHolder(srcRef) != rec.Lease.ID {
+		t.Fatalf("record %s lease %+v holder %q", rec.Status, rec.Lease, h.Blobs.LeaseHolder(srcRef))
+	}
 }
 
 // Failures that are not consecutive never poison a healthy long copy.
@@ -328,6 +332,7 @@ func startingJob(h *harness, id string, lease bool) *copyjob.Job {
 		Status:      copyjob.StatusStarting,
 		CreatedAt:   now,
 		UpdatedAt:   now,
+		Claim:       &copyjob.Claim{Token: "crashed-start", Actor: copyjob.ActorStart, Until: now.Add(h.svc.Config().StartGrace)},
 	}
 	if lease {
 		job.Lease = &copyjob.Lease{ID: "lease-" + id, State: copyjob.LeaseAcquiring}
@@ -338,7 +343,7 @@ func startingJob(h *harness, id string, lease bool) *copyjob.Job {
 
 func enqueueTicket(t *testing.T, h *harness, id string) {
 	t.Helper()
-	text, _ := json.Marshal(map[string]any{"jobId": id})
+	text, _ := json.Marshal(map[string]any{"jobId": id, "destination": dstRef, "created": h.Clock.Now().UTC()})
 	if _, err := h.Queue.Enqueue(h.ctx, string(text), h.svc.Config().FirstPoll); err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +398,8 @@ func TestTickResumesCrashedStarts(t *testing.T) {
 				h.tickAfter(time.Hour) // and once more: nothing changes
 
 				if !tt.record {
-					if p := h.Queue.Poisoned(); len(p) != 1 {
+					// Nothing was started: the message is dropped, not poisoned (issue 10, case 8).
+					if p := h.Queue.Poisoned(); len(p) != 0 {
 						t.Fatalf("poisoned = %+v", p)
 					}
 					h.wantStartCopies(0)
@@ -553,8 +559,9 @@ func TestSnapshotRecordedBeforeCopyStarts(t *testing.T) {
 	}
 }
 
-// A job record deleted behind the app's back: the message is poisoned with the reason
-// and the source lease the message names is released.
+// A job record deleted behind the app's back while its copy runs: the tick follows the
+// copy through the message, releases the lease the message names once the copy ended
+// (never while it runs), then poisons the message with the reason.
 func TestTickReleasesLeaseOfDeletedRecord(t *testing.T) {
 	h := newHarness(t)
 	h.Blobs.Put(srcRef, 10, nil)
@@ -563,11 +570,21 @@ func TestTickReleasesLeaseOfDeletedRecord(t *testing.T) {
 		t.Fatalf("lease not held by the job")
 	}
 	h.Records.Delete(job.ID)
-	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Poisoned != 1 {
-		t.Fatalf("report = %+v", r)
+	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Poisoned != 0 || r.Pending != 1 {
+		t.Fatalf("while the copy runs: report = %+v", r)
+	}
+	if h.Blobs.LeaseHolder(srcRef) != job.Lease.ID {
+		t.Fatal("the lease was released while the copy runs")
+	}
+	_ = h.Blobs.CompleteCopy(dstRef)
+	if r := h.tickAfter(time.Hour); r.Poisoned != 1 {
+		t.Fatalf("after the copy ended: report = %+v", r)
 	}
 	h.wantNoLeases()
 	h.wantMessages(0)
+	if p := h.Queue.Poisoned(); len(p) != 1 || !strings.Contains(p[0].Reason, "deleted while copy "+job.CopyID) {
+		t.Fatalf("poisoned = %+v", p)
+	}
 }
 
 // A visit that fails (storage throttled) brings the message back after a short backoff,

@@ -1,0 +1,109 @@
+package copyjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+// AbortOptions tune an abort.
+type AbortOptions struct {
+	// Restore copies the destination snapshot taken before the copy back over the
+	// destination, rolling the aborted copy back.
+	Restore bool
+}
+
+// Abort aborts a pending copy with its recorded copy id. It first claims the pending
+// job (so the tick does not settle it meanwhile, nor take a restore copy for an
+// overwrite), then makes one Abort Copy Blob call, and settles the job as aborted.
+func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job, error) {
+	job, err := s.records.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, newError(CodeJobNotFound, "id", "no copy job with id "+id, err)
+	}
+	if err != nil {
+		return nil, storageError("cannot read the job record", err)
+	}
+	notPending := func(j *Job) error {
+		e := newError(CodeCopyNotPending, "id", fmt.Sprintf("the copy is %s, not pending", j.Status), nil)
+		e.Job = j
+		return e
+	}
+	if job.Status != StatusPending {
+		return job, notPending(job)
+	}
+	if opts.Restore && job.DestinationSnapshot == "" {
+		return job, newError(CodeInvalidRequest, "restore", "the job took no destination snapshot (start it with snapshotDestination: true)", nil)
+	}
+	log := s.log.With("jobId", job.ID, "copyId", job.CopyID, "operation", "abort")
+	ctx = context.WithoutCancel(ctx) // once claimed, finish even if the client hangs up
+	token, err := s.takeClaim(ctx, job, ActorAbort, s.cfg.EffectsGrace, StatusPending)
+	switch {
+	case errors.Is(err, errStale):
+		return job, notPending(job)
+	case errors.Is(err, errLostClaim):
+		e := newError(CodeCopyNotPending, "id", "another request is aborting or settling this copy", nil)
+		e.Job = job
+		return job, e
+	case err != nil:
+		return job, storageError("cannot claim the job", err)
+	}
+	guard := claimGuard(token)
+
+	err = s.blobs.AbortCopy(ctx, job.Destination.BlobRef, job.CopyID)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNoPendingCopy), errors.Is(err, ErrCopyIDMismatch), errors.Is(err, ErrNotFound):
+		// The copy ended (or was replaced) before the abort: record what happened.
+		state, serr := s.blobs.CopyState(ctx, job.Destination.BlobRef)
+		if outcome, terminal, oerr := s.outcome(job, state, serr); oerr == nil && terminal {
+			if err := s.settle(ctx, job, outcome, ActorAbort, guard, log); err != nil {
+				log.Warn("cannot record the state found at abort; the status tick records it", "err", err)
+			}
+		} else {
+			s.giveBack(ctx, job, token, log)
+		}
+		return job, notPending(job)
+	default:
+		s.giveBack(ctx, job, token, log)
+		return job, blobError("destination", "cannot abort the copy", err)
+	}
+	log.Info("copy aborted")
+	outcome := CopyState{Status: StatusAborted, Progress: job.Progress, Description: "aborted by request"}
+	if opts.Restore {
+		snapRef := job.Destination.BlobRef
+		snapRef.Snapshot = job.DestinationSnapshot
+		snapURL, uerr := s.blobs.URL(snapRef)
+		if uerr == nil {
+			_, uerr = s.blobs.StartCopy(ctx, job.Destination.BlobRef, snapURL, StartCopyOptions{})
+		}
+		if uerr != nil {
+			outcome.Description = "aborted by request; restoring the destination snapshot failed: " + uerr.Error()
+			log.Error("cannot restore the destination snapshot", "snapshot", job.DestinationSnapshot, "err", uerr)
+		} else {
+			job.RestoredFrom = job.DestinationSnapshot
+			outcome.Description = "aborted by request; destination restored from snapshot " + job.DestinationSnapshot
+		}
+	}
+	if err := s.settle(ctx, job, outcome, ActorAbort, guard, log); err != nil {
+		// The claim expires; the tick then reads storage (aborted) and records it.
+		log.Warn("abort not recorded yet; the status tick records it", "err", err)
+		job.Status, job.StatusDescription = StatusAborted, outcome.Description
+	}
+	return job, nil
+}
+
+// giveBack releases a claim this actor holds without changing anything else.
+func (s *Service) giveBack(ctx context.Context, job *Job, token string, log *slog.Logger) {
+	err := s.write(ctx, job, func(j *Job) error {
+		if !holds(j, token) {
+			return errLostClaim
+		}
+		j.Claim = nil
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLostClaim) {
+		log.Warn("cannot give the claim back; it expires by itself", "err", err)
+	}
+}

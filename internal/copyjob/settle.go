@@ -1,0 +1,191 @@
+package copyjob
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/google/uuid"
+
+	"github.com/blobcopy/blobcopy/internal/redact"
+)
+
+// settle makes a job's terminal transition to outcome, if guard lets this actor make it
+// on the newest record, and then performs the transition's effects (lease release,
+// callback). The transition and the claim on those effects are one compare-and-swap
+// write, so of two actors settling at once exactly one wins and acts; the loser adopts
+// the winner's record (job holds it) and does nothing.
+func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor Actor, guard func(*Job) error, log *slog.Logger) error {
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
+	started := cloneJob(job) // what a start knows that its record does not yet say
+	now := s.cfg.Now().UTC()
+	var claim *Claim
+	err := s.write(bctx, job, func(j *Job) error {
+		if err := guard(j); err != nil {
+			return err
+		}
+		if j.Status == StatusStarting {
+			j.CopyID, j.StartedAt, j.Attempts, j.Lease = started.CopyID, started.StartedAt, started.Attempts, started.Lease
+		}
+		j.Status = outcome.Status
+		j.StatusDescription = redact.Text(outcome.Description)
+		if outcome.Progress.BytesTotal > 0 || outcome.Progress.BytesCopied > 0 {
+			j.Progress = outcome.Progress
+		}
+		j.CompletedAt = outcome.CompletedAt
+		if j.CompletedAt == nil {
+			j.CompletedAt = &now
+		}
+		if outcome.Status == StatusAborted {
+			j.RestoredFrom = started.RestoredFrom
+		}
+		j.Claim, j.StartFailures, j.NextAttemptAt = nil, 0, nil
+		if j.Callback != nil && j.Callback.DeliveryID == "" {
+			j.Callback.DeliveryID = uuid.NewString()
+		}
+		claim = nil
+		if s.hasLeftovers(j) {
+			claim = s.newClaim(actor, s.cfg.EffectsGrace)
+			j.Claim = claim
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
+		log.Info("another actor settled the job first; keeping its outcome", "status", job.Status, "actor", actor)
+		return nil
+	case err != nil:
+		return err
+	}
+	log.Info("copy outcome recorded", "status", job.Status, "description", job.StatusDescription, "actor", actor,
+		"bytesCopied", job.Progress.BytesCopied, "bytesTotal", job.Progress.BytesTotal)
+	if claim != nil {
+		s.effects(bctx, job, claim.Token, log)
+	}
+	return nil
+}
+
+// pendingGuard lets a poll make the terminal transition of the pending copy it read,
+// unless another actor (an abort) holds the job.
+func (s *Service) pendingGuard(copyID string) func(*Job) error {
+	return func(j *Job) error {
+		if j.Status != StatusPending || j.CopyID != copyID {
+			return errStale
+		}
+		if s.claimLive(j) {
+			return errLostClaim
+		}
+		return nil
+	}
+}
+
+// claimGuard lets only the holder of the job's claim (token) make the transition.
+func claimGuard(token string) func(*Job) error {
+	return func(j *Job) error {
+		if !holds(j, token) {
+			return errLostClaim
+		}
+		return nil
+	}
+}
+
+// hasLeftovers tells whether a terminal job still has effects to perform: a lease to
+// release, a callback to deliver, a snapshot of a refused start to delete.
+func (s *Service) hasLeftovers(j *Job) bool {
+	return leaseHeld(j) || s.callbackDue(j) || snapshotLeft(j)
+}
+
+func leaseHeld(j *Job) bool {
+	return j.Lease != nil && (j.Lease.State == LeaseHeld || j.Lease.State == LeaseAcquiring)
+}
+
+func snapshotLeft(j *Job) bool {
+	return j.Status == StatusStartFailed && j.DestinationSnapshot != "" && j.CopyID == ""
+}
+
+// callbackDue tells whether a callback is still to be delivered; never without a
+// notifier, which would keep the tracking message forever.
+func (s *Service) callbackDue(j *Job) bool {
+	return s.notifier != nil && j.Status.Terminal() && j.Callback != nil && j.Callback.DeliveredAt == nil && !j.Callback.GaveUp
+}
+
+// effects performs a terminal job's leftovers under the claim token, then records what
+// happened and gives the claim back. A crash or a failed write after the callback left
+// means the claim expires and a later tick delivers again: at least once, with the same
+// delivery id (Callback.DeliveryID) for receivers to deduplicate on.
+func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog.Logger) {
+	s.releaseLease(ctx, job, log)
+	if snapshotLeft(job) && s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
+		job.DestinationSnapshot = ""
+	}
+	s.notify(ctx, job, log)
+	lease, callback, snapshot := job.Lease, job.Callback, job.DestinationSnapshot
+	err := s.write(ctx, job, func(j *Job) error {
+		if !holds(j, token) {
+			return errLostClaim
+		}
+		j.Lease, j.Callback, j.DestinationSnapshot, j.Claim = lease, callback, snapshot, nil
+		return nil
+	})
+	if err != nil {
+		// job keeps the record as stored (its claim included): the message stays, and
+		// when the claim expires a tick performs what the record says is left.
+		log.Warn("cannot record the lease and callback state; the status tick takes them over when the claim expires", "err", err)
+	}
+}
+
+// releaseLease releases the job's source lease if it may be held, recording the new
+// state. It reports whether the lease is now certainly not held by this job. Callers
+// only call it once the copy is known not to be pending.
+func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) bool {
+	if !leaseHeld(job) {
+		return true
+	}
+	acquiring := job.Lease.State == LeaseAcquiring
+	err := s.blobs.ReleaseLease(ctx, *job.Source.Ref, job.Lease.ID)
+	switch {
+	case err == nil:
+		job.Lease.State = LeaseReleased
+		log.Info("source lease released", "leaseId", job.Lease.ID)
+		return true
+	case acquiring && (errors.Is(err, ErrLeaseNotHeld) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrLeaseConflict)):
+		job.Lease.State = LeaseNotAcquired
+		return true
+	case errors.Is(err, ErrLeaseNotHeld), errors.Is(err, ErrNotFound):
+		// Free already: released by an earlier run that crashed before recording it.
+		job.Lease.State = LeaseReleased
+		log.Info("source lease was already released", "leaseId", job.Lease.ID)
+		return true
+	case errors.Is(err, ErrLeaseConflict):
+		job.Lease.State = LeaseLost
+		log.Warn("source lease was broken or replaced by someone else", "leaseId", job.Lease.ID)
+		return true
+	}
+	log.Warn("cannot release the source lease; will retry", "leaseId", job.Lease.ID, "err", err)
+	return false
+}
+
+// notify makes one delivery attempt of the completion callback; failures are counted
+// and retried by later ticks up to MaxCallbackAttempts. Only the holder of the job's
+// effects claim calls it.
+func (s *Service) notify(ctx context.Context, job *Job, log *slog.Logger) {
+	if !s.callbackDue(job) {
+		return
+	}
+	cb := job.Callback
+	if cb.DeliveryID == "" {
+		cb.DeliveryID = uuid.NewString()
+	}
+	cb.Attempts++
+	if err := s.notifier.Notify(ctx, cb.URL, job); err != nil {
+		cb.LastError = redact.Text(err.Error())
+		cb.GaveUp = cb.Attempts >= s.cfg.MaxCallbackAttempts
+		log.Warn("completion callback failed", "attempt", cb.Attempts, "gaveUp", cb.GaveUp, "deliveryId", cb.DeliveryID, "err", err)
+		return
+	}
+	now := s.cfg.Now().UTC()
+	cb.DeliveredAt = &now
+	cb.LastError = ""
+	log.Info("completion callback delivered", "attempt", cb.Attempts, "deliveryId", cb.DeliveryID)
+}

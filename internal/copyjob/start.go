@@ -1,0 +1,433 @@
+package copyjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/blobcopy/blobcopy/internal/faultpoint"
+	"github.com/blobcopy/blobcopy/internal/redact"
+)
+
+// StartRequest asks for one copy.
+type StartRequest struct {
+	// JobID makes the start idempotent when set (derived from an idempotency key or an
+	// event id); otherwise a random id is used.
+	JobID       string
+	RequestHash string
+	Origin      string
+	EventID     string
+	Source      string
+	Destination BlobRef
+	Options     Options
+	CallbackURL string
+}
+
+// Start starts a copy and tracks it. It returns the job, whether this call created it
+// (false when a retry of the same request found the first job), and a *Error on
+// failure: Retryable(err) tells whether the caller should retry (the job then stays
+// "starting" and the tick retries it too), otherwise the start was refused for good.
+//
+// The order of the steps is what makes a crash anywhere harmless: the tracking message
+// is enqueued first (a message without a record is dropped by the tick), then the record
+// is created in "starting" with the lease id it will use and the start's claim, then
+// the lease is acquired and the copy started, then the record says "pending". The start
+// gives up its storage calls at StartDeadline; after StartGrace its claim expires and
+// the tick (or a retry of the request) takes the start over: it adopts a copy that did
+// start, or starts it, and it always knows which lease to release.
+func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, error) {
+	if req.Source == "" {
+		return nil, false, newError(CodeInvalidRequest, "source", "source is required", nil)
+	}
+	id := req.JobID
+	if id == "" {
+		id = uuid.NewString()
+	}
+	lifetime, err := s.sasLifetime(req.Options.SASLifetime)
+	if err != nil {
+		return nil, false, err
+	}
+	prepared, err := s.blobs.PrepareSource(ctx, req.Source, req.Destination, lifetime)
+	if err != nil {
+		return nil, false, sourceError(err)
+	}
+	if req.Options.LeaseSource && prepared.Source.Ref == nil {
+		return nil, false, newError(CodeInvalidRequest, "leaseSource",
+			"leaseSource needs a source blob in a configured storage account; this source is "+string(prepared.Source.Kind), nil)
+	}
+	if req.Options.LeaseSource && sameBlob(*prepared.Source.Ref, req.Destination) {
+		// Copy Blob onto a leased blob needs the lease id, which Copy Blob cannot pass
+		// for its source: storage would answer 412 LeaseIdMissing on every attempt.
+		return nil, false, newError(CodeInvalidRequest, "leaseSource", "a copy onto its own source cannot lease the source", nil)
+	}
+	dstURL, err := s.blobs.URL(req.Destination)
+	if err != nil {
+		return nil, false, newError(CodeInvalidRequest, "destination.account", "unknown destination account", err)
+	}
+
+	now := s.cfg.Now().UTC()
+	job := &Job{
+		ID:          id,
+		Origin:      req.Origin,
+		EventID:     req.EventID,
+		Source:      prepared.Source,
+		Destination: Destination{BlobRef: req.Destination, URL: dstURL},
+		Options:     req.Options,
+		Status:      StatusStarting,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		RequestHash: req.RequestHash,
+		Claim:       s.newClaim(ActorStart, s.cfg.StartGrace),
+	}
+	if req.Options.LeaseSource {
+		job.Lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring}
+	}
+	if req.CallbackURL != "" {
+		job.Callback = &Callback{URL: req.CallbackURL}
+	}
+	token := job.Claim.Token
+	log := s.log.With("jobId", id, "operation", "start")
+	// The start outlives a client that hangs up: its deadline is StartDeadline, not the
+	// request's.
+	ctx = context.WithoutCancel(ctx)
+
+	msg, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), s.cfg.FirstPoll)
+	if err != nil {
+		return nil, false, storageError("cannot enqueue the tracking message", err)
+	}
+	faultpoint.Hit("start:enqueued")
+	if err := s.records.Create(ctx, job); err != nil {
+		if !errors.Is(err, ErrExists) {
+			s.dropMessage(ctx, msg, log)
+			return nil, false, storageError("cannot write the job record", err)
+		}
+		existing, gerr := s.records.Get(ctx, id)
+		if gerr != nil || !holds(existing, token) {
+			s.dropMessage(ctx, msg, log)
+			return s.replay(ctx, id, req.RequestHash)
+		}
+		// Our own Create landed and its answer was lost (the SDK's retry met it).
+		job = existing
+	}
+	faultpoint.Hit("start:recorded")
+	err = s.attempt(ctx, job, prepared.ReadURL, token, false, log)
+	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
+		// Nothing left to track: save the tick a visit.
+		s.dropMessage(ctx, msg, log)
+	}
+	return job, true, err
+}
+
+// replay answers a retry of a request (same idempotency key, same event) that found
+// the first job: the job as it stands; the original refusal for a start refused for
+// good; and a new attempt for a start that failed transiently (the retry is the point).
+func (s *Service) replay(ctx context.Context, id, requestHash string) (*Job, bool, error) {
+	job, err := s.records.Get(ctx, id)
+	if err != nil {
+		return nil, false, storageError("cannot read the existing job", err)
+	}
+	if requestHash != "" && job.RequestHash != "" && job.RequestHash != requestHash {
+		e := newError(CodeIdempotencyMismatch, "Idempotency-Key", "the idempotency key was used for another request", nil)
+		e.Job = job
+		return nil, false, e
+	}
+	switch {
+	case job.Status == StatusStartFailed && job.Refusal != nil:
+		return job, false, refusalError(job)
+	case job.Status == StatusStarting && !s.claimLive(job):
+		return job, false, s.resumeStart(ctx, job, ActorReplay)
+	}
+	return job, false, nil
+}
+
+// refusalError rebuilds the error a refused start answered, for its replays.
+func refusalError(job *Job) *Error {
+	e := newError(job.Refusal.Code, job.Refusal.Target, job.Refusal.Message, nil)
+	e.Job = job
+	return e
+}
+
+// resumeStart takes the start claim of a "starting" job nobody holds and attempts the
+// start again: a tick after a crash or a transient failure, or a replayed request.
+func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor) error {
+	log := s.log.With("jobId", job.ID, "operation", "start", "actor", actor)
+	token, err := s.takeClaim(ctx, job, actor, s.cfg.StartGrace, StatusStarting)
+	switch {
+	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
+		return nil // someone else is on it, or it moved on: job holds the newest record
+	case err != nil:
+		return storageError("cannot claim the job", err)
+	}
+	log.Info("attempting the start again", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	lifetime, lerr := s.sasLifetime(job.Options.SASLifetime)
+	if lerr != nil {
+		lifetime = s.cfg.SASLifetime
+	}
+	prepared, err := s.blobs.PrepareSource(ctx, job.Source.URL, job.Destination.BlobRef, lifetime)
+	if err != nil {
+		return s.fail(ctx, job, token, sourceError(err), log)
+	}
+	job.Source.SASExpiresAt = prepared.Source.SASExpiresAt
+	return s.attempt(ctx, job, prepared.ReadURL, token, true, log)
+}
+
+// attempt takes a "starting" job whose start claim (token) it holds as far as it goes:
+// snapshot, lease, copy, record. Its storage calls end by StartDeadline. resuming is
+// true when an earlier attempt (a crashed start, a transient failure) may have started
+// the copy already.
+func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, resuming bool, log *slog.Logger) error {
+	began := time.Now()
+	actx, cancel := context.WithTimeout(ctx, s.cfg.StartDeadline)
+	defer cancel()
+	job.Attempts++
+	dst := job.Destination.BlobRef
+
+	// With overwrite false the destination must not exist: there is nothing to protect,
+	// and a snapshot would be left behind by the refusal (issue 10, case 6).
+	if job.Options.SnapshotDestination && job.Options.Overwrite && job.DestinationSnapshot == "" {
+		snap, err := s.blobs.Snapshot(actx, dst)
+		switch {
+		case err == nil:
+			// Record it before the copy overwrites the destination: a start resumed after
+			// a crash must restore this snapshot, not take one of a half-copied blob.
+			werr := s.write(ctx, job, func(j *Job) error {
+				if !holds(j, token) {
+					return errLostClaim
+				}
+				j.DestinationSnapshot, j.Attempts = snap, job.Attempts
+				return nil
+			})
+			if werr != nil {
+				s.deleteSnapshot(ctx, dst, snap, log)
+				if errors.Is(werr, errLostClaim) {
+					return nil
+				}
+				return s.fail(ctx, job, token, storageError("cannot record the destination snapshot", werr), log)
+			}
+			faultpoint.Hit("start:snapshotted")
+		case errors.Is(err, ErrNotFound):
+			// Nothing to protect: the destination does not exist yet.
+		default:
+			return s.fail(ctx, job, token, blobError("destination", "cannot snapshot the destination", err), log)
+		}
+	}
+
+	if job.Lease != nil && job.Lease.State == LeaseAcquiring {
+		if err := s.blobs.AcquireLease(actx, *job.Source.Ref, job.Lease.ID); err != nil {
+			if errors.Is(err, ErrLeaseConflict) || errors.Is(err, ErrNotFound) {
+				job.Lease.State = LeaseNotAcquired // never ours: nothing to release
+			}
+			return s.fail(ctx, job, token, leaseError(err), log)
+		}
+		job.Lease.State = LeaseHeld
+		faultpoint.Hit("start:leased")
+	}
+
+	state, err := s.copyOnce(actx, job, readURL, resuming, log)
+	if err != nil {
+		return s.fail(ctx, job, token, s.startCopyError(ctx, job, err), log)
+	}
+	faultpoint.Hit("start:copied")
+	now := s.cfg.Now().UTC()
+	job.CopyID, job.StartedAt = state.CopyID, &now
+	log = log.With("copyId", job.CopyID)
+	if state.Status != StatusPending {
+		log.Info("copy finished at start", "status", state.Status, "duration", time.Since(began))
+		return s.settle(ctx, job, state, ActorStart, startGuard(token), log)
+	}
+	attempts, lease, copyID, progress := job.Attempts, job.Lease, job.CopyID, state.Progress
+	err = s.write(ctx, job, func(j *Job) error {
+		if !holds(j, token) {
+			return errLostClaim
+		}
+		j.Status, j.CopyID, j.StartedAt, j.Progress, j.Attempts = StatusPending, copyID, &now, progress, attempts
+		j.Lease, j.Claim, j.StartFailures, j.NextAttemptAt, j.StatusDescription = lease, nil, 0, nil, ""
+		return nil
+	})
+	switch {
+	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
+		log.Warn("another actor took the start over; answering its outcome", "status", job.Status)
+		return nil
+	case err != nil:
+		// The copy runs; when the claim expires the tick adopts it from the record.
+		log.Warn("copy started but the record was not updated; the status tick will adopt it", "err", err)
+		job.Status, job.CopyID, job.Progress = StatusPending, copyID, progress
+		return nil
+	}
+	log.Info("copy pending", "source", job.Source.URL, "destination", job.Destination.URL, "duration", time.Since(began))
+	return nil
+}
+
+// copyOnce starts the copy unless an earlier attempt of this job already did: a crash
+// after Copy Blob, or a Copy Blob whose answer was lost (a timeout, a 500) while storage
+// carried it out, so that the SDK's retry met the job's own copy (409
+// PendingCopyOperation, or 412 with overwrite false). Such a copy is adopted, never
+// abandoned; only a foreign copy is a conflict.
+func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resuming bool, log *slog.Logger) (CopyState, error) {
+	if resuming || job.Attempts > 1 {
+		if cur, ok := s.ownCopy(ctx, job); ok {
+			log.Info("adopted the copy an earlier attempt started", "copyId", cur.CopyID)
+			return cur, nil
+		}
+	}
+	state, err := s.blobs.StartCopy(ctx, job.Destination.BlobRef, readURL, StartCopyOptions{
+		Metadata:     job.Options.Metadata,
+		Tags:         job.Options.Tags,
+		Tier:         job.Options.Tier,
+		IfNotExists:  !job.Options.Overwrite,
+		RequiresSync: job.Options.RequiresSync,
+	})
+	if err != nil && (errors.Is(err, ErrPendingCopy) || errors.Is(err, ErrExists) || errors.Is(err, ErrUnavailable)) {
+		if cur, ok := s.ownCopy(ctx, job); ok {
+			log.Info("Copy Blob's answer was lost; adopted the copy it started", "copyId", cur.CopyID, "err", err)
+			return cur, nil
+		}
+	}
+	return state, err
+}
+
+// ownCopy reads the destination and tells whether its copy is this job's: the same
+// source (without its query), started after the job was created, and recorded by no
+// other job.
+func (s *Service) ownCopy(ctx context.Context, job *Job) (CopyState, bool) {
+	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
+	if err != nil || cur.CopyID == "" {
+		return cur, false
+	}
+	if cur.LastModified.Before(job.CreatedAt.Add(-clockSkew)) || !sameBlobURL(cur.SourceURL, job.Source.URL) {
+		return cur, false
+	}
+	if owner := s.findOwner(ctx, job.Destination.BlobRef, cur.CopyID); owner != nil && owner.ID != job.ID {
+		return cur, false
+	}
+	return cur, true
+}
+
+// clockSkew is how far storage's clock may lag the app's.
+const clockSkew = time.Minute
+
+func sameBlob(a, b BlobRef) bool {
+	return a.Account == b.Account && a.Container == b.Container && a.Blob == b.Blob
+}
+
+func sameBlobURL(a, b string) bool {
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	return strings.EqualFold(ua.Host, ub.Host) && strings.TrimSuffix(ua.EscapedPath(), "/") == strings.TrimSuffix(ub.EscapedPath(), "/") &&
+		ua.Query().Get("snapshot") == ub.Query().Get("snapshot") && ua.Query().Get("versionid") == ub.Query().Get("versionid")
+}
+
+// fail ends an attempt that failed: a transient failure leaves the job "starting" for
+// another attempt, a permanent one refuses it.
+func (s *Service) fail(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
+	if Retryable(cause) && job.StartFailures+1 < s.cfg.MaxFailures {
+		return s.postpone(ctx, job, token, cause, log)
+	}
+	if Retryable(cause) {
+		cause = newError(CodeStartRetriesExhausted, cause.Target,
+			fmt.Sprintf("gave up after %d attempts: %s", job.StartFailures+1, cause.Message), cause.Err)
+	}
+	return s.refuse(ctx, job, token, cause, log)
+}
+
+// postpone records a transient start failure: the job stays "starting", gives its claim
+// back and may be attempted again from NextAttemptAt by the tick, or at once by a retry
+// of the request. The lease (held or being acquired) stays: the next attempt reuses it.
+func (s *Service) postpone(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
+	failures := job.StartFailures + 1
+	next := s.cfg.Now().UTC().Add(s.backoff(int64(failures)))
+	attempts, lease, desc := job.Attempts, job.Lease, redact.Text(cause.Error())
+	err := s.write(bctx, job, func(j *Job) error {
+		if !holds(j, token) {
+			return errLostClaim
+		}
+		j.StartFailures, j.NextAttemptAt, j.Attempts, j.Lease, j.StatusDescription, j.Claim = failures, &next, attempts, lease, desc, nil
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLostClaim) {
+		log.Warn("cannot record the transient start failure; the claim expires and the tick retries", "err", err)
+	}
+	log.Warn("start failed transiently; it will be attempted again", "code", cause.Code, "failures", failures, "nextAttemptAt", next, "err", cause.Err)
+	cause.Job = job
+	return cause
+}
+
+// refuse ends a start refused for good: it releases the lease and deletes the snapshot
+// this start took (still under the start claim, so no other actor can be running a copy
+// for the job), then records startFailed with the refusal a replay answers again.
+func (s *Service) refuse(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
+	released := s.releaseLease(bctx, job, log)
+	desc := redact.Text(cause.Error())
+	if job.DestinationSnapshot != "" && job.CopyID == "" {
+		if s.deleteSnapshot(bctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
+			desc += "; the destination snapshot taken for this start was deleted"
+			job.DestinationSnapshot = ""
+		}
+	}
+	now := s.cfg.Now().UTC()
+	refusal := &Refusal{Code: cause.Code, Target: cause.Target, Message: redact.Text(cause.Message)}
+	attempts, lease, snap := job.Attempts, job.Lease, job.DestinationSnapshot
+	err := s.write(bctx, job, func(j *Job) error {
+		if !holds(j, token) {
+			return errLostClaim
+		}
+		j.Status, j.StatusDescription, j.Refusal, j.CompletedAt = StatusStartFailed, desc, refusal, &now
+		j.Attempts, j.Lease, j.DestinationSnapshot, j.Claim, j.NextAttemptAt = attempts, lease, snap, nil, nil
+		if j.Callback != nil && j.Callback.DeliveryID == "" {
+			j.Callback.DeliveryID = uuid.NewString()
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
+		log.Error("a refused start lost its claim before recording; answering the current record", "status", job.Status)
+	case err != nil:
+		log.Error("cannot record the refused start; the claim expires and the tick retries", "err", err)
+	}
+	if !released {
+		log.Warn("the source lease could not be released yet; the status tick retries")
+	}
+	log.Warn("copy not started", "code", cause.Code, "err", cause.Err)
+	cause.Job = orJob(cause.Job, job)
+	return cause
+}
+
+func (s *Service) deleteSnapshot(ctx context.Context, ref BlobRef, snapshot string, log *slog.Logger) bool {
+	err := s.blobs.DeleteSnapshot(ctx, ref, snapshot)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		log.Info("deleted the destination snapshot taken for a start that did not happen", "snapshot", snapshot)
+		return true
+	}
+	log.Warn("cannot delete the destination snapshot taken for this start", "snapshot", snapshot, "err", err)
+	return false
+}
+
+func orJob(a, b *Job) *Job {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// startGuard lets only the holder of the start claim make a start's transition.
+func startGuard(token string) func(*Job) error {
+	return func(j *Job) error {
+		if !holds(j, token) {
+			return errLostClaim
+		}
+		return nil
+	}
+}

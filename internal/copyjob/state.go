@@ -1,0 +1,199 @@
+package copyjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The job state machine.
+//
+//	                 claim (start, replay, tick)
+//	            +-----------------------------+
+//	            v                             |
+//	 (Create) starting --transient failure--> starting (no claim, NextAttemptAt)
+//	            |  \
+//	            |   +--permanent refusal / attempts exhausted--> startFailed
+//	            |   +--Copy Blob finished at once--------------> success | failed | aborted
+//	            v
+//	         pending --storage says it ended------------------> success | failed | aborted
+//	            |     --destination deleted-------------------> destinationMissing
+//	            |     --destination carries another copy------> copyIdMismatch
+//	            +-----abort------------------------------------> aborted
+//
+// Who may make each transition (Actor):
+//
+//	starting -> *           the holder of the job's start claim: the start that created
+//	                        the record (ActorStart), a replay of the same request or
+//	                        event (ActorReplay), or the tick (ActorTick) once the claim
+//	                        has expired or was given back after a transient failure.
+//	pending  -> terminal    the tick (ActorTick) or an abort (ActorAbort): the first
+//	                        compare-and-swap write wins, the loser adopts its outcome.
+//	terminal -> *           nobody: a terminal record's outcome never changes. Only the
+//	                        bookkeeping of its effects (lease state, callback attempts)
+//	                        is written afterwards, by the claim holder.
+//
+// Status reads never write: a GET must be safe, and a reader that settled jobs would be
+// one more concurrent settle path (the duplicate callbacks of issue 10 came from
+// there). A read shows the live copy state; the record follows at the next poll.
+//
+// Effects that must happen once belong to the writer that won the transition which
+// owns them, and are done under a Claim written in the same compare-and-swap:
+// Copy Blob (start claim), the lease release and the callback (terminal claim),
+// deleting a snapshot taken for a refused start (start claim). A claim expires (Until)
+// so that a crashed holder's work is taken over; the start claim's holder gives up its
+// own storage calls at StartDeadline, well before StartGrace lets anyone take over, so a
+// takeover never runs beside a live start.
+
+// Actor names who writes a transition; it is recorded in claims and logs.
+type Actor string
+
+const (
+	ActorStart  Actor = "start"  // the request that created the job
+	ActorReplay Actor = "replay" // a retry of the same request or a redelivered event
+	ActorTick   Actor = "tick"   // the status timer
+	ActorAbort  Actor = "abort"  // POST .../abort
+)
+
+// transitions lists the allowed status changes; "" is a record being created.
+var transitions = map[Status][]Status{
+	"":             {StatusStarting},
+	StatusStarting: {StatusStarting, StatusPending, StatusSuccess, StatusFailed, StatusAborted, StatusStartFailed},
+	StatusPending: {StatusPending, StatusSuccess, StatusFailed, StatusAborted, StatusDestinationMissing,
+		StatusCopyIDMismatch},
+}
+
+// CanTransition reports whether a job may go from one status to another. A terminal
+// status may only stay itself (its effects' bookkeeping changes, not its outcome).
+func CanTransition(from, to Status) bool {
+	if from.Terminal() {
+		return from == to
+	}
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// errStale tells write's caller that the newest record no longer allows its change;
+// job then holds the newest record.
+var errStale = errors.New("the job moved on")
+
+// write stores a change to job with compare-and-swap. change is applied to the record
+// as last read and decides from it; on a concurrent write the newest record is read and
+// change decides again (so a writer never overwrites what it has not seen). When change
+// returns an error nothing is written, job holds the newest record, and the error is
+// returned. The written status must be a legal transition from the one read.
+func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) error {
+	cur := job
+	for attempt := 0; ; attempt++ {
+		next := cloneJob(cur)
+		if err := change(next); err != nil {
+			*job = *cur
+			return err
+		}
+		if !CanTransition(cur.Status, next.Status) || (cur.Status.Terminal() && !sameOutcome(cur, next)) {
+			*job = *cur
+			return fmt.Errorf("%w: %s -> %s is not a transition", errStale, cur.Status, next.Status)
+		}
+		next.UpdatedAt = s.cfg.Now().UTC()
+		err := s.records.Update(ctx, next)
+		if err == nil {
+			*job = *next
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) || attempt >= 4 {
+			return err
+		}
+		newest, gerr := s.records.Get(ctx, job.ID)
+		if gerr != nil {
+			return fmt.Errorf("%w (and re-read: %w)", err, gerr)
+		}
+		cur = newest
+	}
+}
+
+// sameOutcome reports whether two versions of a job tell the same outcome: what a
+// terminal record may never change.
+func sameOutcome(a, b *Job) bool {
+	return a.Status == b.Status && a.StatusDescription == b.StatusDescription && a.CopyID == b.CopyID &&
+		a.Progress == b.Progress && timeEqual(a.CompletedAt, b.CompletedAt) &&
+		a.RestoredFrom == b.RestoredFrom && (a.Refusal == nil) == (b.Refusal == nil) && (a.Refusal == nil || *a.Refusal == *b.Refusal)
+}
+
+func timeEqual(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// cloneJob deep-copies the parts of a job a change may modify.
+func cloneJob(j *Job) *Job {
+	c := *j
+	if j.Lease != nil {
+		l := *j.Lease
+		c.Lease = &l
+	}
+	if j.Callback != nil {
+		cb := *j.Callback
+		c.Callback = &cb
+	}
+	if j.Claim != nil {
+		cl := *j.Claim
+		c.Claim = &cl
+	}
+	if j.Refusal != nil {
+		r := *j.Refusal
+		c.Refusal = &r
+	}
+	return &c
+}
+
+// newClaim returns a fresh claim for actor lasting ttl.
+func (s *Service) newClaim(actor Actor, ttl time.Duration) *Claim {
+	return &Claim{Token: uuid.NewString(), Actor: actor, Until: s.cfg.Now().UTC().Add(ttl)}
+}
+
+// claimLive reports whether someone holds a claim on the job that has not expired.
+func (s *Service) claimLive(j *Job) bool {
+	return j.Claim != nil && s.cfg.Now().Before(j.Claim.Until)
+}
+
+// holds reports whether the job's claim is the one with token.
+func holds(j *Job, token string) bool { return j.Claim != nil && j.Claim.Token == token }
+
+// errLostClaim: another actor took the job over; the loser adopts its outcome.
+var errLostClaim = errors.New("another actor holds the job")
+
+// takeClaim writes a claim for actor on a job that nobody holds (or whose holder's
+// claim expired) and that is still in one of the statuses given. It returns the claim's
+// token, or errLostClaim / errStale with job holding the newest record.
+func (s *Service) takeClaim(ctx context.Context, job *Job, actor Actor, ttl time.Duration, statuses ...Status) (string, error) {
+	claim := s.newClaim(actor, ttl)
+	err := s.write(ctx, job, func(j *Job) error {
+		if !statusIn(j.Status, statuses) {
+			return errStale
+		}
+		if s.claimLive(j) {
+			return errLostClaim
+		}
+		j.Claim = claim
+		return nil
+	})
+	return claim.Token, err
+}
+
+func statusIn(s Status, set []Status) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
