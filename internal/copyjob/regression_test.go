@@ -278,7 +278,7 @@ func TestRefusedStartLeavesNoSnapshot(t *testing.T) {
 			t.Fatalf("snapshot not cleaned up: %v", h.Blobs.Refs())
 		}
 		rec := h.wantStatus(job.ID, copyjob.StatusStartFailed)
-		if rec.DestinationSnapshot != "" || !strings.Contains(rec.StatusDescription, "snapshot taken for this start was deleted") {
+		if rec.DestinationSnapshot != "" || !strings.Contains(rec.StatusDescription, "snapshot taken for this start is deleted") {
 			t.Fatalf("record snapshot %q description %q", rec.DestinationSnapshot, rec.StatusDescription)
 		}
 	})

@@ -27,6 +27,7 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 		}
 		if j.Status == StatusStarting {
 			j.CopyID, j.StartedAt, j.Attempts, j.Lease = started.CopyID, started.StartedAt, started.Attempts, started.Lease
+			j.DestinationSnapshot = started.DestinationSnapshot
 		}
 		j.Status = outcome.Status
 		j.StatusDescription = redact.Text(outcome.Description)

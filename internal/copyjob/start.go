@@ -363,42 +363,27 @@ func (s *Service) postpone(ctx context.Context, job *Job, token string, cause *E
 	return cause
 }
 
-// refuse ends a start refused for good: it releases the lease and deletes the snapshot
-// this start took (still under the start claim, so no other actor can be running a copy
-// for the job), then records startFailed with the refusal a replay answers again.
+// refuse ends a start refused for good. The transition to startFailed is written first,
+// guarded by the start claim: if another actor took the start over, the write loses and
+// nothing is touched. Once it wins no copy of this job can run (the job is terminal and
+// nobody else held it), so the effects follow under the effects claim: the lease is
+// released and a snapshot this start took is deleted (see settle and effects).
 func (s *Service) refuse(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
-	bctx, cancel := bookkeeping(ctx)
-	defer cancel()
-	released := s.releaseLease(bctx, job, log)
 	desc := redact.Text(cause.Error())
-	if job.DestinationSnapshot != "" && job.CopyID == "" {
-		if s.deleteSnapshot(bctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
-			desc += "; the destination snapshot taken for this start was deleted"
-			job.DestinationSnapshot = ""
-		}
+	if snapshotLeft(&Job{Status: StatusStartFailed, DestinationSnapshot: job.DestinationSnapshot, CopyID: job.CopyID}) {
+		desc += "; the destination snapshot taken for this start is deleted"
 	}
-	now := s.cfg.Now().UTC()
 	refusal := &Refusal{Code: cause.Code, Target: cause.Target, Message: redact.Text(cause.Message)}
-	attempts, lease, snap := job.Attempts, job.Lease, job.DestinationSnapshot
-	err := s.write(bctx, job, func(j *Job) error {
+	job.CopyID, job.StartedAt = "", nil
+	err := s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: desc}, ActorStart, func(j *Job) error {
 		if !holds(j, token) {
 			return errLostClaim
 		}
-		j.Status, j.StatusDescription, j.Refusal, j.CompletedAt = StatusStartFailed, desc, refusal, &now
-		j.Attempts, j.Lease, j.DestinationSnapshot, j.Claim, j.NextAttemptAt = attempts, lease, snap, nil, nil
-		if j.Callback != nil && j.Callback.DeliveryID == "" {
-			j.Callback.DeliveryID = uuid.NewString()
-		}
+		j.Refusal = refusal
 		return nil
-	})
-	switch {
-	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
-		log.Error("a refused start lost its claim before recording; answering the current record", "status", job.Status)
-	case err != nil:
+	}, log)
+	if err != nil {
 		log.Error("cannot record the refused start; the claim expires and the tick retries", "err", err)
-	}
-	if !released {
-		log.Warn("the source lease could not be released yet; the status tick retries")
 	}
 	log.Warn("copy not started", "code", cause.Code, "err", cause.Err)
 	cause.Job = orJob(cause.Job, job)

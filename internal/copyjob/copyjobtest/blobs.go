@@ -65,6 +65,7 @@ type Blobs struct {
 	startStatus copyjob.Status
 	seq         int
 	starts      []StartCopyCall
+	ended       map[string]copyjob.Status // copy id -> how storage ended it
 	prepare     func(ctx context.Context, source string, dst copyjob.BlobRef, lifetime time.Duration) (copyjob.PreparedSource, error)
 }
 
@@ -231,6 +232,10 @@ func (b *Blobs) FinishCopy(dst copyjob.BlobRef, status copyjob.Status, descripti
 }
 
 func (b *Blobs) finishLocked(bl *blob, status copyjob.Status, description string) {
+	if b.ended == nil {
+		b.ended = map[string]copyjob.Status{}
+	}
+	b.ended[bl.Copy.CopyID] = status
 	now := b.now().UTC()
 	bl.Copy.Status, bl.Copy.Description, bl.Copy.CompletedAt = status, description, &now
 	if status == copyjob.StatusSuccess {
@@ -239,6 +244,15 @@ func (b *Blobs) finishLocked(bl *blob, status copyjob.Status, description string
 	} else {
 		bl.Size = 0
 	}
+}
+
+// CopyOutcome tells how storage ended the copy with copyID (success, failed, aborted),
+// even after its destination was overwritten; false while it runs or if it never ran.
+func (b *Blobs) CopyOutcome(copyID string) (copyjob.Status, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, ok := b.ended[copyID]
+	return st, ok
 }
 
 // ForeignCopy starts a pending copy on dst that this app did not start (another tool, or
