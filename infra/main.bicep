@@ -198,15 +198,19 @@ resource destinationWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-
     permissions: [
       {
         actions: [
-          'Microsoft.Storage/storageAccounts/blobServices/containers/read'
+          // Create Container (a missing destination container is created).
           'Microsoft.Storage/storageAccounts/blobServices/containers/write'
+          // Same-account copies: the source SAS is a user-delegation SAS of this account.
           'Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action'
         ]
         notActions: []
         dataActions: [
+          // Get Blob Properties (copy status); a same-account source read through the SAS.
           'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          // Copy Blob (new or existing destination, tier), Abort Copy Blob, Snapshot Blob,
+          // Lease Blob on a same-account source.
           'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
-          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action'
+          // Copy Blob with x-ms-tags (the tags option).
           'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write'
         ]
         notDataActions: []
