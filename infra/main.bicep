@@ -31,14 +31,17 @@ param maximumInstanceCount int = 100
 param instanceMemoryMB int = 2048
 
 @description('''Accounts the app copies FROM. Each item: { alias: 'src', name: '<storage account name>',
-resourceGroup: '<optional, default: this deployment's group>', subscriptionId: '<optional>' }.
-The identity gets Storage Blob Data Reader and Storage Blob Delegator (user-delegation SAS) on each,
-and the app gets COPY_ACCOUNT_<ALIAS>__blobServiceUri / __credential / __clientId.''')
+resourceGroup: '<optional, default: this deployment's group>', subscriptionId: '<optional>',
+lease: <optional bool, default true>, leaseContainers: [<optional container names>] }.
+The identity gets Storage Blob Data Reader on each (read + user-delegation key, see docs/permissions.md),
+and, unless lease is false, the custom "blobcopy source lease" role (Lease Blob needs blobs/write: Azure
+has no lease-only permission) on the account or only on leaseContainers. The app gets
+COPY_ACCOUNT_<ALIAS>__blobServiceUri / __credential / __clientId.''')
 param sourceAccounts array = []
 
-@description('''Accounts the app copies TO, same shape as sourceAccounts. The identity gets Storage Blob
-Data Contributor on each. An account that is both source and destination is listed in both, with the
-same alias.''')
+@description('''Accounts the app copies TO, same shape as sourceAccounts (lease and leaseContainers are
+ignored). The identity gets the custom "blobcopy destination writer" role on each. An account that is both
+source and destination is listed in both, with the same alias.''')
 param destinationAccounts array = []
 
 // App settings, defaults from the catalogue (internal/app/settings.go).
@@ -64,7 +67,9 @@ param pollConcurrency string = '16'
 param maxCallbackAttempts string = '5'
 @description('COPY_ALLOWED_DESTINATIONS: comma-separated account/container patterns; empty allows all configured accounts.')
 param allowedDestinations string = ''
-@description('COPY_ALLOWED_SOURCE_HOSTS: comma-separated source hosts; empty allows any https host.')
+@description('''COPY_ALLOWED_SOURCE_HOSTS: comma-separated source hosts. Empty here means "the configured
+source accounts' blob endpoints and the app's own account" (computed below); set it to widen the list, e.g.
+'*.blob.core.windows.net' or external hosts.''')
 param allowedSourceHosts string = ''
 @description('COPY_ALLOW_HTTP_SOURCES')
 param allowHttpSources string = 'false'
@@ -72,16 +77,163 @@ param allowHttpSources string = 'false'
 (127.0.0.1,localhost) would let callers make the app POST to its own instance, so the cloud default is
 empty: callbacks are off until you name your hosts.''')
 param callbackAllowedHosts string = ''
-@description('COPY_RULES: JSON array of Event Grid / webhook copy rules.')
-param copyRules string = ''
+@description('''COPY_RULES: the Event Grid / webhook copy rules (README "Event Grid"), as an array in
+main.parameters.json (azd substitutes environment values into that file without JSON escaping, so rules
+live in the file, not in an azd environment value). Each source account a rule names by sourceAccount gets
+an Event Grid subscription (eventGridFunctionKey).''')
+param copyRules array = []
 @description('BLOBCOPY_LOG_LEVEL')
 @allowed(['debug', 'info', 'warn', 'error'])
 param logLevel string = 'info'
+
+// --- Event Grid (docs/deploy.md "Event Grid subscriptions") -------------------------------
+
+@secure()
+@description('''Value of the function key "eventgrid" that Event Grid puts in the webhook URL (?code=).
+Empty: no key and no subscription (the first `azd up`, before the handler answers the validation
+handshake). Set it (azd env set BLOBCOPY_EVENTGRID_KEY ...) and provision again to subscribe every
+source account that COPY_RULES names.''')
+param eventGridFunctionKey string = ''
+
+@description('Event types delivered to copyfn.')
+param eventGridEventTypes array = [
+  'Microsoft.Storage.BlobCreated'
+  'Microsoft.Storage.BlobRenamed'
+]
+
+@minValue(1)
+@maxValue(5000)
+@description('maxEventsPerBatch of each webhook subscription.')
+param eventGridMaxEventsPerBatch int = 50
+
+@minValue(1)
+@maxValue(1024)
+@description('preferredBatchSizeInKilobytes of each webhook subscription (the handler accepts bodies up to 1 MiB).')
+param eventGridPreferredBatchSizeInKilobytes int = 512
+
+@minValue(1)
+@maxValue(30)
+@description('Retry policy: delivery attempts before an event is dead-lettered.')
+param eventGridMaxDeliveryAttempts int = 30
+
+@minValue(1)
+@maxValue(1440)
+@description('Retry policy: minutes an undelivered event lives before it is dead-lettered.')
+param eventGridEventTimeToLiveInMinutes int = 1440
+
+// --- Operations (docs/operations.md) ------------------------------------------------------
+
+@description('E-mail address the alerts notify; empty creates the alerts without an action group.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(47)
+@description('Alert when a copy is still pending this many hours after it started.')
+param pendingAlertHours int = 24
+
+@minValue(15)
+@description('''Days after their last change that job records (jobs/ in the records container) are deleted by
+a lifecycle management rule. Azure ends a pending copy after two weeks, so records younger than that are
+never deleted.''')
+param recordRetentionDays int = 30
+
+// --- Network (docs/network.md) ---------------------------------------------------------------
+
+@description('''Integrate the app with a new virtual network and reach its own storage account through
+private endpoints only (public network access off).''')
+param vnetEnabled bool = false
+
+@description('Address space of the virtual network (vnetEnabled).')
+param vnetAddressPrefix string = '10.40.0.0/16'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
 }
+
+// --- Roles ------------------------------------------------------------------------------------
+// What each kind of account grants the app's identity. docs/permissions.md explains every entry,
+// and internal/azstorage/permissions_test.go checks these sets against every storage call in the
+// code: a new SDK call whose data action no set grants fails the build.
+var builtInRoles = {
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+}
+
+// The subscriptions the custom roles must be assignable in.
+var roleSubscriptions = union(
+  [subscription().id],
+  map(union(sourceAccounts, destinationAccounts), a => '/subscriptions/${a.?subscriptionId ?? subscription().subscriptionId}')
+)
+
+// Lease Blob (acquire, renew, release) is authorized by blobs/write: Azure has no narrower action,
+// so this role is as small as a lease allows and is assigned only where leaseSource is wanted.
+resource sourceLeaseRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, environmentName, 'blobcopy-source-lease')
+  properties: {
+    roleName: 'blobcopy source lease (${environmentName}-${resourceToken})'
+    description: 'Lease Blob on copy sources (leaseSource). Azure authorizes Lease Blob with blobs/write.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: [
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+        ]
+        notDataActions: []
+      }
+    ]
+    assignableScopes: roleSubscriptions
+  }
+}
+
+// Copy Blob into destinations with every request option and nothing more: no delete, no rename,
+// no ACLs. Storage Blob Data Contributor lacks tags/write (the tags option) and grants delete.
+resource destinationWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, environmentName, 'blobcopy-destination-writer')
+  properties: {
+    roleName: 'blobcopy destination writer (${environmentName}-${resourceToken})'
+    description: 'Copy Blob into destinations (metadata, tags, tier, snapshots, abort, missing containers).'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          // Create Container (a missing destination container is created).
+          'Microsoft.Storage/storageAccounts/blobServices/containers/write'
+          // Same-account copies: the source SAS is a user-delegation SAS of this account.
+          'Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action'
+        ]
+        notActions: []
+        dataActions: [
+          // Get Blob Properties (copy status); a same-account source read through the SAS.
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read'
+          // Copy Blob (new or existing destination, tier), Abort Copy Blob, Snapshot Blob,
+          // Lease Blob on a same-account source.
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
+          // Copy Blob with x-ms-tags (the tags option).
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write'
+        ]
+        notDataActions: []
+      }
+    ]
+    assignableScopes: roleSubscriptions
+  }
+}
+
+var sourceRoles = [
+  builtInRoles.storageBlobDataReader
+]
+var sourceLeaseRoles = [
+  sourceLeaseRole.name
+]
+var destinationRoles = [
+  destinationWriterRole.name
+]
+
+// --- Event Grid: the source accounts COPY_RULES names -------------------------------------------
+var rules = copyRules
+var ruleAccountNames = map(filter(rules, r => !empty(r.?sourceAccount ?? '')), r => toLower(r.sourceAccount))
+var eventGridAccounts = filter(sourceAccounts, a => contains(ruleAccountNames, toLower(a.name)))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
@@ -109,6 +261,7 @@ module app 'modules/app.bicep' = {
     identityId: identity.outputs.id
     identityPrincipalId: identity.outputs.principalId
     identityClientId: identity.outputs.clientId
+    eventGridIdentityPrincipalId: identity.outputs.eventGridPrincipalId
     functionAppRuntimeVersion: functionAppRuntimeVersion
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
@@ -126,37 +279,107 @@ module app 'modules/app.bicep' = {
     maxCallbackAttempts: maxCallbackAttempts
     allowedDestinations: allowedDestinations
     allowedSourceHosts: allowedSourceHosts
+    sourceAccountNames: map(sourceAccounts, a => a.name)
     allowHttpSources: allowHttpSources
     callbackAllowedHosts: callbackAllowedHosts
-    copyRules: copyRules
+    copyRules: empty(copyRules) ? '' : string(copyRules)
     logLevel: logLevel
+    eventGridFunctionKey: eventGridFunctionKey
+    recordRetentionDays: recordRetentionDays
+    appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
   }
 }
 
-// Storage Blob Data Reader + Storage Blob Delegator on every source account.
-module sourceRoles 'modules/account-roles.bicep' = [for acct in sourceAccounts: {
+module network 'modules/network.bicep' = if (vnetEnabled) {
+  name: 'blobcopy-network'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    addressPrefix: vnetAddressPrefix
+  }
+}
+
+// Private endpoints of the app's storage account (blob, queue, table) in the VNet.
+module privateEndpoints 'modules/private-endpoints.bicep' = if (vnetEnabled) {
+  name: 'blobcopy-private-endpoints'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    storageAccountName: app.outputs.storageAccountName
+    subnetId: network.outputs.privateEndpointSubnetId
+    vnetId: network.outputs.vnetId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'blobcopy-alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    appInsightsId: app.outputs.appInsightsId
+    storageAccountId: app.outputs.storageAccountId
+    alertEmail: alertEmail
+    pendingAlertHours: pendingAlertHours
+  }
+}
+
+// Read (and sign user-delegation SAS for) every source account.
+module sourceRoleAssignments 'modules/account-roles.bicep' = [for acct in sourceAccounts: {
   name: 'blobcopy-src-${toLower(acct.alias)}'
   scope: resourceGroup(acct.?subscriptionId ?? subscription().subscriptionId, acct.?resourceGroup ?? rg.name)
   params: {
     accountName: acct.name
     principalId: identity.outputs.principalId
-    roleDefinitionIds: [
-      '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1' // Storage Blob Data Reader
-      'db58b8e5-c6ad-4a2a-8342-4190687cbf4a' // Storage Blob Delegator
-    ]
+    roleDefinitionIds: sourceRoles
   }
 }]
 
-// Storage Blob Data Contributor on every destination account.
-module destinationRoles 'modules/account-roles.bicep' = [for acct in destinationAccounts: {
+// Lease the sources (leaseSource), unless an account says lease: false; on leaseContainers only
+// when it names them.
+module sourceLeaseAssignments 'modules/account-roles.bicep' = [for acct in sourceAccounts: if (acct.?lease ?? true) {
+  name: 'blobcopy-lease-${toLower(acct.alias)}'
+  scope: resourceGroup(acct.?subscriptionId ?? subscription().subscriptionId, acct.?resourceGroup ?? rg.name)
+  params: {
+    accountName: acct.name
+    principalId: identity.outputs.principalId
+    roleDefinitionIds: sourceLeaseRoles
+    containers: acct.?leaseContainers ?? []
+  }
+}]
+
+// Copy into every destination account.
+module destinationRoleAssignments 'modules/account-roles.bicep' = [for acct in destinationAccounts: {
   name: 'blobcopy-dst-${toLower(acct.alias)}'
   scope: resourceGroup(acct.?subscriptionId ?? subscription().subscriptionId, acct.?resourceGroup ?? rg.name)
   params: {
     accountName: acct.name
     principalId: identity.outputs.principalId
-    roleDefinitionIds: [
-      'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // Storage Blob Data Contributor
-    ]
+    roleDefinitionIds: destinationRoles
+  }
+}]
+
+// One system topic and webhook subscription per source account that COPY_RULES names, once the
+// handler runs (eventGridFunctionKey set): Event Grid validates the endpoint when subscribing.
+module eventGrid 'modules/eventgrid.bicep' = [for acct in eventGridAccounts: if (!empty(eventGridFunctionKey)) {
+  name: 'blobcopy-eg-${toLower(acct.alias)}'
+  scope: resourceGroup(acct.?subscriptionId ?? subscription().subscriptionId, acct.?resourceGroup ?? rg.name)
+  params: {
+    accountName: acct.name
+    rules: rules
+    endpointUrl: '${app.outputs.functionAppUri}/api/copies?code=${eventGridFunctionKey}'
+    eventTypes: eventGridEventTypes
+    maxEventsPerBatch: eventGridMaxEventsPerBatch
+    preferredBatchSizeInKilobytes: eventGridPreferredBatchSizeInKilobytes
+    maxDeliveryAttempts: eventGridMaxDeliveryAttempts
+    eventTimeToLiveInMinutes: eventGridEventTimeToLiveInMinutes
+    deadLetterAccountId: app.outputs.storageAccountId
+    deadLetterContainer: app.outputs.deadLetterContainer
+    identityId: identity.outputs.eventGridId
   }
 }]
 
@@ -167,3 +390,4 @@ output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
 output AZURE_FUNCTION_URI string = app.outputs.functionAppUri
 output AZURE_STORAGE_ACCOUNT_NAME string = app.outputs.storageAccountName
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output BLOBCOPY_EVENTGRID_ACCOUNTS string = join(map(eventGridAccounts, a => a.name), ',')

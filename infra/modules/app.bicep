@@ -10,6 +10,9 @@ param resourceToken string
 param identityId string
 param identityPrincipalId string
 param identityClientId string
+
+@description('Principal id of the identity Event Grid dead-letters with (modules/identity.bicep).')
+param eventGridIdentityPrincipalId string
 param functionAppRuntimeVersion string
 param maximumInstanceCount int
 param instanceMemoryMB int
@@ -29,17 +32,36 @@ param maxFailures string
 param pollConcurrency string
 param maxCallbackAttempts string
 param allowedDestinations string
+@description('COPY_ALLOWED_SOURCE_HOSTS as the operator set it; empty: the source accounts and this app\'s account.')
 param allowedSourceHosts string
+
+@description('Names of the source accounts (main.bicep sourceAccounts).')
+param sourceAccountNames array
 param allowHttpSources string
 param callbackAllowedHosts string
 param copyRules string
 param logLevel string
 
+@secure()
+@description('Value of the function key "eventgrid" used by Event Grid webhook subscriptions; empty: no key.')
+param eventGridFunctionKey string
+
+@description('Days after their last change that job records are deleted (lifecycle management).')
+param recordRetentionDays int
+
+@description('Subnet the app is integrated with (delegated to Microsoft.App/environments); empty: no VNet integration.')
+param appSubnetId string
+
 var appName = 'func-blobcopy-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 20)}'
+var deadLetterContainerName = 'eventgrid-deadletter'
 
 // Built-in role definitions.
 var roles = {
+  // Azure Functions documents Storage Blob Data Owner for AzureWebJobsStorage; it also covers the
+  // app's records, copies into the app's account (tags/write) and its user-delegation key.
+  blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  // Event Grid writes undeliverable events to the dead-letter container.
   blobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   // The host writes diagnostic events to Table storage.
@@ -87,10 +109,11 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    // With VNet integration the app reaches its account through private endpoints only.
+    publicNetworkAccess: empty(appSubnetId) ? 'Enabled' : 'Disabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: empty(appSubnetId) ? 'Allow' : 'Deny'
     }
   }
 }
@@ -116,6 +139,62 @@ resource recordsBlobContainer 'Microsoft.Storage/storageAccounts/blobServices/co
   }
 }
 
+// Event Grid's dead-letter container (undeliverable events, one blob per event batch).
+resource deadLetterBlobContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource deadLetterRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterBlobContainer.id, eventGridIdentityPrincipalId, roles.blobDataContributor)
+  scope: deadLetterBlobContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataContributor)
+    principalId: eventGridIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Job records are kept recordRetentionDays after their last change, then deleted.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'delete-old-job-records'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${recordsContainer}/jobs/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: recordRetentionDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [
+    recordsBlobContainer
+  ]
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -131,9 +210,9 @@ resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: '${queueName}-poison'
 }
 
-// The identity's roles on the app's own account.
+// The identity's roles on the app's own account (checked by internal/azstorage/permissions_test.go).
 var appStorageRoles = [
-  roles.blobDataContributor
+  roles.blobDataOwner
   roles.queueDataContributor
   roles.tableDataContributor
 ]
@@ -190,6 +269,14 @@ var accountSettingGroups = [for acct in extraAccounts: [
 ]]
 var accountSettings = flatten(accountSettingGroups)
 
+// COPY_ALLOWED_SOURCE_HOSTS: what the operator set, or else the blob endpoints of the source
+// accounts and of this app's account (same-account copies), so the app copies from nowhere else.
+var configuredSourceHosts = join(union(
+  ['${storage.name}.blob.${environment().suffixes.storage}'],
+  map(sourceAccountNames, n => toLower('${n}.blob.${environment().suffixes.storage}'))
+), ',')
+var effectiveSourceHosts = !empty(allowedSourceHosts) ? allowedSourceHosts : configuredSourceHosts
+
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: appName
   location: location
@@ -206,6 +293,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
     functionAppConfig: {
       deployment: {
         storage: {
@@ -297,7 +385,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         }
         {
           name: 'COPY_ALLOWED_SOURCE_HOSTS'
-          value: allowedSourceHosts
+          value: effectiveSourceHosts
         }
         {
           name: 'COPY_ALLOW_HTTP_SOURCES'
@@ -324,6 +412,19 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   ]
 }
 
+// The host-level function key Event Grid's webhook URL carries (?code=). Created only once the
+// operator sets its value: the host must be running to store it.
+resource eventGridKey 'Microsoft.Web/sites/host/functionKeys@2024-04-01' = if (!empty(eventGridFunctionKey)) {
+  name: '${functionApp.name}/default/eventgrid'
+  properties: {
+    name: 'eventgrid'
+    value: eventGridFunctionKey
+  }
+}
+
 output functionAppName string = functionApp.name
 output functionAppUri string = 'https://${functionApp.properties.defaultHostName}'
 output storageAccountName string = storage.name
+output storageAccountId string = storage.id
+output appInsightsId string = appInsights.id
+output deadLetterContainer string = deadLetterBlobContainer.name

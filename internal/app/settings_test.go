@@ -267,12 +267,13 @@ func TestBicepSetsEveryInfraSetting(t *testing.T) {
 	}
 }
 
-// Role definitions the template must assign (name -> built-in GUID).
+// Role definitions the template must assign (name -> built-in GUID). Storage Blob Data
+// Reader carries generateUserDelegationKey/action itself, so no Storage Blob Delegator;
+// internal/azstorage/permissions_test.go checks every role set against the code's calls.
 var requiredRoles = map[string]string{
-	"Storage Blob Data Contributor":  "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+	"Storage Blob Data Owner":        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
 	"Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
 	"Storage Blob Data Reader":       "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
-	"Storage Blob Delegator":         "db58b8e5-c6ad-4a2a-8342-4190687cbf4a",
 }
 
 func TestInfraHasNoKeys(t *testing.T) {
@@ -361,7 +362,7 @@ func TestBicepStructure(t *testing.T) {
 // parameter without a default is passed.
 func TestBicepModuleParams(t *testing.T) {
 	files := bicepFiles(t)
-	modCall := regexp.MustCompile(`(?s)module\s+\w+\s+'([^']+)'\s*=\s*(?:\[for [^:]+:\s*)?\{.*?\n  params:\s*\{(.*?)\n  \}`)
+	modCall := regexp.MustCompile(`(?s)module\s+\w+\s+'([^']+)'\s*=\s*(?:\[for [^:]+:\s*)?(?:if\s*\(.*?\)\s*)?\{.*?\n  params:\s*\{(.*?)\n  \}`)
 	argName := regexp.MustCompile(`(?m)^\s{4}(\w+):`)
 	reqParam := regexp.MustCompile(`(?m)^param\s+(\w+)\s+\w+\s*$`)
 	anyParam := regexp.MustCompile(`(?m)^param\s+(\w+)\s`)
