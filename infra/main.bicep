@@ -187,8 +187,10 @@ resource sourceLeaseRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
   }
 }
 
-// Copy Blob into destinations with every request option and nothing more: no delete, no rename,
-// no ACLs. Storage Blob Data Contributor lacks tags/write (the tags option) and grants delete.
+// Copy Blob into destinations with every request option and nothing more: no rename, no ACLs.
+// Storage Blob Data Contributor lacks tags/write (the tags option). Delete is granted because a
+// start refused after snapshotting the destination deletes that snapshot (issue 10): the app
+// never deletes a base blob (docs/permissions.md).
 resource destinationWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, environmentName, 'blobcopy-destination-writer')
   properties: {
@@ -212,6 +214,8 @@ resource destinationWriterRole 'Microsoft.Authorization/roleDefinitions@2022-04-
           'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write'
           // Copy Blob with x-ms-tags (the tags option).
           'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write'
+          // Delete Blob of the destination snapshot a refused start took (snapshotDestination).
+          'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete'
         ]
         notDataActions: []
       }

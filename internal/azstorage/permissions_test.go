@@ -60,6 +60,7 @@ type sdkCall struct {
 const (
 	blobRead      = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
 	blobWrite     = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"
+	blobDelete    = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete"
 	blobTagsWrite = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write"
 	containerWrt  = "Microsoft.Storage/storageAccounts/blobServices/containers/write"
 	delegationKey = "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"
@@ -84,9 +85,12 @@ var leaseNeeds = []need{{sourceSides, []string{blobWrite}, "leaseSource: Lease B
 // sdkPermissions: receiver package (major version stripped) . type . method.
 var sdkPermissions = map[string]sdkCall{
 	// Requests.
-	"blob.Client.StartCopyFromURL":               {"Copy Blob", copyNeeds},
-	"blob.Client.CopyFromURL":                    {"Copy Blob From URL", copyNeeds},
-	"blob.Client.GetProperties":                  {"Get Blob Properties", []need{{destinationSides, []string{blobRead}, "copy status of the destination"}}},
+	"blob.Client.StartCopyFromURL": {"Copy Blob", copyNeeds},
+	"blob.Client.CopyFromURL":      {"Copy Blob From URL", copyNeeds},
+	"blob.Client.GetProperties": {"Get Blob Properties", []need{
+		{destinationSides, []string{blobRead}, "copy status of the destination"},
+		{sourceSides, []string{blobRead}, "lease state of a source whose release storage refused (released before, or someone else's)"}}},
+	"blob.Client.Delete":                         {"Delete Blob", []need{{destinationSides, []string{blobDelete}, "delete the destination snapshot taken for a start that was then refused"}}},
 	"blob.Client.AbortCopyFromURL":               {"Abort Copy Blob", []need{{destinationSides, []string{blobWrite}, "abort"}}},
 	"blob.Client.CreateSnapshot":                 {"Snapshot Blob", []need{{destinationSides, []string{blobWrite}, "snapshotDestination"}}},
 	"service.Client.CreateContainer":             {"Create Container", []need{{destinationSides, []string{containerWrt}, "a missing destination container is created"}}},
@@ -163,6 +167,9 @@ func usedSDKMethods(t *testing.T) map[string]string {
 			continue
 		}
 		fn := s.Obj().(*types.Func)
+		if fn.Pkg() == nil {
+			continue // a universe method (error.Error)
+		}
 		pkg := fn.Pkg().Path()
 		if !strings.HasPrefix(pkg, "github.com/Azure/azure-sdk-for-go/sdk/storage/") {
 			continue
