@@ -27,7 +27,7 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 		}
 		if j.Status == StatusStarting {
 			j.CopyID, j.StartedAt, j.Attempts, j.Lease = started.CopyID, started.StartedAt, started.Attempts, started.Lease
-			j.DestinationSnapshot = started.DestinationSnapshot
+			j.DestinationSnapshot, j.CopyUncertain = started.DestinationSnapshot, started.CopyUncertain
 		}
 		j.Status = outcome.Status
 		j.StatusDescription = redact.Text(outcome.Description)
@@ -116,9 +116,17 @@ func (s *Service) callbackDue(j *Job) bool {
 // means the claim expires and a later tick delivers again: at least once, with the same
 // delivery id (Callback.DeliveryID) for receivers to deduplicate on.
 func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog.Logger) {
-	s.releaseLease(ctx, job, log)
-	if snapshotLeft(job) && s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
+	ctx, cancel := context.WithTimeout(ctx, s.effectsMargin())
+	defer cancel()
+	if s.inTime(job, token, s.effectsMargin()) {
+		s.releaseLease(ctx, job, log)
+	}
+	if s.inTime(job, token, s.effectsMargin()) && snapshotLeft(job) && s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
 		job.DestinationSnapshot = ""
+	}
+	if !s.inTime(job, token, s.effectsMargin()) {
+		log.Warn("the effects claim is running out; leaving the rest to whoever takes the job over")
+		return
 	}
 	s.notify(ctx, job, log)
 	lease, callback, snapshot := job.Lease, job.Callback, job.DestinationSnapshot

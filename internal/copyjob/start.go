@@ -117,6 +117,15 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	}
 	faultpoint.Hit("start:recorded")
 	err = s.attempt(ctx, job, prepared.ReadURL, token, false, log)
+	if job.Status == StatusPending && holds(job, token) {
+		// The copy runs but its record still says "starting": let the message name the
+		// copy, so that whoever takes the start over follows it instead of guessing.
+		t := ticketFor(job)
+		t.Unrecorded = true
+		if _, uerr := s.queue.Update(ctx, msg, t.encode(), s.cfg.FirstPoll); uerr != nil {
+			log.Warn("cannot name the copy in the tracking message either", "err", uerr)
+		}
+	}
 	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
 		// Nothing left to track: save the tick a visit.
 		s.dropMessage(ctx, msg, log)
@@ -141,7 +150,7 @@ func (s *Service) replay(ctx context.Context, id, requestHash string) (*Job, boo
 	case job.Status == StatusStartFailed && job.Refusal != nil:
 		return job, false, refusalError(job)
 	case job.Status == StatusStarting && !s.claimLive(job):
-		return job, false, s.resumeStart(ctx, job, ActorReplay)
+		return job, false, s.resumeStart(ctx, job, ActorReplay, "")
 	}
 	return job, false, nil
 }
@@ -155,8 +164,13 @@ func refusalError(job *Job) *Error {
 
 // resumeStart takes the start claim of a "starting" job nobody holds and attempts the
 // start again: a tick after a crash or a transient failure, or a replayed request.
-func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor) error {
+// knownCopy is the copy id the tracking message learnt when a start could not record
+// it (see Start): that copy is the job's, and is followed rather than started again.
+func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownCopy string) error {
 	log := s.log.With("jobId", job.ID, "operation", "start", "actor", actor)
+	// A claim left to expire (not given back) means its holder died or stalled mid-way:
+	// it may have sent Copy Blob without recording it.
+	abandoned := job.Claim != nil
 	token, err := s.takeClaim(ctx, job, actor, s.cfg.StartGrace, StatusStarting)
 	switch {
 	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
@@ -165,6 +179,10 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor) error 
 		return storageError("cannot claim the job", err)
 	}
 	log.Info("attempting the start again", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	job.CopyUncertain = job.CopyUncertain || abandoned
+	if knownCopy != "" && job.CopyID == "" {
+		return s.followKnownCopy(ctx, job, token, knownCopy, log)
+	}
 	lifetime, lerr := s.sasLifetime(job.Options.SASLifetime)
 	if lerr != nil {
 		lifetime = s.cfg.SASLifetime
@@ -175,6 +193,24 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor) error 
 	}
 	job.Source.SASExpiresAt = prepared.Source.SASExpiresAt
 	return s.attempt(ctx, job, prepared.ReadURL, token, true, log)
+}
+
+// followKnownCopy records the outcome of the copy a start began but could not record:
+// adopted while the destination still carries it, copyIdMismatch (or
+// destinationMissing) once something else replaced it; never a second Copy Blob.
+func (s *Service) followKnownCopy(ctx context.Context, job *Job, token, copyID string, log *slog.Logger) error {
+	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return s.fail(ctx, job, token, blobError("destination", "cannot read the destination", err), log)
+	}
+	if err == nil && cur.CopyID == copyID {
+		return s.adopt(ctx, job, token, cur, log)
+	}
+	job.CopyID = copyID
+	outcome, _, _ := s.outcome(job, cur, err)
+	now := s.cfg.Now().UTC()
+	job.StartedAt = &now
+	return s.settle(ctx, job, outcome, ActorTick, startGuard(token), log)
 }
 
 // attempt takes a "starting" job whose start claim (token) it holds as far as it goes:
@@ -190,7 +226,13 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 
 	// With overwrite false the destination must not exist: there is nothing to protect,
 	// and a snapshot would be left behind by the refusal (issue 10, case 6).
+	late := func() error {
+		return s.fail(ctx, job, token, newError(CodeStorageUnavailable, "", "the start ran past its deadline; it is attempted again", nil), log)
+	}
 	if job.Options.SnapshotDestination && job.Options.Overwrite && job.DestinationSnapshot == "" {
+		if !s.inTime(job, token, s.startMargin()) {
+			return late()
+		}
 		snap, err := s.blobs.Snapshot(actx, dst)
 		switch {
 		case err == nil:
@@ -219,6 +261,9 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 	}
 
 	if job.Lease != nil && job.Lease.State == LeaseAcquiring {
+		if !s.inTime(job, token, s.startMargin()) {
+			return late()
+		}
 		if err := s.blobs.AcquireLease(actx, *job.Source.Ref, job.Lease.ID); err != nil {
 			if errors.Is(err, ErrLeaseConflict) || errors.Is(err, ErrNotFound) {
 				job.Lease.State = LeaseNotAcquired // never ours: nothing to release
@@ -229,20 +274,30 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 		faultpoint.Hit("start:leased")
 	}
 
+	if !s.inTime(job, token, s.startMargin()) {
+		return late()
+	}
 	state, err := s.copyOnce(actx, job, readURL, resuming, log)
 	if err != nil {
 		return s.fail(ctx, job, token, s.startCopyError(ctx, job, err), log)
 	}
 	faultpoint.Hit("start:copied")
+	log.Info("copy started", "duration", time.Since(began))
+	return s.adopt(ctx, job, token, state, log)
+}
+
+// adopt records a copy that runs (or ran) for the job, started by this attempt or an
+// earlier one: pending, or its terminal outcome at once.
+func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyState, log *slog.Logger) error {
 	now := s.cfg.Now().UTC()
 	job.CopyID, job.StartedAt = state.CopyID, &now
 	log = log.With("copyId", job.CopyID)
 	if state.Status != StatusPending {
-		log.Info("copy finished at start", "status", state.Status, "duration", time.Since(began))
+		log.Info("copy finished at start", "status", state.Status)
 		return s.settle(ctx, job, state, ActorStart, startGuard(token), log)
 	}
 	attempts, lease, copyID, progress := job.Attempts, job.Lease, job.CopyID, state.Progress
-	err = s.write(ctx, job, func(j *Job) error {
+	err := s.write(ctx, job, func(j *Job) error {
 		if !holds(j, token) {
 			return errLostClaim
 		}
@@ -260,7 +315,7 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 		job.Status, job.CopyID, job.Progress = StatusPending, copyID, progress
 		return nil
 	}
-	log.Info("copy pending", "source", job.Source.URL, "destination", job.Destination.URL, "duration", time.Since(began))
+	log.Info("copy pending", "source", job.Source.URL, "destination", job.Destination.URL)
 	return nil
 }
 
@@ -268,12 +323,16 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 // after Copy Blob, or a Copy Blob whose answer was lost (a timeout, a 500) while storage
 // carried it out, so that the SDK's retry met the job's own copy (409
 // PendingCopyOperation, or 412 with overwrite false). Such a copy is adopted, never
-// abandoned; only a foreign copy is a conflict.
+// abandoned; only a foreign copy is a conflict. When the destination cannot be read to
+// tell, the attempt fails transiently: refusing could abandon the job's own copy.
 func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resuming bool, log *slog.Logger) (CopyState, error) {
 	if resuming || job.Attempts > 1 {
-		if cur, ok := s.ownCopy(ctx, job); ok {
+		switch cur, v := s.ownCopy(ctx, job); v {
+		case copyOurs:
 			log.Info("adopted the copy an earlier attempt started", "copyId", cur.CopyID)
 			return cur, nil
+		case copyUnknown:
+			return CopyState{}, fmt.Errorf("%w: cannot read the destination to tell whether an earlier attempt started the copy", ErrUnavailable)
 		}
 	}
 	state, err := s.blobs.StartCopy(ctx, job.Destination.BlobRef, readURL, StartCopyOptions{
@@ -284,29 +343,55 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resumi
 		RequiresSync: job.Options.RequiresSync,
 	})
 	if err != nil && (errors.Is(err, ErrPendingCopy) || errors.Is(err, ErrExists) || errors.Is(err, ErrUnavailable)) {
-		if cur, ok := s.ownCopy(ctx, job); ok {
+		switch cur, v := s.ownCopy(ctx, job); v {
+		case copyOurs:
 			log.Info("Copy Blob's answer was lost; adopted the copy it started", "copyId", cur.CopyID, "err", err)
 			return cur, nil
+		case copyUnknown:
+			job.CopyUncertain = true
+			if !errors.Is(err, ErrUnavailable) {
+				// Not a refusal yet: it may be this job's own copy.
+				err = fmt.Errorf("%w: %v (and the destination could not be read to tell whose copy it is)", ErrUnavailable, err)
+			}
 		}
+	}
+	if errors.Is(err, ErrUnavailable) {
+		// No verdict from storage and no copy of this job on the destination now: it may
+		// have run and been replaced already.
+		job.CopyUncertain = true
 	}
 	return state, err
 }
 
+// copyVerdict says whether the copy on a destination is the job's own.
+type copyVerdict int
+
+const (
+	copyNotOurs copyVerdict = iota
+	copyOurs
+	copyUnknown // the destination could not be read
+)
+
 // ownCopy reads the destination and tells whether its copy is this job's: the same
 // source (without its query), started after the job was created, and recorded by no
 // other job.
-func (s *Service) ownCopy(ctx context.Context, job *Job) (CopyState, bool) {
+func (s *Service) ownCopy(ctx context.Context, job *Job) (CopyState, copyVerdict) {
 	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
-	if err != nil || cur.CopyID == "" {
-		return cur, false
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return cur, copyNotOurs
+	case err != nil:
+		return cur, copyUnknown
+	case cur.CopyID == "":
+		return cur, copyNotOurs
 	}
 	if cur.LastModified.Before(job.CreatedAt.Add(-clockSkew)) || !sameBlobURL(cur.SourceURL, job.Source.URL) {
-		return cur, false
+		return cur, copyNotOurs
 	}
 	if owner := s.findOwner(ctx, job.Destination.BlobRef, cur.CopyID); owner != nil && owner.ID != job.ID {
-		return cur, false
+		return cur, copyNotOurs
 	}
-	return cur, true
+	return cur, copyOurs
 }
 
 // clockSkew is how far storage's clock may lag the app's.
@@ -333,6 +418,18 @@ func (s *Service) fail(ctx context.Context, job *Job, token string, cause *Error
 		return s.postpone(ctx, job, token, cause, log)
 	}
 	if Retryable(cause) {
+		// Give up only when the destination shows no copy of this job: an attempt whose
+		// answer was lost may have started one, and it must be adopted, not abandoned.
+		bctx, cancel := bookkeeping(ctx)
+		cur, v := s.ownCopy(bctx, job)
+		cancel()
+		switch v {
+		case copyOurs:
+			log.Info("adopted the copy a failed attempt started", "copyId", cur.CopyID)
+			return s.adopt(ctx, job, token, cur, log)
+		case copyUnknown:
+			return s.postpone(ctx, job, token, cause, log)
+		}
 		cause = newError(CodeStartRetriesExhausted, cause.Target,
 			fmt.Sprintf("gave up after %d attempts: %s", job.StartFailures+1, cause.Message), cause.Err)
 	}
@@ -347,12 +444,13 @@ func (s *Service) postpone(ctx context.Context, job *Job, token string, cause *E
 	defer cancel()
 	failures := job.StartFailures + 1
 	next := s.cfg.Now().UTC().Add(s.backoff(int64(failures)))
-	attempts, lease, desc := job.Attempts, job.Lease, redact.Text(cause.Error())
+	attempts, lease, desc, uncertain := job.Attempts, job.Lease, redact.Text(cause.Error()), job.CopyUncertain
 	err := s.write(bctx, job, func(j *Job) error {
 		if !holds(j, token) {
 			return errLostClaim
 		}
 		j.StartFailures, j.NextAttemptAt, j.Attempts, j.Lease, j.StatusDescription, j.Claim = failures, &next, attempts, lease, desc, nil
+		j.CopyUncertain = j.CopyUncertain || uncertain
 		return nil
 	})
 	if err != nil && !errors.Is(err, errLostClaim) {
@@ -370,6 +468,9 @@ func (s *Service) postpone(ctx context.Context, job *Job, token string, cause *E
 // released and a snapshot this start took is deleted (see settle and effects).
 func (s *Service) refuse(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
 	desc := redact.Text(cause.Error())
+	if job.CopyUncertain {
+		desc += "; an earlier attempt ended without learning whether its Copy Blob ran, and the destination no longer shows it (if it ran, another copy has replaced it)"
+	}
 	if snapshotLeft(&Job{Status: StatusStartFailed, DestinationSnapshot: job.DestinationSnapshot, CopyID: job.CopyID}) {
 		desc += "; the destination snapshot taken for this start is deleted"
 	}

@@ -18,6 +18,7 @@ import (
 //	            |  \
 //	            |   +--permanent refusal / attempts exhausted--> startFailed
 //	            |   +--Copy Blob finished at once--------------> success | failed | aborted
+//	            |   +--its unrecorded copy was replaced--------> copyIdMismatch | destinationMissing
 //	            v
 //	         pending --storage says it ended------------------> success | failed | aborted
 //	            |     --destination deleted-------------------> destinationMissing
@@ -61,7 +62,8 @@ const (
 // transitions lists the allowed status changes; "" is a record being created.
 var transitions = map[Status][]Status{
 	"":             {StatusStarting},
-	StatusStarting: {StatusStarting, StatusPending, StatusSuccess, StatusFailed, StatusAborted, StatusStartFailed},
+	StatusStarting: {StatusStarting, StatusPending, StatusSuccess, StatusFailed, StatusAborted, StatusStartFailed,
+		StatusDestinationMissing, StatusCopyIDMismatch}, // the last two: a copy started but never recorded, then replaced
 	StatusPending: {StatusPending, StatusSuccess, StatusFailed, StatusAborted, StatusDestinationMissing,
 		StatusCopyIDMismatch},
 }
@@ -164,6 +166,22 @@ func (s *Service) newClaim(actor Actor, ttl time.Duration) *Claim {
 func (s *Service) claimLive(j *Job) bool {
 	return j.Claim != nil && s.cfg.Now().Before(j.Claim.Until)
 }
+
+// inTime reports whether the actor holding the job's claim (token) may still start a
+// side effect: its claim must outlast the effect by margin, so that nobody can take
+// the job over while the effect is under way. Claims are timed on the service clock; a
+// holder past this point gives its work up and leaves it to whoever takes over.
+func (s *Service) inTime(j *Job, token string, margin time.Duration) bool {
+	return holds(j, token) && s.cfg.Now().Add(margin).Before(j.Claim.Until)
+}
+
+// startMargin is how long before its claim ends a start stops making storage calls:
+// StartGrace minus StartDeadline, at least storage's server timeout.
+func (s *Service) startMargin() time.Duration { return s.cfg.StartGrace - s.cfg.StartDeadline }
+
+// effectsMargin is the same for a terminal job's effects (a callback's timeout and a
+// lease release fit in it).
+func (s *Service) effectsMargin() time.Duration { return s.cfg.EffectsGrace / 2 }
 
 // holds reports whether the job's claim is the one with token.
 func holds(j *Job, token string) bool { return j.Claim != nil && j.Claim.Token == token }

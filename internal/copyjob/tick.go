@@ -22,6 +22,9 @@ type ticket struct {
 	// Failures counts failed visits in a row; MaxFailures of them poison the message.
 	Failures int64    `json:"failures,omitempty"`
 	Progress Progress `json:"progress"`
+	// Unrecorded: Start named the copy here because it could not write it to the record,
+	// which still says "starting": the fast path must not skip the record then.
+	Unrecorded bool `json:"unrecorded,omitempty"`
 	// Created is when Start enqueued the message, before the record existed.
 	Created time.Time `json:"created,omitzero"`
 	// Lease names the source lease, so that even a job whose record was deleted behind
@@ -199,7 +202,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		state    CopyState
 		stateErr error
 	)
-	if t.CopyID != "" && t.Dest != nil {
+	if t.CopyID != "" && t.Dest != nil && !t.Unrecorded {
 		state, stateErr = s.blobs.CopyState(ctx, *t.Dest)
 		if stateErr == nil && state.CopyID == t.CopyID && state.Status == StatusPending {
 			return s.keepPolling(ctx, m, t, state.Progress, log)
@@ -409,8 +412,13 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 	if s.claimLive(job) || legacyYoung || (job.NextAttemptAt != nil && now.Before(*job.NextAttemptAt)) {
 		return s.keepPolling(ctx, m, t, job.Progress, log)
 	}
+	if job.StartFailures >= 3*s.cfg.MaxFailures {
+		// Storage never let the start be finished nor told apart from a started copy:
+		// an operator decides (the job keeps its lease; the poison entry names it).
+		return s.poison(ctx, m, job, fmt.Sprintf("the start failed transiently %d times and the destination could not be checked for a copy of this job", job.StartFailures), log)
+	}
 	log.Warn("taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
-	err := s.resumeStart(ctx, job, ActorTick)
+	err := s.resumeStart(ctx, job, ActorTick, t.CopyID)
 	switch {
 	case job.Status.Terminal():
 		if o := s.finishTerminal(ctx, m, job, false, log); o != outCompleted {
