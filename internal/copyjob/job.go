@@ -179,11 +179,11 @@ type Job struct {
 	Claim *Claim `json:"claim,omitempty"`
 	// StartFailures counts transient start failures in a row; NextAttemptAt is when the
 	// tick may attempt the start again.
-	StartFailures int        `json:"startFailures,omitempty"`
+	StartFailures int `json:"startFailures,omitempty"`
 	// CopyUncertain: a Copy Blob call of this job got no answer that says whether storage
 	// carried it out, and the destination could not be read to tell. Later attempts look
 	// for the copy first; a refusal says the earlier outcome stayed unknown.
-	CopyUncertain bool `json:"copyUncertain,omitempty"`
+	CopyUncertain bool       `json:"copyUncertain,omitempty"`
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
 	// Refusal is the error a permanently refused start answered; a replay of the same
 	// request answers it again, with the same status and body.

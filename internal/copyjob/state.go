@@ -61,7 +61,7 @@ const (
 
 // transitions lists the allowed status changes; "" is a record being created.
 var transitions = map[Status][]Status{
-	"":             {StatusStarting},
+	"": {StatusStarting},
 	StatusStarting: {StatusStarting, StatusPending, StatusSuccess, StatusFailed, StatusAborted, StatusStartFailed,
 		StatusDestinationMissing, StatusCopyIDMismatch}, // the last two: a copy started but never recorded, then replaced
 	StatusPending: {StatusPending, StatusSuccess, StatusFailed, StatusAborted, StatusDestinationMissing,
