@@ -1,0 +1,72 @@
+package contract_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest/contract"
+)
+
+// The in-memory fakes held to the same contract as the azstorage adapters (run in
+// internal/azstorage on Azurite and on the copy simulator).
+
+func TestFakeBlobs(t *testing.T) {
+	contract.RunBlobs(t, func(t *testing.T) contract.BlobsHarness { return &fakeBlobs{b: copyjobtest.NewEnv().Blobs} })
+}
+
+func TestFakeRecords(t *testing.T) {
+	contract.RunRecords(t, func(t *testing.T) copyjob.Records { return copyjobtest.NewRecords() })
+}
+
+func TestFakeQueue(t *testing.T) {
+	contract.RunQueue(t, func(t *testing.T) contract.QueueHarness {
+		c := copyjobtest.NewClock(time.Time{})
+		q := copyjobtest.NewQueue()
+		q.SetClock(c.Now)
+		return &fakeQueue{q: q, clock: c}
+	})
+}
+
+type fakeBlobs struct{ b *copyjobtest.Blobs }
+
+func (f *fakeBlobs) Blobs() copyjob.Blobs { return f.b }
+func (f *fakeBlobs) Ref(name string) copyjob.BlobRef {
+	return copyjob.BlobRef{Container: "contract", Blob: name}
+}
+func (f *fakeBlobs) Put(_ *testing.T, ref copyjob.BlobRef, data []byte) {
+	f.b.Put(ref, int64(len(data)), nil)
+}
+func (f *fakeBlobs) LeaseAsOther(_ *testing.T, ref copyjob.BlobRef, id string) { f.b.SetLease(ref, id) }
+func (f *fakeBlobs) PendingCopies() bool                                       { return true }
+func (f *fakeBlobs) CompleteCopy(t *testing.T, ref copyjob.BlobRef) {
+	if err := f.b.CompleteCopy(ref); err != nil {
+		t.Fatal(err)
+	}
+}
+func (f *fakeBlobs) InjectTransient(_ *testing.T, op string, after bool) bool {
+	err := fmt.Errorf("injected 503 ServerBusy: %w", copyjob.ErrUnavailable)
+	if after {
+		f.b.LoseNextAnswer(op, err)
+	} else {
+		f.b.FailNext(op, err)
+	}
+	return true
+}
+
+type fakeQueue struct {
+	q     *copyjobtest.Queue
+	clock *copyjobtest.Clock
+}
+
+func (f *fakeQueue) Queue() copyjob.Queue { return f.q }
+func (f *fakeQueue) Wait(d time.Duration) { f.clock.Advance(d) }
+func (f *fakeQueue) Poisoned(*testing.T) []contract.Poisoned {
+	var out []contract.Poisoned
+	for _, p := range f.q.Poisoned() {
+		out = append(out, contract.Poisoned{Text: p.Text, Reason: p.Reason})
+	}
+	return out
+}
