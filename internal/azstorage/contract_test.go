@@ -189,6 +189,13 @@ func (h *blobsHarness) CompleteCopy(t *testing.T, ref copyjob.BlobRef) {
 	}
 }
 
+func (h *blobsHarness) FailCopy(t *testing.T, ref copyjob.BlobRef, description string) {
+	t.Helper()
+	if err := h.sim.Fail(h.a.Config.Name, ref.Container, ref.Blob, description); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // simOps maps the port's operations onto the requests the adapter makes.
 var simOps = map[string]string{
 	copyjobtest.OpStartCopy:      copysim.OpCopyBlob,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
 // Hosts of the accounts NewEnv configures.
@@ -493,6 +494,8 @@ func (b *Blobs) CopyState(_ context.Context, dst copyjob.BlobRef) (copyjob.CopyS
 	}
 	st := bl.Copy
 	st.LastModified = bl.LastModified
+	// Storage's descriptions may quote the source URL, SAS and all; the adapter redacts.
+	st.Description = redact.Text(st.Description)
 	return st, nil
 }
 

@@ -3,6 +3,7 @@ package contract
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ type BlobsHarness interface {
 	PendingCopies() bool
 	// CompleteCopy ends the pending copy on ref with success.
 	CompleteCopy(t *testing.T, ref copyjob.BlobRef)
+	// FailCopy ends the pending copy on ref as failed with storage's description.
+	FailCopy(t *testing.T, ref copyjob.BlobRef, description string)
 	// InjectTransient makes the next call of op (a copyjobtest.Op* name) meet a
 	// transient failure: before the operation (nothing happens, storage answers 503), or
 	// after it (the operation happens and its answer is lost). It returns false when the
@@ -39,6 +42,7 @@ func RunBlobs(t *testing.T, newHarness func(t *testing.T) BlobsHarness) {
 	t.Run("StartCopy and CopyState", func(t *testing.T) { blobsStartCopy(t, newHarness(t)) })
 	t.Run("StartCopy refusals", func(t *testing.T) { blobsStartRefusals(t, newHarness(t)) })
 	t.Run("pending copy and abort", func(t *testing.T) { blobsPending(t, newHarness(t)) })
+	t.Run("copy state never shows a SAS", func(t *testing.T) { blobsNoSAS(t, newHarness(t)) })
 	t.Run("leases", func(t *testing.T) { blobsLeases(t, newHarness(t)) })
 	t.Run("snapshots", func(t *testing.T) { blobsSnapshots(t, newHarness(t)) })
 	t.Run("transient faults", func(t *testing.T) { blobsTransient(t, newHarness(t)) })
@@ -121,6 +125,11 @@ func blobsStartCopy(t *testing.T, h BlobsHarness) {
 	}
 	_, err = b.CopyState(ctx(t), h.Ref("never-written.bin"))
 	wantErr(t, "CopyState of a missing blob", err, copyjob.ErrNotFound)
+
+	// If-None-Match: * onto a missing destination starts.
+	if _, err := b.StartCopy(ctx(t), h.Ref("fresh-dst.bin"), prep.ReadURL, copyjob.StartCopyOptions{IfNotExists: true}); err != nil {
+		t.Errorf("StartCopy IfNotExists onto a missing destination: %v", err)
+	}
 
 	// A synchronous copy answers success.
 	syncDst := h.Ref("sync-dst.bin")
@@ -256,6 +265,21 @@ func blobsTransient(t *testing.T, h BlobsHarness) {
 		{copyjobtest.OpReleaseLease, func() error { return b.ReleaseLease(ctx(t), src, lease) }},
 		{copyjobtest.OpSnapshot, func() error { _, err := b.Snapshot(ctx(t), src); return err }},
 	}
+	if id, err := b.Snapshot(ctx(t), src); err == nil {
+		ops = append(ops, struct {
+			op   string
+			call func() error
+		}{copyjobtest.OpDeleteSnapshot, func() error { return b.DeleteSnapshot(ctx(t), src, id) }})
+	}
+	if h.PendingCopies() {
+		abortDst := h.Ref("transient-abort.bin")
+		if st, err := b.StartCopy(ctx(t), abortDst, prep.ReadURL, copyjob.StartCopyOptions{}); err == nil {
+			ops = append(ops, struct {
+				op   string
+				call func() error
+			}{copyjobtest.OpAbortCopy, func() error { return b.AbortCopy(ctx(t), abortDst, st.CopyID) }})
+		}
+	}
 	for _, o := range ops {
 		if !h.InjectTransient(t, o.op, false) {
 			t.Skipf("the backend cannot inject faults into %s", o.op)
@@ -280,4 +304,48 @@ func blobsLostStart(t *testing.T, h BlobsHarness) {
 	if err != nil || st.CopyID == "" {
 		t.Errorf("CopyState after a lost answer = %+v, %v: want the copy that did start", st, err)
 	}
+}
+
+// secretSig is the signature of the SAS the suite hands to storage; no answer of the
+// port may carry it.
+const secretSig = "c2VjcmV0LXNpZ25hdHVyZQ=="
+
+// blobsNoSAS: storage answers the copy source with its SAS (x-ms-copy-source) and may
+// quote it in a failure description; CopyState carries neither signature.
+func blobsNoSAS(t *testing.T, h BlobsHarness) {
+	if !h.PendingCopies() {
+		t.Skip("a SAS the backend would verify cannot be made up here")
+	}
+	b := h.Blobs()
+	dst := h.Ref("sas-dst.bin")
+	_, prep := source(t, h, "sas-src.bin", dst)
+	sep := "?"
+	if strings.Contains(prep.ReadURL, "?") {
+		sep = "&"
+	}
+	withSAS := prep.ReadURL + sep + "sv=2025-01-05&sp=r&se=2099-01-01T00%3A00%3A00Z&sig=" + url.QueryEscape(secretSig)
+	st, err := b.StartCopy(ctx(t), dst, withSAS, copyjob.StartCopyOptions{})
+	if err != nil {
+		t.Fatalf("StartCopy: %v", err)
+	}
+	noSig := func(what, s string) {
+		t.Helper()
+		if strings.Contains(s, secretSig) || strings.Contains(s, url.QueryEscape(secretSig)) {
+			t.Errorf("%s carries the SAS signature: %q", what, s)
+		}
+	}
+	got, err := b.CopyState(ctx(t), dst)
+	if err != nil || got.CopyID != st.CopyID {
+		t.Fatalf("CopyState = %+v, %v", got, err)
+	}
+	noSig("CopyState.SourceURL", got.SourceURL)
+	if !strings.Contains(got.SourceURL, "sas-src.bin") {
+		t.Errorf("CopyState.SourceURL = %q, want the source", got.SourceURL)
+	}
+	h.FailCopy(t, dst, `403 AuthenticationFailed "Copy failed when reading the source `+withSAS+`."`)
+	got, err = b.CopyState(ctx(t), dst)
+	if err != nil || got.Status != copyjob.StatusFailed || got.CompletedAt == nil || !strings.HasPrefix(got.Description, "403 AuthenticationFailed") {
+		t.Fatalf("CopyState after the failure = %+v, %v: want failed with storage's description", got, err)
+	}
+	noSig("CopyState.Description", got.Description)
 }

@@ -46,6 +46,11 @@ func (f *fakeBlobs) CompleteCopy(t *testing.T, ref copyjob.BlobRef) {
 		t.Fatal(err)
 	}
 }
+func (f *fakeBlobs) FailCopy(t *testing.T, ref copyjob.BlobRef, description string) {
+	if err := f.b.FailCopy(ref, description); err != nil {
+		t.Fatal(err)
+	}
+}
 func (f *fakeBlobs) InjectTransient(_ *testing.T, op string, after bool) bool {
 	err := fmt.Errorf("injected 503 ServerBusy: %w", copyjob.ErrUnavailable)
 	if after {
