@@ -3,7 +3,12 @@ package azstorage_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,12 +48,18 @@ var seq atomic.Int64
 
 func unique(prefix string) string { return fmt.Sprintf("%s%d", prefix, seq.Add(1)) }
 
-func azuriteAccount(t *testing.T, az *azurite.Instance) (*azstorage.Account, config.StorageAccount, azstorage.Options) {
+// azuriteAccount is the dev account's adapter; with faults, requests go through it and
+// are not retried (each injected fault reaches the classification).
+func azuriteAccount(t *testing.T, az *azurite.Instance, faults *faultPolicy) (*azstorage.Account, config.StorageAccount, azstorage.Options) {
 	t.Helper()
 	cfg := config.StorageAccount{Name: azurite.DevAccountName, BlobEndpoint: az.BlobEndpoint(azurite.DevAccountName),
 		QueueEndpoint: az.QueueEndpoint(azurite.DevAccountName), AccountKey: az.Key(azurite.DevAccountName)}
 	copts := az.ClientOptions()
 	copts.Retry = quickRetries
+	if faults != nil {
+		copts.Retry = oneAnswer
+		copts.PerRetryPolicies = append(copts.PerRetryPolicies, faults)
+	}
 	opts := azstorage.Options{ClientOptions: copts}
 	a, err := azstorage.NewAccount("", cfg, opts)
 	if err != nil {
@@ -59,20 +70,69 @@ func azuriteAccount(t *testing.T, az *azurite.Instance) (*azstorage.Account, con
 
 func TestContractRecordsOnAzurite(t *testing.T) {
 	az := azurite.Start(t, azurite.Options{})
-	a, _, _ := azuriteAccount(t, az)
 	contract.RunRecords(t, func(t *testing.T) copyjob.Records {
+		faults := &faultPolicy{}
+		a, _, _ := azuriteAccount(t, az, faults)
 		r := azstorage.NewRecords(a, unique("records"))
 		if err := r.EnsureContainer(testCtx(t)); err != nil {
 			t.Fatal(err)
 		}
-		return r
+		return faultyRecords{r, faults}
 	})
+}
+
+type faultyRecords struct {
+	*azstorage.Records
+	faults *faultPolicy
+}
+
+func (r faultyRecords) InjectTransient(_ *testing.T, _ string, after bool) bool {
+	r.faults.next(after)
+	return true
+}
+
+// faultPolicy fails the next request(s) of a client, the way storage does: a 503
+// ServerBusy answer without carrying the request out, or the request carried out and
+// its answer lost (a reset connection). The adapters under it see real SDK errors.
+type faultPolicy struct {
+	mu      sync.Mutex
+	pending []bool // after?
+}
+
+func (p *faultPolicy) next(after bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pending = append(p.pending, after)
+}
+
+func (p *faultPolicy) Do(req *policy.Request) (*http.Response, error) {
+	p.mu.Lock()
+	if len(p.pending) == 0 {
+		p.mu.Unlock()
+		return req.Next()
+	}
+	after := p.pending[0]
+	p.pending = p.pending[1:]
+	p.mu.Unlock()
+	if !after {
+		h := http.Header{}
+		h.Set("x-ms-error-code", "ServerBusy")
+		h.Set("Retry-After", "1")
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Server Busy", Header: h,
+			Body: io.NopCloser(strings.NewReader("")), Request: req.Raw()}, nil
+	}
+	resp, err := req.Next()
+	if err == nil {
+		resp.Body.Close()
+	}
+	return nil, errors.New("injected: connection reset after the request was carried out")
 }
 
 func TestContractQueueOnAzurite(t *testing.T) {
 	az := azurite.Start(t, azurite.Options{})
-	_, cfg, opts := azuriteAccount(t, az)
 	contract.RunQueue(t, func(t *testing.T) contract.QueueHarness {
+		faults := &faultPolicy{}
+		_, cfg, opts := azuriteAccount(t, az, faults)
 		name := unique("contract")
 		main, err := azstorage.NewQueueClient(cfg, name, opts)
 		if err != nil {
@@ -86,13 +146,19 @@ func TestContractQueueOnAzurite(t *testing.T) {
 		if err := q.EnsureQueues(testCtx(t)); err != nil {
 			t.Fatal(err)
 		}
-		return &azuriteQueue{q: q, poison: poison}
+		return &azuriteQueue{q: q, poison: poison, faults: faults}
 	})
 }
 
 type azuriteQueue struct {
 	q      *azstorage.Queue
 	poison *azqueue.QueueClient
+	faults *faultPolicy
+}
+
+func (h *azuriteQueue) InjectTransient(_ *testing.T, _ string, after bool) bool {
+	h.faults.next(after)
+	return true
 }
 
 func (h *azuriteQueue) Queue() copyjob.Queue { return h.q }
@@ -115,9 +181,12 @@ func (h *azuriteQueue) Poisoned(t *testing.T) []contract.Poisoned {
 
 func TestContractBlobsOnAzurite(t *testing.T) {
 	az := azurite.Start(t, azurite.Options{})
-	a, _, _ := azuriteAccount(t, az)
 	contract.RunBlobs(t, func(t *testing.T) contract.BlobsHarness {
-		return newBlobsHarness(t, a, nil)
+		faults := &faultPolicy{}
+		a, _, _ := azuriteAccount(t, az, faults)
+		h := newBlobsHarness(t, a, nil)
+		h.faults = faults
+		return h
 	})
 }
 
@@ -140,6 +209,7 @@ type blobsHarness struct {
 	blobs     *azstorage.Blobs
 	container string
 	sim       *copysim.Server
+	faults    *faultPolicy // Azurite: injected by an SDK policy
 }
 
 func newBlobsHarness(t *testing.T, a *azstorage.Account, sim *copysim.Server) *blobsHarness {
@@ -209,8 +279,12 @@ var simOps = map[string]string{
 
 func (h *blobsHarness) InjectTransient(t *testing.T, op string, after bool) bool {
 	simOp, ok := simOps[op]
-	if h.sim == nil || !ok {
+	if !ok {
 		return false
+	}
+	if h.faults != nil {
+		h.faults.next(after)
+		return true
 	}
 	f := copysim.Fault{Status: 503, Code: "ServerBusy", RetryAfter: time.Second}
 	if after {
@@ -218,4 +292,70 @@ func (h *blobsHarness) InjectTransient(t *testing.T, op string, after bool) bool
 	}
 	h.sim.FailNext(simOp, f)
 	return true
+}
+
+// cutShort makes the next answer's body break after its first bytes, like a connection
+// reset while a record is being read.
+type cutShort struct {
+	mu    sync.Mutex
+	armed bool
+}
+
+func (p *cutShort) Do(req *policy.Request) (*http.Response, error) {
+	resp, err := req.Next()
+	p.mu.Lock()
+	armed := p.armed
+	p.armed = false
+	p.mu.Unlock()
+	if err != nil || !armed {
+		return resp, err
+	}
+	resp.Body = &brokenBody{inner: resp.Body}
+	return resp, nil
+}
+
+type brokenBody struct {
+	inner io.ReadCloser
+	read  int
+}
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if b.read >= 8 {
+		return 0, errors.New("injected: connection reset while reading the body")
+	}
+	n, err := b.inner.Read(p[:min(len(p), 8-b.read)])
+	b.read += n
+	return n, err
+}
+
+func (b *brokenBody) Close() error { return b.inner.Close() }
+
+// TestRecordsGetCutShort: a record read that breaks mid-body is a transient failure:
+// it must wrap copyjob.ErrUnavailable like every other lost answer (ports.go).
+func TestRecordsGetCutShort(t *testing.T) {
+	az := azurite.Start(t, azurite.Options{})
+	cut := &cutShort{}
+	cfg := config.StorageAccount{Name: azurite.DevAccountName, BlobEndpoint: az.BlobEndpoint(azurite.DevAccountName), AccountKey: az.Key(azurite.DevAccountName)}
+	copts := az.ClientOptions()
+	copts.Retry = oneAnswer
+	copts.PerRetryPolicies = append(copts.PerRetryPolicies, cut)
+	a, err := azstorage.NewAccount("", cfg, azstorage.Options{ClientOptions: copts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := azstorage.NewRecords(a, unique("records"))
+	if err := r.EnsureContainer(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	job := &copyjob.Job{ID: "cut", Status: copyjob.StatusPending}
+	if err := r.Create(testCtx(t), job); err != nil {
+		t.Fatal(err)
+	}
+	cut.mu.Lock()
+	cut.armed = true
+	cut.mu.Unlock()
+	_, err = r.Get(testCtx(t), job.ID)
+	if !errors.Is(err, copyjob.ErrUnavailable) {
+		t.Errorf("Get cut short: %v, want copyjob.ErrUnavailable", err)
+	}
 }

@@ -220,6 +220,19 @@ func blobsLeases(t *testing.T, h BlobsHarness) {
 	wantErr(t, "ReleaseLease of a blob someone else leased", b.ReleaseLease(ctx(t), src, mine), copyjob.ErrLeaseConflict)
 	wantErr(t, "AcquireLease of a blob someone else leased", b.AcquireLease(ctx(t), src, mine), copyjob.ErrLeaseConflict)
 
+	// A release whose answer was lost did release: its retry finds no lease held.
+	mine2 := h.Ref("leased-src-2.bin")
+	h.Put(t, mine2, []byte("lease me too"))
+	wantOK(t, "AcquireLease", b.AcquireLease(ctx(t), mine2, mine))
+	if h.InjectTransient(t, copyjobtest.OpReleaseLease, true) {
+		wantErr(t, "ReleaseLease with its answer lost", b.ReleaseLease(ctx(t), mine2, mine), copyjob.ErrUnavailable)
+		wantErr(t, "the retried ReleaseLease", b.ReleaseLease(ctx(t), mine2, mine), copyjob.ErrLeaseNotHeld)
+	}
+	if h.InjectTransient(t, copyjobtest.OpAcquireLease, true) {
+		wantErr(t, "AcquireLease with its answer lost", b.AcquireLease(ctx(t), mine2, mine), copyjob.ErrUnavailable)
+		wantOK(t, "the retried AcquireLease", b.AcquireLease(ctx(t), mine2, mine))
+	}
+
 	missing := h.Ref("no-such-blob.bin")
 	wantErr(t, "AcquireLease of a missing blob", b.AcquireLease(ctx(t), missing, mine), copyjob.ErrNotFound)
 	wantErr(t, "ReleaseLease of a missing blob", b.ReleaseLease(ctx(t), missing, mine), copyjob.ErrNotFound)

@@ -20,6 +20,14 @@ import (
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 )
 
+// FaultInjector is implemented by a Records the factory returns (or by a QueueHarness)
+// that can inject transient failures into its next operation op (a copyjobtest.Op*
+// name): before the operation (nothing happens, storage answers 503) or after it (the
+// operation happens, its answer is lost). It returns false when it cannot.
+type FaultInjector interface {
+	InjectTransient(t *testing.T, op string, after bool) bool
+}
+
 // Sentinels are every sentinel error of the copy domain; each error a port returns
 // wraps exactly one of them.
 var Sentinels = []error{

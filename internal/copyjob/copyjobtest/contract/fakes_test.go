@@ -18,7 +18,7 @@ func TestFakeBlobs(t *testing.T) {
 }
 
 func TestFakeRecords(t *testing.T) {
-	contract.RunRecords(t, func(t *testing.T) copyjob.Records { return copyjobtest.NewRecords() })
+	contract.RunRecords(t, func(t *testing.T) copyjob.Records { return fakeRecords{copyjobtest.NewRecords()} })
 }
 
 func TestFakeQueue(t *testing.T) {
@@ -52,13 +52,34 @@ func (f *fakeBlobs) FailCopy(t *testing.T, ref copyjob.BlobRef, description stri
 	}
 }
 func (f *fakeBlobs) InjectTransient(_ *testing.T, op string, after bool) bool {
-	err := fmt.Errorf("injected 503 ServerBusy: %w", copyjob.ErrUnavailable)
+	return inject(f.b, op, after)
+}
+
+var errBusy = fmt.Errorf("injected 503 ServerBusy: %w", copyjob.ErrUnavailable)
+
+// injector is the Faults every fake embeds.
+type injector interface {
+	FailNext(op string, err error)
+	LoseNextAnswer(op string, err error)
+}
+
+func inject(f injector, op string, after bool) bool {
 	if after {
-		f.b.LoseNextAnswer(op, err)
+		f.LoseNextAnswer(op, errBusy)
 	} else {
-		f.b.FailNext(op, err)
+		f.FailNext(op, errBusy)
 	}
 	return true
+}
+
+type fakeRecords struct{ *copyjobtest.Records }
+
+func (f fakeRecords) InjectTransient(_ *testing.T, op string, after bool) bool {
+	return inject(f.Records, op, after)
+}
+
+func (f *fakeQueue) InjectTransient(_ *testing.T, op string, after bool) bool {
+	return inject(f.q, op, after)
 }
 
 type fakeQueue struct {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
 )
 
 // QueueHarness is a copyjob.Queue under test with the hooks the suite needs.
@@ -16,6 +17,7 @@ type QueueHarness interface {
 	Wait(d time.Duration)
 	// Poisoned returns the texts and reasons written by Poison, oldest first.
 	Poisoned(t *testing.T) []Poisoned
+	FaultInjector
 }
 
 // Poisoned is one poison queue entry.
@@ -27,6 +29,40 @@ func RunQueue(t *testing.T, newQueue func(t *testing.T) QueueHarness) {
 	t.Run("pop receipts", func(t *testing.T) { queueReceipts(t, newQueue(t)) })
 	t.Run("poison", func(t *testing.T) { queuePoison(t, newQueue(t)) })
 	t.Run("refusals", func(t *testing.T) { queueRefusals(t, newQueue(t)) })
+	t.Run("transient faults", func(t *testing.T) { queueTransient(t, newQueue(t)) })
+}
+
+// queueTransient: transient failures are ErrUnavailable; a Delete whose answer was lost
+// happened, and deleting again succeeds.
+func queueTransient(t *testing.T, h QueueHarness) {
+	q := h.Queue()
+	inject := func(op string, after bool) {
+		t.Helper()
+		if !h.InjectTransient(t, op, after) {
+			t.Skipf("the queue cannot inject faults into %s", op)
+		}
+	}
+	inject(copyjobtest.OpEnqueue, false)
+	_, err := q.Enqueue(ctx(t), "x", 0)
+	wantErr(t, "Enqueue meeting a 503", err, copyjob.ErrUnavailable)
+	if _, err := q.Enqueue(ctx(t), "x", 0); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	inject(copyjobtest.OpDequeue, false)
+	_, err = q.Dequeue(ctx(t), 32, time.Minute)
+	wantErr(t, "Dequeue meeting a 503", err, copyjob.ErrUnavailable)
+	m, ok := dequeueOne(t, q, time.Minute)
+	if !ok {
+		t.Fatal("nothing dequeued")
+	}
+	inject(copyjobtest.OpUpdateMessage, false)
+	_, err = q.Update(ctx(t), m, "y", time.Minute)
+	wantErr(t, "Update meeting a 503", err, copyjob.ErrUnavailable)
+	inject(copyjobtest.OpDelete, true)
+	wantErr(t, "Delete with its answer lost", q.Delete(ctx(t), m), copyjob.ErrUnavailable)
+	wantOK(t, "the retried Delete", q.Delete(ctx(t), m))
+	inject(copyjobtest.OpPoison, false)
+	wantErr(t, "Poison meeting a 503", q.Poison(ctx(t), "z", "why"), copyjob.ErrUnavailable)
 }
 
 func dequeueOne(t *testing.T, q copyjob.Queue, visibility time.Duration) (copyjob.Message, bool) {

@@ -8,14 +8,65 @@ import (
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
 )
 
 // RunRecords runs the Records contract; newRecords returns a fresh, empty store per
-// subtest.
+// subtest. A store that also implements FaultInjector is checked under transient
+// failures too.
 func RunRecords(t *testing.T, newRecords func(t *testing.T) copyjob.Records) {
 	t.Run("create, get, update", func(t *testing.T) { recordsCRUD(t, newRecords(t)) })
 	t.Run("concurrent updates", func(t *testing.T) { recordsRace(t, newRecords(t)) })
 	t.Run("list pages", func(t *testing.T) { recordsList(t, newRecords(t)) })
+	t.Run("transient faults", func(t *testing.T) { recordsTransient(t, newRecords(t)) })
+}
+
+// recordsTransient: a transient failure is ErrUnavailable; a write whose answer was lost
+// happened, so its retry meets ErrExists (Create) or ErrConflict (Update): a writer must
+// re-read before deciding again.
+func recordsTransient(t *testing.T, r copyjob.Records) {
+	inj, ok := r.(FaultInjector)
+	if !ok {
+		t.Skip("the store cannot inject faults")
+	}
+	job := newJob("job-faults", copyjob.StatusStarting)
+	inject := func(op string, after bool) {
+		t.Helper()
+		if !inj.InjectTransient(t, op, after) {
+			t.Skipf("the store cannot inject faults into %s", op)
+		}
+	}
+	inject(copyjobtest.OpCreate, false)
+	wantErr(t, "Create meeting a 503", r.Create(ctx(t), job), copyjob.ErrUnavailable)
+	_, err := r.Get(ctx(t), job.ID)
+	wantErr(t, "Get after a refused Create", err, copyjob.ErrNotFound)
+
+	inject(copyjobtest.OpCreate, true)
+	wantErr(t, "Create with its answer lost", r.Create(ctx(t), job), copyjob.ErrUnavailable)
+	wantErr(t, "the retried Create", r.Create(ctx(t), newJob(job.ID, copyjob.StatusStarting)), copyjob.ErrExists)
+
+	inject(copyjobtest.OpGet, false)
+	_, err = r.Get(ctx(t), job.ID)
+	wantErr(t, "Get meeting a 503", err, copyjob.ErrUnavailable)
+	cur, err := r.Get(ctx(t), job.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+
+	next := *cur
+	next.Status = copyjob.StatusPending
+	inject(copyjobtest.OpUpdate, true)
+	wantErr(t, "Update with its answer lost", r.Update(ctx(t), &next), copyjob.ErrUnavailable)
+	retry := *cur
+	retry.Status = copyjob.StatusPending
+	wantErr(t, "the retried Update with the old ETag", r.Update(ctx(t), &retry), copyjob.ErrConflict)
+	if got, err := r.Get(ctx(t), job.ID); err != nil || got.Status != copyjob.StatusPending {
+		t.Errorf("after the lost Update: %+v, %v: want the update carried out", got, err)
+	}
+
+	inject(copyjobtest.OpList, false)
+	_, err = r.List(ctx(t), copyjob.ListOptions{Limit: 10})
+	wantErr(t, "List meeting a 503", err, copyjob.ErrUnavailable)
 }
 
 func newJob(id string, status copyjob.Status) *copyjob.Job {
