@@ -115,6 +115,9 @@ func (b *Blobs) SetPrepareSource(fn func(ctx context.Context, source string, dst
 
 // Put creates or overwrites a blob with a plain write, bypassing every rule (pending
 // copies, leases are kept as they are): the copy properties are cleared, like Put Blob.
+// Azure refuses a write to a destination whose copy is pending (409
+// PendingCopyOperation); the state Put leaves there (no copy properties) arises on Azure
+// when the copy ended and then someone wrote the blob before the app looked again.
 func (b *Blobs) Put(ref copyjob.BlobRef, size int64, metadata map[string]string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -243,7 +246,9 @@ func (b *Blobs) finishLocked(bl *blob, status copyjob.Status, description string
 }
 
 // ForeignCopy starts a pending copy on dst that this app did not start (another tool, or
-// someone overwriting the destination), whatever is there, and returns its copy id.
+// someone overwriting the destination), whatever is there, and returns its copy id. On a
+// pending destination it stands for what Azure allows there: another client aborting the
+// copy and starting its own.
 func (b *Blobs) ForeignCopy(dst copyjob.BlobRef, sourceURL string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
