@@ -371,8 +371,8 @@ func (s *Server) writable(x *exchange, b *blobEntry) bool {
 //     the conservative reading and refuses them too, so an app that works here does not
 //     rely on Azure accepting them. A lease taken before the copy started stays usable
 //     (renew, release, break), since Copy Blob documents leased destinations.
-//   - Reads, Abort Copy Blob and Delete Blob are allowed (deleting the destination
-//     ends the copy).
+//   - Reads, Abort Copy Blob and Delete Blob are allowed: Delete Blob documents no
+//     refusal for a pending copy, and deleting the destination ends the copy.
 func refusePending(x *exchange, b *blobEntry) bool {
 	if b != nil && b.copy != nil && b.copy.Status == StatusPending {
 		x.fail(http.StatusConflict, "PendingCopyOperation", "")

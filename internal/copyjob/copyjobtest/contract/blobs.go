@@ -164,6 +164,22 @@ func blobsStartRefusals(t *testing.T, h BlobsHarness) {
 	h.LeaseAsOther(t, leased, "99999999-9999-9999-9999-999999999999")
 	_, err = b.StartCopy(ctx(t), leased, prep.ReadURL, copyjob.StartCopyOptions{})
 	wantErr(t, "StartCopy onto a destination leased by someone else", err, copyjob.ErrDestinationLeased)
+
+	// A copy of a blob onto itself while the caller holds its lease (leaseSource on a
+	// self-copy): Copy Blob carries no destination lease id, storage answers 412.
+	self, selfPrep := source(t, h, "self.bin", h.Ref("self.bin"))
+	wantOK(t, "AcquireLease", b.AcquireLease(ctx(t), self, "44444444-4444-4444-4444-444444444444"))
+	_, err = b.StartCopy(ctx(t), self, selfPrep.ReadURL, copyjob.StartCopyOptions{})
+	wantErr(t, "StartCopy of a leased blob onto itself", err, copyjob.ErrDestinationLeased)
+
+	// A source SAS that storage refuses (expired): the source cannot be read.
+	sep := "?"
+	if strings.Contains(prep.ReadURL, "?") {
+		sep = "&"
+	}
+	expired := prep.ReadURL + sep + "sv=2025-01-05&sr=b&sp=r&se=2001-01-01T00%3A00%3A00Z&sig=" + url.QueryEscape(secretSig)
+	_, err = b.StartCopy(ctx(t), h.Ref("from-expired.bin"), expired, copyjob.StartCopyOptions{})
+	wantErr(t, "StartCopy with an expired source SAS", err, copyjob.ErrSourceUnreadable)
 }
 
 func blobsPending(t *testing.T, h BlobsHarness) {
