@@ -180,11 +180,16 @@ func (h *azuriteQueue) Poisoned(t *testing.T) []contract.Poisoned {
 }
 
 func TestContractBlobsOnAzurite(t *testing.T) {
-	az := azurite.Start(t, azurite.Options{})
+	acct2 := azurite.NewAccount("acct2")
+	az := azurite.Start(t, azurite.Options{Accounts: []azurite.Account{acct2}})
 	contract.RunBlobs(t, func(t *testing.T) contract.BlobsHarness {
 		faults := &faultPolicy{}
-		a, _, _ := azuriteAccount(t, az, faults)
-		h := newBlobsHarness(t, a, nil)
+		a, _, opts := azuriteAccount(t, az, faults)
+		other, err := azstorage.NewAccount("other", config.StorageAccount{Name: acct2.Name, BlobEndpoint: az.BlobEndpoint(acct2.Name), AccountKey: acct2.Key}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newBlobsHarness(t, nil, a, other)
 		h.faults = faults
 		return h
 	})
@@ -195,29 +200,47 @@ func TestContractBlobsOnCopySim(t *testing.T) {
 		sim := copysim.New(copysim.Options{})
 		t.Cleanup(sim.Close)
 		cfg := config.StorageAccount{Name: "simacct", BlobEndpoint: sim.AccountEndpoint("simacct"), AccountKey: copysim.AccountKey}
-		a, err := azstorage.NewAccount("", cfg, azstorage.Options{ClientOptions: azcore.ClientOptions{Retry: oneAnswer}})
+		opts := azstorage.Options{ClientOptions: azcore.ClientOptions{Retry: oneAnswer}}
+		a, err := azstorage.NewAccount("", cfg, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return newBlobsHarness(t, a, sim)
+		otherCfg := config.StorageAccount{Name: "otheracct", BlobEndpoint: sim.AccountEndpoint("otheracct"), AccountKey: copysim.AccountKey}
+		other, err := azstorage.NewAccount("other", otherCfg, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newBlobsHarness(t, sim, a, other)
 	})
 }
 
-// blobsHarness drives an adapter on Azurite (sim nil) or on the copy simulator.
+// blobsHarness drives an adapter on Azurite (sim nil) or on the copy simulator, with
+// the accounts "" (Ref) and "other" (OtherRef).
 type blobsHarness struct {
-	a         *azstorage.Account
+	accounts  map[string]*azstorage.Account
 	blobs     *azstorage.Blobs
 	container string
 	sim       *copysim.Server
 	faults    *faultPolicy // Azurite: injected by an SDK policy
 }
 
-func newBlobsHarness(t *testing.T, a *azstorage.Account, sim *copysim.Server) *blobsHarness {
-	h := &blobsHarness{a: a, blobs: azstorage.NewBlobs(a), container: unique("contract"), sim: sim}
-	if _, err := a.Service.CreateContainer(testCtx(t), h.container, nil); err != nil {
-		t.Fatal(err)
+func newBlobsHarness(t *testing.T, sim *copysim.Server, accounts ...*azstorage.Account) *blobsHarness {
+	h := &blobsHarness{accounts: map[string]*azstorage.Account{}, blobs: azstorage.NewBlobs(accounts...), container: unique("contract"), sim: sim}
+	for _, a := range accounts {
+		h.accounts[a.Alias] = a
+		if _, err := a.Service.CreateContainer(testCtx(t), h.container, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return h
+}
+
+func (h *blobsHarness) account(ref copyjob.BlobRef) *azstorage.Account {
+	return h.accounts[ref.Account]
+}
+
+func (h *blobsHarness) OtherRef(name string) copyjob.BlobRef {
+	return copyjob.BlobRef{Account: "other", Container: h.container, Blob: name}
 }
 
 func (h *blobsHarness) Blobs() copyjob.Blobs { return h.blobs }
@@ -228,12 +251,12 @@ func (h *blobsHarness) Ref(name string) copyjob.BlobRef {
 func (h *blobsHarness) Put(t *testing.T, ref copyjob.BlobRef, data []byte) {
 	t.Helper()
 	if h.sim != nil {
-		if err := h.sim.PutBlob(h.a.Config.Name, ref.Container, ref.Blob, data, nil); err != nil {
+		if err := h.sim.PutBlob(h.account(ref).Config.Name, ref.Container, ref.Blob, data, nil); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	bb := h.a.Service.NewContainerClient(ref.Container).NewBlockBlobClient(ref.Blob)
+	bb := h.account(ref).Service.NewContainerClient(ref.Container).NewBlockBlobClient(ref.Blob)
 	if _, err := bb.UploadBuffer(testCtx(t), data, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +264,7 @@ func (h *blobsHarness) Put(t *testing.T, ref copyjob.BlobRef, data []byte) {
 
 func (h *blobsHarness) LeaseAsOther(t *testing.T, ref copyjob.BlobRef, id string) {
 	t.Helper()
-	lc, err := lease.NewBlobClient(h.a.Service.NewContainerClient(ref.Container).NewBlobClient(ref.Blob), &lease.BlobClientOptions{LeaseID: to.Ptr(id)})
+	lc, err := lease.NewBlobClient(h.account(ref).Service.NewContainerClient(ref.Container).NewBlobClient(ref.Blob), &lease.BlobClientOptions{LeaseID: to.Ptr(id)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +277,14 @@ func (h *blobsHarness) PendingCopies() bool { return h.sim != nil }
 
 func (h *blobsHarness) CompleteCopy(t *testing.T, ref copyjob.BlobRef) {
 	t.Helper()
-	if err := h.sim.Complete(h.a.Config.Name, ref.Container, ref.Blob); err != nil {
+	if err := h.sim.Complete(h.account(ref).Config.Name, ref.Container, ref.Blob); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (h *blobsHarness) FailCopy(t *testing.T, ref copyjob.BlobRef, description string) {
 	t.Helper()
-	if err := h.sim.Fail(h.a.Config.Name, ref.Container, ref.Blob, description); err != nil {
+	if err := h.sim.Fail(h.account(ref).Config.Name, ref.Container, ref.Blob, description); err != nil {
 		t.Fatal(err)
 	}
 }

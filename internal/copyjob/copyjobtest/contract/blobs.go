@@ -36,6 +36,13 @@ type BlobsHarness interface {
 	InjectTransient(t *testing.T, op string, after bool) bool
 }
 
+// OtherAccount is implemented by a BlobsHarness whose Blobs knows a second account.
+type OtherAccount interface {
+	// OtherRef names a blob that does not exist yet, in a container that exists, in
+	// another account than Ref's.
+	OtherRef(name string) copyjob.BlobRef
+}
+
 // RunBlobs runs the Blobs contract; newHarness returns a fresh harness per subtest.
 func RunBlobs(t *testing.T, newHarness func(t *testing.T) BlobsHarness) {
 	t.Run("URL and PrepareSource", func(t *testing.T) { blobsURL(t, newHarness(t)) })
@@ -43,6 +50,7 @@ func RunBlobs(t *testing.T, newHarness func(t *testing.T) BlobsHarness) {
 	t.Run("StartCopy refusals", func(t *testing.T) { blobsStartRefusals(t, newHarness(t)) })
 	t.Run("pending copy and abort", func(t *testing.T) { blobsPending(t, newHarness(t)) })
 	t.Run("copy state never shows a SAS", func(t *testing.T) { blobsNoSAS(t, newHarness(t)) })
+	t.Run("source in another account", func(t *testing.T) { blobsOtherAccount(t, newHarness(t)) })
 	t.Run("leases", func(t *testing.T) { blobsLeases(t, newHarness(t)) })
 	t.Run("snapshots", func(t *testing.T) { blobsSnapshots(t, newHarness(t)) })
 	t.Run("transient faults", func(t *testing.T) { blobsTransient(t, newHarness(t)) })
@@ -377,4 +385,49 @@ func blobsNoSAS(t *testing.T, h BlobsHarness) {
 		t.Fatalf("CopyState after the failure = %+v, %v: want failed with storage's description", got, err)
 	}
 	noSig("CopyState.Description", got.Description)
+}
+
+// blobsOtherAccount: a source in another configured account is read through a SAS the
+// Blobs signs; the recorded source, the copy state and the errors never show it.
+func blobsOtherAccount(t *testing.T, h BlobsHarness) {
+	other, ok := h.(OtherAccount)
+	if !ok {
+		t.Skip("the harness knows one account")
+	}
+	b := h.Blobs()
+	src := other.OtherRef("cross-src.bin")
+	h.Put(t, src, []byte(strings.Repeat("c", 32)))
+	u, err := b.URL(src)
+	if err != nil {
+		t.Fatalf("URL: %v", err)
+	}
+	dst := h.Ref("cross-dst.bin")
+	prep, err := b.PrepareSource(ctx(t), u, dst, time.Hour)
+	if err != nil {
+		t.Fatalf("PrepareSource: %v", err)
+	}
+	read, _ := url.Parse(prep.ReadURL)
+	if prep.Source.Kind != copyjob.SourceOtherAccount || prep.Source.Ref == nil || *prep.Source.Ref != src || prep.Source.SASExpiresAt == nil ||
+		read == nil || read.Query().Get("sig") == "" || read.Query().Get("sp") != "r" {
+		t.Fatalf("PrepareSource = %+v (read URL with a SAS: %v): want otherAccount, a read-only SAS and its expiry", prep.Source, read != nil && read.Query().Get("sig") != "")
+	}
+	sig := read.Query().Get("sig")
+	if strings.Contains(prep.Source.URL, sig) || strings.Contains(prep.Source.URL, "sig=") {
+		t.Errorf("recorded source %q carries the SAS", prep.Source.URL)
+	}
+	st, err := b.StartCopy(ctx(t), dst, prep.ReadURL, copyjob.StartCopyOptions{})
+	if err != nil {
+		t.Fatalf("StartCopy: %v", err)
+	}
+	got, err := b.CopyState(ctx(t), dst)
+	if err != nil || got.CopyID != st.CopyID {
+		t.Fatalf("CopyState = %+v, %v", got, err)
+	}
+	if strings.Contains(got.SourceURL, sig) || strings.Contains(got.SourceURL, url.QueryEscape(sig)) || !strings.Contains(got.SourceURL, "cross-src.bin") {
+		t.Errorf("CopyState.SourceURL = %q: want the source without its signature", got.SourceURL)
+	}
+	_, err = b.StartCopy(ctx(t), dst, prep.ReadURL, copyjob.StartCopyOptions{IfNotExists: true})
+	if err == nil || strings.Contains(err.Error(), sig) || strings.Contains(err.Error(), url.QueryEscape(sig)) {
+		t.Errorf("a refused StartCopy: %v: want an error without the signature", err)
+	}
 }

@@ -36,6 +36,9 @@ func (f *fakeBlobs) Blobs() copyjob.Blobs { return f.b }
 func (f *fakeBlobs) Ref(name string) copyjob.BlobRef {
 	return copyjob.BlobRef{Container: "contract", Blob: name}
 }
+func (f *fakeBlobs) OtherRef(name string) copyjob.BlobRef {
+	return copyjob.BlobRef{Account: "other", Container: "contract", Blob: name}
+}
 func (f *fakeBlobs) Put(_ *testing.T, ref copyjob.BlobRef, data []byte) {
 	f.b.Put(ref, int64(len(data)), nil)
 }
