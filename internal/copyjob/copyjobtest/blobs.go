@@ -551,6 +551,9 @@ func (b *Blobs) carryAcquireLease(_ context.Context, ref copyjob.BlobRef, leaseI
 	switch {
 	case bl == nil:
 		return fmt.Errorf("copyjobtest: %v: %w", ref, copyjob.ErrNotFound)
+	case bl.Copy.Status == copyjob.StatusPending && bl.LeaseID == "":
+		// Like copysim: no new lease on a destination whose copy is pending.
+		return fmt.Errorf("copyjobtest: %v: %w", ref, copyjob.ErrPendingCopy)
 	case bl.LeaseID != "" && bl.LeaseID != leaseID:
 		return fmt.Errorf("copyjobtest: %v leased by %s: %w", ref, bl.LeaseID, copyjob.ErrLeaseConflict)
 	}
@@ -601,6 +604,10 @@ func (b *Blobs) carrySnapshot(_ context.Context, ref copyjob.BlobRef) (string, e
 	bl := b.blobs[ref]
 	if bl == nil {
 		return "", fmt.Errorf("copyjobtest: %v: %w", ref, copyjob.ErrNotFound)
+	}
+	if bl.Copy.Status == copyjob.StatusPending {
+		// Like copysim: no snapshot of a destination whose copy is pending.
+		return "", fmt.Errorf("copyjobtest: %v: %w", ref, copyjob.ErrPendingCopy)
 	}
 	b.seq++
 	id := b.now().UTC().Add(time.Duration(b.seq)).Format("2006-01-02T15:04:05.0000000Z")

@@ -216,6 +216,11 @@ func blobsPending(t *testing.T, h BlobsHarness) {
 	if err != nil || got.CopyID != st.CopyID || got.Status != copyjob.StatusPending || got.CompletedAt != nil {
 		t.Errorf("CopyState while pending = %+v, %v", got, err)
 	}
+	// No snapshot and no new lease on a pending destination (409 PendingCopyOperation in
+	// the simulator, which reads Azure's docs conservatively).
+	_, err = b.Snapshot(ctx(t), dst)
+	wantErr(t, "Snapshot of a pending destination", err, copyjob.ErrPendingCopy)
+	wantErr(t, "AcquireLease of a pending destination", b.AcquireLease(ctx(t), dst, "55555555-5555-5555-5555-555555555555"), copyjob.ErrPendingCopy)
 	err = b.AbortCopy(ctx(t), dst, "00000000-0000-0000-0000-000000000000")
 	wantErr(t, "AbortCopy with another copy id", err, copyjob.ErrCopyIDMismatch)
 	wantOK(t, "AbortCopy", b.AbortCopy(ctx(t), dst, st.CopyID))
