@@ -3,8 +3,12 @@
 // of the copy domain and of anything built on a copyjob.Service (the HTTP API, the timer).
 //
 // Every fake is safe for concurrent use and embeds Faults, so any operation can be made
-// to fail (FailNext, FailAlways), counted (Calls) or interleaved with something else
-// (OnNext). Operation names are the interface method names (OpStartCopy, OpUpdate, ...).
+// to fail (FailNext, FailAlways), to happen with its answer lost (LoseNextAnswer),
+// counted (Calls) or interleaved with something else (OnNext). Operation names are the
+// interface method names (OpStartCopy, OpUpdate, ...).
+//
+// The fakes pass the same contract suite as the azstorage adapters on Azurite and on the
+// copy simulator (package contract), so their errors are the ones storage gives.
 //
 // The fakes follow the storage semantics the domain relies on:
 //
