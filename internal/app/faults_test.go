@@ -29,7 +29,7 @@ func TestThrottlingIsRetriedWithBackoff(t *testing.T) {
 		code   string
 	}{{copysim.OpCopyBlob, 503, "ServerBusy"}, {copysim.OpLeaseBlob, 500, "InternalError"}} {
 		h.sim.ResetCounts()
-		h.sim.FailNext(tc.op, tc.status, tc.code, 2)
+		h.sim.FailNext(tc.op, copysim.Fault{Status: tc.status, Code: tc.code, Times: 2})
 		job := h.startPending(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/t.bin",
 			"destination": map[string]any{"account": "sim", "container": "dst", "blob": "t-" + tc.code + ".bin"}, "leaseSource": tc.op == copysim.OpLeaseBlob})
 		if n := h.sim.RequestCount(tc.op); n != 3 {
@@ -50,7 +50,7 @@ func TestThrottlingIsRetriedWithBackoff(t *testing.T) {
 	// visit succeeds.
 	job := h.startPending(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/t.bin",
 		"destination": map[string]any{"account": "sim", "container": "dst", "blob": "polled.bin"}})
-	h.sim.FailNext(copysim.OpGetBlobProperties, 503, "ServerBusy", 8)
+	h.sim.FailNext(copysim.OpGetBlobProperties, copysim.Fault{Status: 503, Code: "ServerBusy", Times: 8})
 	time.Sleep(1100 * time.Millisecond)
 	h.invokeTimer()
 	if err := h.sim.Complete(simAccount, "dst", "polled.bin"); err != nil {

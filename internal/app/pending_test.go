@@ -90,7 +90,11 @@ func TestPendingCopyLifecycle(t *testing.T) {
 			h.simBlob(b).Delete(context.Background(), nil)
 		}, copyjob.StatusDestinationMissing, "deleted"},
 		{"destination overwritten", func(t *testing.T, b string, _ copyjobView) {
-			h.sim.PutBlob(simAccount, "dst", b, []byte("someone else"), nil)
+			// Another client aborts the pending copy and starts its own: the only way
+			// Azure lets a pending destination change hands.
+			if _, err := h.sim.RestartCopy(simAccount, "dst", b); err != nil {
+				t.Fatal(err)
+			}
 		}, copyjob.StatusCopyIDMismatch, "this job's copy"},
 	}
 	h.sim.PutBlob(simAccount, "src", "lifecycle.bin", data, nil)

@@ -87,7 +87,8 @@ func (r *Records) Get(ctx context.Context, id string) (*copyjob.Job, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("read job record %s: %w", id, err)
+		// The answer broke mid-body (a reset connection): transient, like a lost answer.
+		return nil, fmt.Errorf("read job record %s: %w: %w", id, copyjob.ErrUnavailable, concise(err))
 	}
 	var job copyjob.Job
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&job); err != nil {

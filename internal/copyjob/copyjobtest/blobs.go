@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
 // Hosts of the accounts NewEnv configures.
@@ -115,6 +116,9 @@ func (b *Blobs) SetPrepareSource(fn func(ctx context.Context, source string, dst
 
 // Put creates or overwrites a blob with a plain write, bypassing every rule (pending
 // copies, leases are kept as they are): the copy properties are cleared, like Put Blob.
+// Azure refuses a write to a destination whose copy is pending (409
+// PendingCopyOperation); the state Put leaves there (no copy properties) arises on Azure
+// when the copy ended and then someone wrote the blob before the app looked again.
 func (b *Blobs) Put(ref copyjob.BlobRef, size int64, metadata map[string]string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -256,7 +260,9 @@ func (b *Blobs) CopyOutcome(copyID string) (copyjob.Status, bool) {
 }
 
 // ForeignCopy starts a pending copy on dst that this app did not start (another tool, or
-// someone overwriting the destination), whatever is there, and returns its copy id.
+// someone overwriting the destination), whatever is there, and returns its copy id. On a
+// pending destination it stands for what Azure allows there: another client aborting the
+// copy and starting its own.
 func (b *Blobs) ForeignCopy(dst copyjob.BlobRef, sourceURL string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -391,7 +397,13 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 }
 
 // StartCopy implements copyjob.Blobs (see Blobs for the rules).
-func (b *Blobs) StartCopy(_ context.Context, dst copyjob.BlobRef, readURL string, opts copyjob.StartCopyOptions) (copyjob.CopyState, error) {
+func (b *Blobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readURL string, opts copyjob.StartCopyOptions) (copyjob.CopyState, error) {
+	v, err := b.carryStartCopy(ctx, dst, readURL, opts)
+	b.loseAnswer(OpStartCopy, &err)
+	return v, err
+}
+
+func (b *Blobs) carryStartCopy(_ context.Context, dst copyjob.BlobRef, readURL string, opts copyjob.StartCopyOptions) (copyjob.CopyState, error) {
 	err := b.enter(OpStartCopy)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -418,6 +430,10 @@ func (b *Blobs) startLocked(dst copyjob.BlobRef, readURL string, opts copyjob.St
 	}
 	if old != nil && opts.IfNotExists {
 		return copyjob.CopyState{}, fmt.Errorf("copyjobtest: %v: %w", dst, copyjob.ErrExists)
+	}
+	if old != nil && old.LeaseID != "" {
+		// The app never passes a destination lease id: storage answers 412 LeaseIdMissing.
+		return copyjob.CopyState{}, fmt.Errorf("copyjobtest: %v leased by %s: %w", dst, old.LeaseID, copyjob.ErrDestinationLeased)
 	}
 	size, meta, err := b.readSourceLocked(dst, readURL)
 	if err != nil {
@@ -477,7 +493,9 @@ func (b *Blobs) readSourceLocked(dst copyjob.BlobRef, readURL string) (int64, ma
 	}
 	src := b.blobs[ref]
 	if src == nil {
-		return 0, nil, fmt.Errorf("copyjobtest: source %v missing: %w", ref, copyjob.ErrSourceUnreadable)
+		// Storage answers 404 (BlobNotFound, or CannotVerifyCopySource with the
+		// source's 404), which the adapter reports as ErrSourceNotFound.
+		return 0, nil, fmt.Errorf("copyjobtest: source %v missing: %w", ref, copyjob.ErrSourceNotFound)
 	}
 	return src.Size, src.Metadata, nil
 }
@@ -495,12 +513,20 @@ func (b *Blobs) CopyState(_ context.Context, dst copyjob.BlobRef) (copyjob.CopyS
 	}
 	st := bl.Copy
 	st.LastModified = bl.LastModified
+	// Storage's descriptions may quote the source URL, SAS and all; the adapter redacts.
+	st.Description = redact.Text(st.Description)
 	return st, nil
 }
 
 // AbortCopy implements copyjob.Blobs: ErrNotFound, ErrNoPendingCopy or ErrCopyIDMismatch
 // like the service; an aborted destination is left with length zero.
-func (b *Blobs) AbortCopy(_ context.Context, dst copyjob.BlobRef, copyID string) error {
+func (b *Blobs) AbortCopy(ctx context.Context, dst copyjob.BlobRef, copyID string) error {
+	err := b.carryAbortCopy(ctx, dst, copyID)
+	b.loseAnswer(OpAbortCopy, &err)
+	return err
+}
+
+func (b *Blobs) carryAbortCopy(_ context.Context, dst copyjob.BlobRef, copyID string) error {
 	if err := b.enter(OpAbortCopy); err != nil {
 		return err
 	}
@@ -513,13 +539,23 @@ func (b *Blobs) AbortCopy(_ context.Context, dst copyjob.BlobRef, copyID string)
 	if bl.Copy.CopyID != copyID {
 		return fmt.Errorf("copyjobtest: pending copy is %s, not %s: %w", bl.Copy.CopyID, copyID, copyjob.ErrCopyIDMismatch)
 	}
+	if bl.LeaseID != "" {
+		// Abort Copy Blob needs the destination's lease id, which the app never has.
+		return fmt.Errorf("copyjobtest: %v leased by %s: %w", dst, bl.LeaseID, copyjob.ErrDestinationLeased)
+	}
 	b.finishLocked(bl, copyjob.StatusAborted, "aborted")
 	return nil
 }
 
 // AcquireLease implements copyjob.Blobs: an infinite lease with the proposed id;
 // acquiring again with the same id succeeds, another id gets ErrLeaseConflict.
-func (b *Blobs) AcquireLease(_ context.Context, ref copyjob.BlobRef, leaseID string) error {
+func (b *Blobs) AcquireLease(ctx context.Context, ref copyjob.BlobRef, leaseID string) error {
+	err := b.carryAcquireLease(ctx, ref, leaseID)
+	b.loseAnswer(OpAcquireLease, &err)
+	return err
+}
+
+func (b *Blobs) carryAcquireLease(_ context.Context, ref copyjob.BlobRef, leaseID string) error {
 	if err := b.enter(OpAcquireLease); err != nil {
 		return err
 	}
@@ -529,6 +565,9 @@ func (b *Blobs) AcquireLease(_ context.Context, ref copyjob.BlobRef, leaseID str
 	switch {
 	case bl == nil:
 		return fmt.Errorf("copyjobtest: %v: %w", ref, copyjob.ErrNotFound)
+	case bl.Copy.Status == copyjob.StatusPending && bl.LeaseID == "":
+		// Like copysim: no new lease on a destination whose copy is pending.
+		return fmt.Errorf("copyjobtest: %v: %w", ref, copyjob.ErrPendingCopy)
 	case bl.LeaseID != "" && bl.LeaseID != leaseID:
 		return fmt.Errorf("copyjobtest: %v leased by %s: %w", ref, bl.LeaseID, copyjob.ErrLeaseConflict)
 	}
@@ -538,7 +577,13 @@ func (b *Blobs) AcquireLease(_ context.Context, ref copyjob.BlobRef, leaseID str
 
 // ReleaseLease implements copyjob.Blobs: ErrLeaseNotHeld when the blob is not leased,
 // ErrLeaseConflict when it is leased with another id.
-func (b *Blobs) ReleaseLease(_ context.Context, ref copyjob.BlobRef, leaseID string) error {
+func (b *Blobs) ReleaseLease(ctx context.Context, ref copyjob.BlobRef, leaseID string) error {
+	err := b.carryReleaseLease(ctx, ref, leaseID)
+	b.loseAnswer(OpReleaseLease, &err)
+	return err
+}
+
+func (b *Blobs) carryReleaseLease(_ context.Context, ref copyjob.BlobRef, leaseID string) error {
 	if err := b.enter(OpReleaseLease); err != nil {
 		return err
 	}
@@ -558,7 +603,13 @@ func (b *Blobs) ReleaseLease(_ context.Context, ref copyjob.BlobRef, leaseID str
 }
 
 // Snapshot implements copyjob.Blobs; the snapshot is readable as ref with Snapshot set.
-func (b *Blobs) Snapshot(_ context.Context, ref copyjob.BlobRef) (string, error) {
+func (b *Blobs) Snapshot(ctx context.Context, ref copyjob.BlobRef) (string, error) {
+	v, err := b.carrySnapshot(ctx, ref)
+	b.loseAnswer(OpSnapshot, &err)
+	return v, err
+}
+
+func (b *Blobs) carrySnapshot(_ context.Context, ref copyjob.BlobRef) (string, error) {
 	if err := b.enter(OpSnapshot); err != nil {
 		return "", err
 	}
@@ -567,6 +618,10 @@ func (b *Blobs) Snapshot(_ context.Context, ref copyjob.BlobRef) (string, error)
 	bl := b.blobs[ref]
 	if bl == nil {
 		return "", fmt.Errorf("copyjobtest: %v: %w", ref, copyjob.ErrNotFound)
+	}
+	if bl.Copy.Status == copyjob.StatusPending {
+		// Like copysim: no snapshot of a destination whose copy is pending.
+		return "", fmt.Errorf("copyjobtest: %v: %w", ref, copyjob.ErrPendingCopy)
 	}
 	b.seq++
 	id := b.now().UTC().Add(time.Duration(b.seq)).Format("2006-01-02T15:04:05.0000000Z")
@@ -579,7 +634,13 @@ func (b *Blobs) Snapshot(_ context.Context, ref copyjob.BlobRef) (string, error)
 }
 
 // DeleteSnapshot implements copyjob.Blobs.
-func (b *Blobs) DeleteSnapshot(_ context.Context, ref copyjob.BlobRef, snapshot string) error {
+func (b *Blobs) DeleteSnapshot(ctx context.Context, ref copyjob.BlobRef, snapshot string) error {
+	err := b.carryDeleteSnapshot(ctx, ref, snapshot)
+	b.loseAnswer(OpDeleteSnapshot, &err)
+	return err
+}
+
+func (b *Blobs) carryDeleteSnapshot(_ context.Context, ref copyjob.BlobRef, snapshot string) error {
 	if err := b.enter(OpDeleteSnapshot); err != nil {
 		return err
 	}

@@ -3,8 +3,12 @@
 // of the copy domain and of anything built on a copyjob.Service (the HTTP API, the timer).
 //
 // Every fake is safe for concurrent use and embeds Faults, so any operation can be made
-// to fail (FailNext, FailAlways), counted (Calls) or interleaved with something else
-// (OnNext). Operation names are the interface method names (OpStartCopy, OpUpdate, ...).
+// to fail (FailNext, FailAlways), to happen with its answer lost (LoseNextAnswer),
+// counted (Calls) or interleaved with something else (OnNext). Operation names are the
+// interface method names (OpStartCopy, OpUpdate, ...).
+//
+// The fakes pass the same contract suite as the azstorage adapters on Azurite and on the
+// copy simulator (package contract), so their errors are the ones storage gives.
 //
 // The fakes follow the storage semantics the domain relies on:
 //
@@ -65,6 +69,7 @@ type Faults struct {
 	always map[string]error
 	hooks  map[string][]func()
 	calls  map[string]int
+	lost   map[string][]error
 }
 
 // FailNext makes the next call of op fail with err. Calls queue up: FailNext twice fails
@@ -76,6 +81,32 @@ func (f *Faults) FailNext(op string, err error) {
 		f.next = map[string][]error{}
 	}
 	f.next[op] = append(f.next[op], err)
+}
+
+// LoseNextAnswer makes the next call of op happen and then answer err instead of its
+// result: storage carried the operation out but the answer was lost (a client timeout,
+// a reset connection, 500 OperationTimedOut). err should wrap copyjob.ErrUnavailable,
+// as the adapters' would. Supported by the writes: Blobs StartCopy, AbortCopy,
+// AcquireLease, ReleaseLease, Snapshot, DeleteSnapshot; Records Create, Update; Queue
+// Enqueue, UpdateMessage, Delete, Poison.
+func (f *Faults) LoseNextAnswer(op string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lost == nil {
+		f.lost = map[string][]error{}
+	}
+	f.lost[op] = append(f.lost[op], err)
+}
+
+// loseAnswer replaces *err with a queued lost-answer error of op, if any; deferred by
+// the operations LoseNextAnswer supports.
+func (f *Faults) loseAnswer(op string, err *error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if errs := f.lost[op]; len(errs) > 0 {
+		f.lost[op] = errs[1:]
+		*err = errs[0]
+	}
 }
 
 // FailAlways makes every call of op fail with err until Heal.
@@ -93,11 +124,12 @@ func (f *Faults) Heal(op string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if op == "" {
-		f.next, f.always = nil, nil
+		f.next, f.always, f.lost = nil, nil, nil
 		return
 	}
 	delete(f.next, op)
 	delete(f.always, op)
+	delete(f.lost, op)
 }
 
 // OnNext runs fn once, just before the next call of op does anything (and before any

@@ -59,7 +59,7 @@ func TestQueueVisibility(t *testing.T) {
 	if len(got) != 1 || got[0].DequeueCount != 1 || got[0].ID != m.ID {
 		t.Fatalf("dequeued %+v", got)
 	}
-	if err := q.Delete(ctx, m); !errors.Is(err, copyjob.ErrNotFound) {
+	if err := q.Delete(ctx, m); !errors.Is(err, copyjob.ErrConflict) {
 		t.Fatalf("delete with an old pop receipt: %v", err)
 	}
 	c.Advance(time.Minute)

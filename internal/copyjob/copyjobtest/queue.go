@@ -32,8 +32,11 @@ type PoisonedMessage struct {
 
 // Queue is an in-memory copyjob.Queue with Storage queue semantics: a dequeued message
 // is hidden for the visibility timeout and its dequeue count grows; Update and Delete
-// need the latest pop receipt (copyjob.ErrNotFound otherwise, like 404 MessageNotFound);
-// at most 32 messages per Dequeue. Time comes from the clock set with SetClock.
+// need the latest pop receipt: a superseded one is copyjob.ErrConflict (400
+// PopReceiptMismatch), a message that is gone is copyjob.ErrNotFound for Update (404
+// MessageNotFound) and no error for Delete (the adapter's rule); at most 32 messages per
+// Dequeue and 64 KiB per message (copyjob.ErrRefused otherwise). Time comes from the
+// clock set with SetClock.
 type Queue struct {
 	Faults
 	mu     sync.Mutex
@@ -61,12 +64,18 @@ func (q *Queue) receiptLocked() string {
 }
 
 // Enqueue implements copyjob.Queue.
-func (q *Queue) Enqueue(_ context.Context, text string, visibleAfter time.Duration) (copyjob.Message, error) {
+func (q *Queue) Enqueue(ctx context.Context, text string, visibleAfter time.Duration) (copyjob.Message, error) {
+	v, err := q.carryEnqueue(ctx, text, visibleAfter)
+	q.loseAnswer(OpEnqueue, &err)
+	return v, err
+}
+
+func (q *Queue) carryEnqueue(_ context.Context, text string, visibleAfter time.Duration) (copyjob.Message, error) {
 	if err := q.enter(OpEnqueue); err != nil {
 		return copyjob.Message{}, err
 	}
 	if len(text) > MaxMessageSize {
-		return copyjob.Message{}, errors.New("copyjobtest: message too large")
+		return copyjob.Message{}, errTooLarge
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -84,7 +93,7 @@ func (q *Queue) Dequeue(_ context.Context, max int, visibility time.Duration) ([
 		return nil, err
 	}
 	if max < 1 || max > 32 {
-		return nil, fmt.Errorf("copyjobtest: dequeue %d messages: must be 1..32", max)
+		return nil, fmt.Errorf("copyjobtest: dequeue %d messages: must be 1..32: %w", max, copyjob.ErrRefused)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -114,21 +123,33 @@ func (q *Queue) Dequeue(_ context.Context, max int, visibility time.Duration) ([
 	return out, nil
 }
 
+// errTooLarge is storage's 413 for a message over 64 KiB, a permanent refusal.
+var errTooLarge = fmt.Errorf("copyjobtest: message over %d bytes: %w", MaxMessageSize, copyjob.ErrRefused)
+
 func (q *Queue) findLocked(m copyjob.Message) (*QueuedMessage, error) {
 	held, ok := q.msgs[m.ID]
-	if !ok || held.PopReceipt != m.PopReceipt {
-		return nil, fmt.Errorf("copyjobtest: message %s (pop receipt %s): %w", m.ID, m.PopReceipt, copyjob.ErrNotFound)
+	if !ok {
+		return nil, fmt.Errorf("copyjobtest: message %s: %w", m.ID, copyjob.ErrNotFound)
+	}
+	if held.PopReceipt != m.PopReceipt {
+		return nil, fmt.Errorf("copyjobtest: message %s: pop receipt %s superseded: %w", m.ID, m.PopReceipt, copyjob.ErrConflict)
 	}
 	return held, nil
 }
 
 // Update implements copyjob.Queue.
-func (q *Queue) Update(_ context.Context, m copyjob.Message, text string, visibleAfter time.Duration) (copyjob.Message, error) {
+func (q *Queue) Update(ctx context.Context, m copyjob.Message, text string, visibleAfter time.Duration) (copyjob.Message, error) {
+	v, err := q.carryUpdate(ctx, m, text, visibleAfter)
+	q.loseAnswer(OpUpdateMessage, &err)
+	return v, err
+}
+
+func (q *Queue) carryUpdate(_ context.Context, m copyjob.Message, text string, visibleAfter time.Duration) (copyjob.Message, error) {
 	if err := q.enter(OpUpdateMessage); err != nil {
 		return copyjob.Message{}, err
 	}
 	if len(text) > MaxMessageSize {
-		return copyjob.Message{}, errors.New("copyjobtest: message too large")
+		return copyjob.Message{}, errTooLarge
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -143,13 +164,19 @@ func (q *Queue) Update(_ context.Context, m copyjob.Message, text string, visibl
 }
 
 // Delete implements copyjob.Queue.
-func (q *Queue) Delete(_ context.Context, m copyjob.Message) error {
+func (q *Queue) Delete(ctx context.Context, m copyjob.Message) error {
+	err := q.carryDelete(ctx, m)
+	q.loseAnswer(OpDelete, &err)
+	return err
+}
+
+func (q *Queue) carryDelete(_ context.Context, m copyjob.Message) error {
 	if err := q.enter(OpDelete); err != nil {
 		return err
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, err := q.findLocked(m); err != nil {
+	if _, err := q.findLocked(m); err != nil && !errors.Is(err, copyjob.ErrNotFound) {
 		return err
 	}
 	delete(q.msgs, m.ID)
@@ -157,7 +184,13 @@ func (q *Queue) Delete(_ context.Context, m copyjob.Message) error {
 }
 
 // Poison implements copyjob.Queue.
-func (q *Queue) Poison(_ context.Context, text, reason string) error {
+func (q *Queue) Poison(ctx context.Context, text, reason string) error {
+	err := q.carryPoison(ctx, text, reason)
+	q.loseAnswer(OpPoison, &err)
+	return err
+}
+
+func (q *Queue) carryPoison(_ context.Context, text, reason string) error {
 	if err := q.enter(OpPoison); err != nil {
 		return err
 	}

@@ -54,7 +54,13 @@ func decode(d doc) *copyjob.Job {
 }
 
 // Create implements copyjob.Records.
-func (r *Records) Create(_ context.Context, job *copyjob.Job) error {
+func (r *Records) Create(ctx context.Context, job *copyjob.Job) error {
+	err := r.carryCreate(ctx, job)
+	r.loseAnswer(OpCreate, &err)
+	return err
+}
+
+func (r *Records) carryCreate(_ context.Context, job *copyjob.Job) error {
 	if err := r.enter(OpCreate); err != nil {
 		return err
 	}
@@ -81,7 +87,13 @@ func (r *Records) Get(_ context.Context, id string) (*copyjob.Job, error) {
 }
 
 // Update implements copyjob.Records.
-func (r *Records) Update(_ context.Context, job *copyjob.Job) error {
+func (r *Records) Update(ctx context.Context, job *copyjob.Job) error {
+	err := r.carryUpdate(ctx, job)
+	r.loseAnswer(OpUpdate, &err)
+	return err
+}
+
+func (r *Records) carryUpdate(_ context.Context, job *copyjob.Job) error {
 	if err := r.enter(OpUpdate); err != nil {
 		return err
 	}

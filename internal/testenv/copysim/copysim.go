@@ -7,7 +7,17 @@
 // path-style URLs (/<account>/<container>/<blob>) for any account name. It
 // accepts Shared Key, bearer or SAS authorization without checking
 // signatures. Copies start "pending" and stay so until the test calls
-// SetProgress, Complete, CompleteWith or Fail (or the client aborts).
+// SetProgress, Complete, CompleteWith or Fail (or the client aborts), or until the
+// simulator clock passes Azure's two-week limit.
+//
+// It is as strict as Azure where the app's pending paths depend on it, each rule citing
+// the REST reference page it follows: no write, snapshot or new lease on a destination
+// whose copy is pending (409 PendingCopyOperation); 412 LeaseIdMissing for writes to a
+// leased blob; x-ms-copy-source answered with its SAS; non-fatal status descriptions
+// (SetStatusDescription); dead external sources refused at the start (with
+// FetchSource); Copy Blob From URL limited to 256 MiB; a pending destination changes
+// hands only through abort and restart (RestartCopy). FailNext injects faults before
+// an operation or after it (the operation happens, its answer is lost or is a 5xx).
 package copysim
 
 import (
@@ -58,14 +68,8 @@ type Server struct {
 	containers map[string]*containerEntry // "account/container"
 	requests   []RecordedRequest
 	counts     map[string]int
-	faults     map[string]*fault
+	faults     []*fault
 	etagSeq    uint64
-}
-
-type fault struct {
-	status int
-	code   string
-	left   int
 }
 
 // New starts a simulator on a loopback port; Close stops it.
@@ -85,7 +89,6 @@ func New(opts Options) *Server {
 		log:        log,
 		containers: map[string]*containerEntry{},
 		counts:     map[string]int{},
-		faults:     map[string]*fault{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	return s
@@ -117,11 +120,18 @@ func (s *Server) CreateContainer(account, container string) {
 }
 
 // PutBlob stores a block blob (creating the container if needed), replacing
-// any blob and its copy state but keeping its lease, like Put Blob.
-func (s *Server) PutBlob(account, container, blob string, data []byte, metadata map[string]string) {
+// any blob and its ended copy's state but keeping its lease, like Put Blob. Like Put
+// Blob, it refuses a destination whose copy is pending (ErrPendingCopy): Azure allows
+// no write there (https://learn.microsoft.com/rest/api/storageservices/copy-blob), so
+// "someone overwrote the destination" can only happen after the copy ended, or after
+// another client aborted the copy and started another (see RestartCopy).
+func (s *Server) PutBlob(account, container, blob string, data []byte, metadata map[string]string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.ensureContainer(account, container)
+	if old := s.current(c.blobs[blob]); old != nil && old.copy != nil && old.copy.Status == StatusPending {
+		return fmt.Errorf("copysim: put %s/%s/%s: %w", account, container, blob, ErrPendingCopy)
+	}
 	now := s.opts.Now().UTC()
 	b := &blobEntry{
 		data:         append([]byte(nil), data...),
@@ -135,6 +145,7 @@ func (s *Server) PutBlob(account, container, blob string, data []byte, metadata 
 		b.lease, b.created = old.lease, old.created
 	}
 	c.blobs[blob] = b
+	return nil
 }
 
 // BlobData returns a copy of a blob's content.
@@ -251,6 +262,60 @@ func (s *Server) Fail(account, container, blob, description string) error {
 	return nil
 }
 
+// SetStatusDescription sets the non-fatal x-ms-copy-status-description of a
+// pending copy, e.g. `502 BadGateway "Encountered a retryable error when reading the
+// source. Will retry..."`: "Intermittent, non-fatal errors that can occur during a copy
+// might impede the progress of the copy but not cause it to fail. In these cases,
+// x-ms-copy-status-description describes the intermittent errors."
+// (https://learn.microsoft.com/rest/api/storageservices/copy-blob, Remarks; Get Blob
+// Properties: the header "only appears when x-ms-copy-status is failed or pending").
+// The copy stays pending; success clears the description.
+func (s *Server) SetStatusDescription(account, container, blob, description string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp, err := s.pending(account, container, blob)
+	if err != nil {
+		return err
+	}
+	cp.Description = description
+	return nil
+}
+
+// RestartCopy does what another client holding the copy id may do to a pending
+// copy: Abort Copy Blob, then Copy Blob again from the same source. The destination
+// then carries a new copy id (returned), which is how a pending destination gets
+// "overwritten" on Azure: no write reaches a blob while its copy is pending
+// (https://learn.microsoft.com/rest/api/storageservices/abort-copy-blob,
+// https://learn.microsoft.com/rest/api/storageservices/copy-blob). The destination's
+// lease, if any, is not checked: the other client is assumed to hold it.
+func (s *Server) RestartCopy(account, container, blob string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, err := s.pending(account, container, blob)
+	if err != nil {
+		return "", err
+	}
+	b := s.lookup(account, container, blob)
+	now := s.opts.Now().UTC()
+	old.Status, old.CompletedAt = StatusAborted, now
+	cp := &copyRecord{
+		CopyState: CopyState{ID: newUUID(), Source: old.Source, Status: StatusPending, SourceExpiry: old.SourceExpiry, Total: old.Total},
+		sourceURL: old.sourceURL,
+		internal:  old.internal,
+		started:   now,
+	}
+	if cp.internal != nil {
+		if src := s.lookupRef(*cp.internal); src != nil {
+			cp.Total, cp.srcETag = int64(len(src.data)), src.etag
+		}
+	}
+	b.data = nil
+	b.copy = cp
+	b.etag = s.newETag()
+	b.lastModified = now
+	return cp.ID, nil
+}
+
 // Lease returns the lease state of a blob (State "available" if missing).
 func (s *Server) Lease(account, container, blob string) LeaseState {
 	s.mu.Lock()
@@ -285,23 +350,14 @@ func (s *Server) ResetCounts() {
 	s.counts = map[string]int{}
 }
 
-// FailNext makes the next n requests for op fail with status and code
-// (e.g. 503 "ServerBusy") before doing anything.
-func (s *Server) FailNext(op string, status int, code string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n <= 0 {
-		delete(s.faults, op)
-		return
-	}
-	s.faults[op] = &fault{status: status, code: code, left: n}
-}
-
 // --- internals; callers hold s.mu unless noted ---
 
 // ErrNoPendingCopy is returned by the control methods when the blob has no
 // pending copy.
 var ErrNoPendingCopy = errors.New("no pending copy")
+
+// ErrPendingCopy is returned by PutBlob on a destination whose copy is pending.
+var ErrPendingCopy = errors.New("a copy is pending on the blob")
 
 func (s *Server) pending(account, container, blob string) (*copyRecord, error) {
 	b := s.lookup(account, container, blob)
@@ -334,7 +390,7 @@ func (s *Server) lookup(account, container, blob string) *blobEntry {
 	if c == nil {
 		return nil
 	}
-	return c.blobs[blob]
+	return s.current(c.blobs[blob])
 }
 
 func (s *Server) lookupRef(r blobRef) *blobEntry {
@@ -404,7 +460,11 @@ func (s *Server) succeedLocked(account, container, blob string, cp *copyRecord, 
 }
 
 func (s *Server) failLocked(account, container, blob, description string) {
-	b := s.lookup(account, container, blob)
+	s.failEntry(s.lookup(account, container, blob), description)
+}
+
+// failEntry ends b's pending copy as failed, leaving an empty blob.
+func (s *Server) failEntry(b *blobEntry, description string) {
 	now := s.opts.Now().UTC()
 	cp := b.copy
 	b.data = nil
@@ -413,7 +473,30 @@ func (s *Server) failLocked(account, container, blob, description string) {
 	cp.Status = StatusFailed
 	cp.Description = description
 	cp.CompletedAt = now
-	s.log.Debug("copy failed", "copy_id", cp.ID, "blob", account+"/"+container+"/"+blob, "description", description)
+	s.log.Debug("copy failed", "copy_id", cp.ID, "description", description)
+}
+
+// copyTimeout is how long a copy may stay pending: "A pending Copy Blob operation has
+// a two-week timeout. A copy attempt that hasn't completed after two weeks times out
+// and leaves an empty blob with x-ms-copy-status set to failed and
+// x-ms-copy-status-description set to 500 (OperationCancelled)."
+// (https://learn.microsoft.com/rest/api/storageservices/copy-blob, Remarks.)
+const copyTimeout = 14 * 24 * time.Hour
+
+// copyTimeoutDescription is that failure, in the `<status> <code> "<message>"` form
+// the service uses for copy descriptions; the message is the simulator's own.
+const copyTimeoutDescription = `500 OperationCancelled "The copy did not complete within two weeks."`
+
+// current applies the time-driven end of b's copy (the two-week limit) and returns b;
+// every path that reads or writes a blob goes through it (b may be nil).
+func (s *Server) current(b *blobEntry) *blobEntry {
+	if b == nil || b.copy == nil || b.copy.Status != StatusPending {
+		return b
+	}
+	if s.opts.Now().Sub(b.copy.started) >= copyTimeout {
+		s.failEntry(b, copyTimeoutDescription)
+	}
+	return b
 }
 
 // fetch GETs an external source; called without s.mu.

@@ -3,8 +3,12 @@ package copysim_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,8 +121,11 @@ func TestCopyLifecycle(t *testing.T) {
 	if *p.CopyStatus != blob.CopyStatusTypePending || *p.ContentLength != 0 || *p.CopyID != *resp.CopyID {
 		t.Fatalf("pending props: status %s len %d id %s", *p.CopyStatus, *p.ContentLength, *p.CopyID)
 	}
-	if strings.Contains(*p.CopySource, "sig=") || !strings.Contains(*p.CopySource, "se=") {
-		t.Fatalf("copy source %q: want SAS without its signature", *p.CopySource)
+	if *p.CopySource != src {
+		t.Fatalf("x-ms-copy-source %q: want the source as started, SAS included, as Azure answers it", *p.CopySource)
+	}
+	if st, _ := sim.Copy(dstAccount, "dst", "b.bin"); strings.Contains(st.Source, "sig=") {
+		t.Fatalf("Copy().Source %q: want the signature removed for tests", st.Source)
 	}
 	if p.Metadata["Origin"] == nil || *p.Metadata["Origin"] != "src" {
 		t.Fatalf("metadata %v: want the source's metadata", p.Metadata)
@@ -348,7 +355,9 @@ func TestLease(t *testing.T) {
 	if l := sim.Lease(srcAccount, "src", "a.bin"); l.State != "available" || l.Status != "unlocked" {
 		t.Fatalf("after release %+v", l)
 	}
-	if _, err := lc.ReleaseLease(ctx(t), nil); !bloberror.HasCode(err, bloberror.LeaseNotPresentWithLeaseOperation) {
+	// Lease Blob: a release on an available blob fails with 409; the service names it
+	// LeaseIdMismatchWithLeaseOperation, like a release under someone else's lease.
+	if _, err := lc.ReleaseLease(ctx(t), nil); !bloberror.HasCode(err, bloberror.LeaseIDMismatchWithLeaseOperation) {
 		t.Fatalf("second release: %v", err)
 	}
 }
@@ -446,7 +455,7 @@ func TestFailNextIsRetried(t *testing.T) {
 	src := blobClient(t, sim, srcAccount, "src", "a.bin", retry)
 
 	sim.ResetCounts()
-	sim.FailNext(copysim.OpGetBlobProperties, http.StatusServiceUnavailable, "ServerBusy", 2)
+	sim.FailNext(copysim.OpGetBlobProperties, copysim.Fault{Status: http.StatusServiceUnavailable, Code: "ServerBusy", Times: 2})
 	if _, err := src.GetProperties(ctx(t), nil); err != nil {
 		t.Fatalf("GetProperties after 2 faults: %v", err)
 	}
@@ -454,7 +463,7 @@ func TestFailNextIsRetried(t *testing.T) {
 		t.Fatalf("requests = %d, want 3 (2 faults + 1 success)", n)
 	}
 
-	sim.FailNext(copysim.OpCopyBlob, http.StatusConflict, "OperationNotAllowed", 1)
+	sim.FailNext(copysim.OpCopyBlob, copysim.Fault{Status: http.StatusConflict, Code: "OperationNotAllowed"})
 	dst := blobClient(t, sim, dstAccount, "dst", "b.bin", retry)
 	if _, err := dst.StartCopyFromURL(ctx(t), src.URL(), nil); !bloberror.HasCode(err, "OperationNotAllowed") {
 		t.Fatalf("injected 409: %v", err)
@@ -543,5 +552,373 @@ func TestLeaseTimeline(t *testing.T) {
 	}
 	if _, err := src.SetMetadata(ctx(t), map[string]*string{"k": to.Ptr("v")}, nil); err != nil {
 		t.Fatalf("write after expiry: %v", err)
+	}
+}
+
+// Azure REST reference pages the strictness tests below follow.
+const (
+	docCopyBlob        = "https://learn.microsoft.com/rest/api/storageservices/copy-blob"
+	docCopyBlobFromURL = "https://learn.microsoft.com/rest/api/storageservices/copy-blob-from-url"
+	docLeaseBlob       = "https://learn.microsoft.com/rest/api/storageservices/lease-blob"
+	docPutBlob         = "https://learn.microsoft.com/rest/api/storageservices/put-blob"
+	docAbortCopyBlob   = "https://learn.microsoft.com/rest/api/storageservices/abort-copy-blob"
+	docGetBlobProps    = "https://learn.microsoft.com/rest/api/storageservices/get-blob-properties"
+	docCommonErrors    = "https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes"
+	docBlobErrors      = "https://learn.microsoft.com/rest/api/storageservices/blob-service-error-codes"
+)
+
+func responseError(t *testing.T, err error) *azcore.ResponseError {
+	t.Helper()
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v, want a storage answer", err)
+	}
+	return re
+}
+
+// TestFaultsBeforeAndAfterTheOperation: a fault either replaces the operation (Before:
+// nothing happens) or only its answer (After: the copy starts, then the answer is lost
+// or is a 5xx), as a client meets 500 OperationTimedOut / 503 ServerBusy or a reset
+// connection (docCommonErrors).
+func TestFaultsBeforeAndAfterTheOperation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		fault       copysim.Fault
+		wantStarted bool
+		wantStatus  int    // 0: no answer at all
+		wantCode    string // x-ms-error-code
+		retryAfter  string
+	}{
+		{"before 503 with Retry-After", copysim.Fault{When: copysim.Before, Status: 503, Code: "ServerBusy", RetryAfter: 1500 * time.Millisecond}, false, 503, "ServerBusy", "2"},
+		{"before drop", copysim.Fault{When: copysim.Before, Drop: true}, false, 0, "", ""},
+		{"after 500 OperationTimedOut", copysim.Fault{When: copysim.After, Status: 500, Code: "OperationTimedOut"}, true, 500, "OperationTimedOut", ""},
+		{"after 503 ServerBusy", copysim.Fault{When: copysim.After, Status: 503, Code: "ServerBusy", RetryAfter: time.Second}, true, 503, "ServerBusy", "1"},
+		{"after drop", copysim.Fault{When: copysim.After, Drop: true}, true, 0, "", ""},
+		{"slow answer", copysim.Fault{When: copysim.After, Delay: 50 * time.Millisecond}, true, 202, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim, _ := fixture(t, copysim.Options{})
+			sim.FailNext(copysim.OpCopyBlob, tt.fault)
+			dst := blobClient(t, sim, dstAccount, "dst", "b.bin", noRetry)
+			began := time.Now()
+			_, err := dst.StartCopyFromURL(ctx(t), sim.AccountEndpoint(srcAccount)+"/src/a.bin", nil)
+			switch {
+			case tt.wantStatus == 202:
+				if err != nil || time.Since(began) < tt.fault.Delay {
+					t.Fatalf("slow copy: %v after %s", err, time.Since(began))
+				}
+			case tt.wantStatus == 0:
+				var re *azcore.ResponseError
+				if err == nil || errors.As(err, &re) {
+					t.Fatalf("err = %v, want no answer", err)
+				}
+			default:
+				re := responseError(t, err)
+				if re.StatusCode != tt.wantStatus || re.ErrorCode != tt.wantCode || re.RawResponse.Header.Get("Retry-After") != tt.retryAfter {
+					t.Fatalf("answer %d %s Retry-After %q", re.StatusCode, re.ErrorCode, re.RawResponse.Header.Get("Retry-After"))
+				}
+			}
+			if _, started := sim.Copy(dstAccount, "dst", "b.bin"); started != tt.wantStarted {
+				t.Fatalf("copy started = %v, want %v", started, tt.wantStarted)
+			}
+			if n := sim.RequestCount(copysim.OpCopyBlob); n != 1 {
+				t.Fatalf("requests = %d", n)
+			}
+		})
+	}
+}
+
+// TestRetryAfterLostAnswerMeetsOwnCopy: the issue's case 7. Copy Blob is carried out,
+// its answer is a 500; azcore retries and meets 409 PendingCopyOperation on its own copy
+// (docCopyBlob: one pending copy per destination).
+func TestRetryAfterLostAnswerMeetsOwnCopy(t *testing.T) {
+	t.Parallel()
+	sim, _ := fixture(t, copysim.Options{})
+	sim.FailNext(copysim.OpCopyBlob, copysim.Fault{When: copysim.After, Status: 500, Code: "OperationTimedOut"})
+	retry := policy.RetryOptions{MaxRetries: 2, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond}
+	dst := blobClient(t, sim, dstAccount, "dst", "b.bin", retry)
+	_, err := dst.StartCopyFromURL(ctx(t), sim.AccountEndpoint(srcAccount)+"/src/a.bin", nil)
+	if !bloberror.HasCode(err, bloberror.PendingCopyOperation) {
+		t.Fatalf("retried start: %v, want 409 PendingCopyOperation", err)
+	}
+	if st, ok := sim.Copy(dstAccount, "dst", "b.bin"); !ok || st.Status != copysim.StatusPending {
+		t.Fatalf("copy = %+v %v: the first attempt's copy should be pending", st, ok)
+	}
+}
+
+// TestFaultsTargetOneBlobAndCount: Times and Blob narrow a fault; ClearFaults drops it.
+func TestFaultsTargetOneBlobAndCount(t *testing.T) {
+	t.Parallel()
+	sim, _ := fixture(t, copysim.Options{})
+	sim.FailNext(copysim.OpGetBlobProperties, copysim.Fault{Status: 503, Code: "ServerBusy", Times: 2, Blob: "a.bin"})
+	sim.PutBlob(srcAccount, "src", "other.bin", []byte("x"), nil)
+	if _, err := blobClient(t, sim, srcAccount, "src", "other.bin", noRetry).GetProperties(ctx(t), nil); err != nil {
+		t.Fatalf("other blob: %v", err)
+	}
+	a := blobClient(t, sim, srcAccount, "src", "a.bin", noRetry)
+	for i := range 2 {
+		if _, err := a.GetProperties(ctx(t), nil); responseError(t, err).StatusCode != 503 {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if _, err := a.GetProperties(ctx(t), nil); err != nil {
+		t.Fatalf("third: %v", err)
+	}
+	sim.FailNext(copysim.OpGetBlobProperties, copysim.Fault{Status: 503, Code: "ServerBusy"})
+	sim.ClearFaults()
+	if _, err := a.GetProperties(ctx(t), nil); err != nil {
+		t.Fatalf("after ClearFaults: %v", err)
+	}
+}
+
+// TestPendingDestinationRefusesChanges: while a copy is pending, Copy Blob and writes
+// are refused with 409 PendingCopyOperation (docCopyBlob, docPutBlob, docBlobErrors);
+// snapshots, tags and new leases too (the docs are silent: conservative); reads and
+// Delete Blob work.
+func TestPendingDestinationRefusesChanges(t *testing.T) {
+	t.Parallel()
+	sim, _ := fixture(t, copysim.Options{})
+	src := sim.AccountEndpoint(srcAccount) + "/src/a.bin"
+	dst, _ := startCopy(t, sim, src)
+	bb, _ := blockblob.NewClientWithSharedKeyCredential(dst.URL(), credential(t, dstAccount),
+		&blockblob.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: noRetry}})
+	lc, _ := lease.NewBlobClient(dst, nil)
+	refused := map[string]func() error{
+		"Copy Blob":          func() error { _, err := dst.StartCopyFromURL(ctx(t), src, nil); return err },
+		"Copy Blob From URL": func() error { _, err := dst.CopyFromURL(ctx(t), src, nil); return err },
+		"Put Blob":           func() error { _, err := bb.UploadBuffer(ctx(t), []byte("x"), nil); return err },
+		"Set Blob Metadata":  func() error { _, err := dst.SetMetadata(ctx(t), map[string]*string{"k": to.Ptr("v")}, nil); return err },
+		"Snapshot Blob":      func() error { _, err := dst.CreateSnapshot(ctx(t), nil); return err },
+		"Set Blob Tags":      func() error { _, err := dst.SetTags(ctx(t), map[string]string{"k": "v"}, nil); return err },
+		"Lease Blob acquire": func() error { _, err := lc.AcquireLease(ctx(t), -1, nil); return err },
+	}
+	for name, op := range refused {
+		if err := op(); !bloberror.HasCode(err, bloberror.PendingCopyOperation) || responseError(t, err).StatusCode != 409 {
+			t.Errorf("%s on a pending destination: %v, want 409 PendingCopyOperation", name, err)
+		}
+	}
+	if st, _ := sim.Copy(dstAccount, "dst", "b.bin"); st.Status != copysim.StatusPending {
+		t.Fatalf("copy %+v changed by refused requests", st)
+	}
+	if _, err := dst.GetProperties(ctx(t), nil); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if _, err := dst.Delete(ctx(t), nil); err != nil {
+		t.Fatalf("delete of a pending destination: %v", err)
+	}
+}
+
+// TestLeasedBlobNeedsLeaseID: writes to a leased blob without the lease id answer 412
+// LeaseIdMissing (docLeaseBlob, docBlobErrors).
+func TestLeasedBlobNeedsLeaseID(t *testing.T) {
+	t.Parallel()
+	sim, _ := fixture(t, copysim.Options{})
+	sim.PutBlob(dstAccount, "dst", "b.bin", []byte("old"), nil)
+	dst := blobClient(t, sim, dstAccount, "dst", "b.bin", noRetry)
+	lc, _ := lease.NewBlobClient(dst, nil)
+	if _, err := lc.AcquireLease(ctx(t), -1, nil); err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := blockblob.NewClientWithSharedKeyCredential(dst.URL(), credential(t, dstAccount),
+		&blockblob.ClientOptions{ClientOptions: azcore.ClientOptions{Retry: noRetry}})
+	for name, op := range map[string]func() error{
+		"Copy Blob": func() error {
+			_, err := dst.StartCopyFromURL(ctx(t), sim.AccountEndpoint(srcAccount)+"/src/a.bin", nil)
+			return err
+		},
+		"Put Blob":          func() error { _, err := bb.UploadBuffer(ctx(t), []byte("x"), nil); return err },
+		"Set Blob Metadata": func() error { _, err := dst.SetMetadata(ctx(t), map[string]*string{"k": to.Ptr("v")}, nil); return err },
+		"Delete Blob":       func() error { _, err := dst.Delete(ctx(t), nil); return err },
+	} {
+		if err := op(); !bloberror.HasCode(err, bloberror.LeaseIDMissing) || responseError(t, err).StatusCode != 412 {
+			t.Errorf("%s without the lease id: %v, want 412 LeaseIdMissing", name, err)
+		}
+	}
+}
+
+// TestNonFatalStatusDescription: a pending copy may carry a description of an
+// intermittent error and stay pending (docCopyBlob, docGetBlobProps); success clears it.
+func TestNonFatalStatusDescription(t *testing.T) {
+	t.Parallel()
+	sim, _ := fixture(t, copysim.Options{})
+	dst, _ := startCopy(t, sim, sim.AccountEndpoint(srcAccount)+"/src/a.bin")
+	const desc = `502 BadGateway "Encountered a retryable error when reading the source. Will retry..."`
+	if err := sim.SetStatusDescription(dstAccount, "dst", "b.bin", desc); err != nil {
+		t.Fatal(err)
+	}
+	p := props(t, dst)
+	if *p.CopyStatus != blob.CopyStatusTypePending || p.CopyStatusDescription == nil || *p.CopyStatusDescription != desc {
+		t.Fatalf("pending with description: %s %v", *p.CopyStatus, p.CopyStatusDescription)
+	}
+	if err := sim.Complete(dstAccount, "dst", "b.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if p := props(t, dst); *p.CopyStatus != blob.CopyStatusTypeSuccess || p.CopyStatusDescription != nil {
+		t.Fatalf("after success: %s %v", *p.CopyStatus, p.CopyStatusDescription)
+	}
+}
+
+// TestTwoWeekLimit: a copy pending for two weeks (simulator clock) fails, leaving an
+// empty blob with the description 500 OperationCancelled (docCopyBlob, Remarks).
+func TestTwoWeekLimit(t *testing.T) {
+	t.Parallel()
+	clock := newClock()
+	sim, _ := fixture(t, copysim.Options{Now: clock.Now})
+	dst, _ := startCopy(t, sim, sim.AccountEndpoint(srcAccount)+"/src/a.bin")
+	clock.Advance(14*24*time.Hour - time.Second)
+	if p := props(t, dst); *p.CopyStatus != blob.CopyStatusTypePending {
+		t.Fatalf("just under two weeks: %s", *p.CopyStatus)
+	}
+	clock.Advance(time.Second)
+	p := props(t, dst)
+	if *p.CopyStatus != blob.CopyStatusTypeFailed || *p.ContentLength != 0 || p.CopyCompletionTime == nil ||
+		p.CopyStatusDescription == nil || !strings.HasPrefix(*p.CopyStatusDescription, "500 OperationCancelled") {
+		t.Fatalf("after two weeks: %s, %d bytes, %v", *p.CopyStatus, *p.ContentLength, p.CopyStatusDescription)
+	}
+	if err := sim.Complete(dstAccount, "dst", "b.bin"); !errors.Is(err, copysim.ErrNoPendingCopy) {
+		t.Fatalf("Complete after the limit: %v", err)
+	}
+}
+
+// TestDeadExternalSourceRefusedAtStart: with FetchSource, Copy Blob verifies an
+// external source at the start and refuses a dead one with CannotVerifyCopySource and
+// the source's status (docCopyBlob, docBlobErrors: 500 when it does not answer).
+func TestDeadExternalSourceRefusedAtStart(t *testing.T) {
+	t.Parallel()
+	origin := http.NewServeMux()
+	origin.HandleFunc("GET /gone", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	origin.HandleFunc("GET /forbidden", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-ms-error-code", "AuthenticationFailed")
+		w.WriteHeader(http.StatusForbidden)
+	})
+	ext := newHTTPServer(t, origin)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	unreachable := closed.URL + "/file"
+	closed.Close()
+
+	tests := []struct {
+		name, src, srcCode string
+		status             int
+	}{
+		{"not found", ext + "/gone", "NotFound", 404},
+		{"forbidden", ext + "/forbidden?sig=secret", "AuthenticationFailed", 403},
+		{"unreachable", unreachable, "", 500},
+	}
+	sim, _ := fixture(t, copysim.Options{FetchSource: true})
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("dead-%d.bin", i)
+			dst := blobClient(t, sim, dstAccount, "dst", name, noRetry)
+			_, err := dst.StartCopyFromURL(ctx(t), tt.src, nil)
+			re := responseError(t, err)
+			if re.ErrorCode != string(bloberror.CannotVerifyCopySource) || re.StatusCode != tt.status {
+				t.Fatalf("answer %d %s, want %d CannotVerifyCopySource", re.StatusCode, re.ErrorCode, tt.status)
+			}
+			if tt.srcCode != "" && re.RawResponse.Header.Get("x-ms-copy-source-error-code") != tt.srcCode {
+				t.Fatalf("x-ms-copy-source-error-code %q", re.RawResponse.Header.Get("x-ms-copy-source-error-code"))
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("the answer quotes the SAS: %v", err)
+			}
+			if _, ok := sim.Copy(dstAccount, "dst", name); ok {
+				t.Fatal("a refused copy left copy state")
+			}
+		})
+	}
+}
+
+// TestCopyFromURLSizeLimit: Copy Blob From URL takes sources up to 256 MiB
+// (docCopyBlobFromURL); a larger one is refused with 409 CannotVerifyCopySource
+// (Azure/azure-sdk-for-go#19880), while the asynchronous Copy Blob accepts it.
+func TestCopyFromURLSizeLimit(t *testing.T) {
+	t.Parallel()
+	origin := http.NewServeMux()
+	origin.HandleFunc("GET /big", func(w http.ResponseWriter, r *http.Request) {
+		// Announce 256 MiB + 1 without sending it: the probe reads headers only.
+		w.Header().Set("Content-Length", strconv.Itoa(256<<20+1))
+		w.WriteHeader(http.StatusOK)
+	})
+	origin.HandleFunc("GET /small", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "small") })
+	ext := newHTTPServer(t, origin)
+	sim, _ := fixture(t, copysim.Options{FetchSource: true})
+
+	big := blobClient(t, sim, dstAccount, "dst", "big.bin", noRetry)
+	_, err := big.CopyFromURL(ctx(t), ext+"/big", nil)
+	if re := responseError(t, err); re.StatusCode != 409 || re.ErrorCode != string(bloberror.CannotVerifyCopySource) {
+		t.Fatalf("sync copy of 256 MiB + 1: %d %s", re.StatusCode, re.ErrorCode)
+	}
+	if _, err := big.StartCopyFromURL(ctx(t), ext+"/big", nil); err != nil {
+		t.Fatalf("async copy of the same source: %v", err)
+	}
+	if st, _ := sim.Copy(dstAccount, "dst", "big.bin"); st.Total != 256<<20+1 {
+		t.Fatalf("total %d, want the source's length", st.Total)
+	}
+	small := blobClient(t, sim, dstAccount, "dst", "small.bin", noRetry)
+	if resp, err := small.CopyFromURL(ctx(t), ext+"/small", nil); err != nil || *resp.CopyStatus != "success" {
+		t.Fatalf("small sync copy: %v", err)
+	}
+}
+
+// TestDestinationOverwrittenOnlyAsAzureAllows: the PutBlob helper refuses a pending
+// destination like Put Blob does (docPutBlob); a pending destination changes hands only
+// when another client aborts the copy and starts its own (docAbortCopyBlob, docCopyBlob),
+// and a finished one may be overwritten, which clears its copy properties.
+func TestDestinationOverwrittenOnlyAsAzureAllows(t *testing.T) {
+	t.Parallel()
+	sim, _ := fixture(t, copysim.Options{})
+	dst, resp := startCopy(t, sim, sim.AccountEndpoint(srcAccount)+"/src/a.bin")
+	if err := sim.PutBlob(dstAccount, "dst", "b.bin", []byte("someone else"), nil); !errors.Is(err, copysim.ErrPendingCopy) {
+		t.Fatalf("PutBlob over a pending copy: %v", err)
+	}
+	newID, err := sim.RestartCopy(dstAccount, "dst", "b.bin")
+	if err != nil || newID == *resp.CopyID {
+		t.Fatalf("RestartCopy = %q, %v", newID, err)
+	}
+	p := props(t, dst)
+	if *p.CopyID != newID || *p.CopyStatus != blob.CopyStatusTypePending {
+		t.Fatalf("after restart: %s %s", *p.CopyID, *p.CopyStatus)
+	}
+	if _, err := dst.AbortCopyFromURL(ctx(t), *resp.CopyID, nil); !bloberror.HasCode(err, bloberror.CopyIDMismatch) {
+		t.Fatalf("abort with the first copy id: %v", err)
+	}
+	if err := sim.Complete(dstAccount, "dst", "b.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.PutBlob(dstAccount, "dst", "b.bin", []byte("someone else"), nil); err != nil {
+		t.Fatalf("PutBlob after the copy ended: %v", err)
+	}
+	if _, ok := sim.Copy(dstAccount, "dst", "b.bin"); ok {
+		t.Fatal("Put Blob kept the copy properties")
+	}
+}
+
+// TestRenewOrReleaseOfAFreeBlob: renew and release on a blob without a lease fail with
+// 409 LeaseIdMismatchWithLeaseOperation (docLeaseBlob, outcome table), even with the id
+// of the lease released before.
+func TestRenewOrReleaseOfAFreeBlob(t *testing.T) {
+	t.Parallel()
+	sim, _ := fixture(t, copysim.Options{})
+	src := blobClient(t, sim, srcAccount, "src", "a.bin", noRetry)
+	lc, _ := lease.NewBlobClient(src, nil)
+	if _, err := lc.ReleaseLease(ctx(t), nil); !bloberror.HasCode(err, bloberror.LeaseIDMismatchWithLeaseOperation) {
+		t.Fatalf("release, never leased: %v", err)
+	}
+	if _, err := lc.AcquireLease(ctx(t), -1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.AcquireLease(ctx(t), -1, nil); err != nil {
+		t.Fatalf("acquire again with the same id: %v", err)
+	}
+	if _, err := lc.ReleaseLease(ctx(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.RenewLease(ctx(t), nil); !bloberror.HasCode(err, bloberror.LeaseIDMismatchWithLeaseOperation) {
+		t.Fatalf("renew after release: %v", err)
+	}
+	if _, err := lc.ReleaseLease(ctx(t), nil); responseError(t, err).StatusCode != 409 {
+		t.Fatalf("release after release: %v", err)
 	}
 }

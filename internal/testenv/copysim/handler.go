@@ -62,6 +62,7 @@ type exchange struct {
 	header  http.Header
 	body    []byte
 	started *CopyStart
+	probe   sourceProbe // Copy Blob of an external source with FetchSource
 }
 
 func (x *exchange) fail(status int, code, detail string) {
@@ -87,20 +88,41 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.counts[x.op]++
-	if f := s.faults[x.op]; f != nil {
-		f.left--
-		if f.left <= 0 {
-			delete(s.faults, x.op)
+	f := s.takeFaultLocked(x)
+	s.mu.Unlock()
+
+	if f != nil && f.When == Before {
+		sleep(r.Context(), f.Delay)
+	}
+	if x.op == OpCopyBlob && (f == nil || f.When == After || (f.Status == 0 && !f.Drop)) {
+		// Outside the lock: the source may be slow, or this very server.
+		x.probe = s.probeSource(r.Header.Get("x-ms-copy-source"))
+	}
+	s.mu.Lock()
+	switch {
+	case f != nil && f.When == Before && f.Drop:
+	case f != nil && f.When == Before && f.Status != 0:
+		f.answer(x)
+	default:
+		if s.authorize(x) {
+			s.dispatch(x)
 		}
-		x.fail(f.status, f.code, "(injected fault)")
-	} else if s.authorize(x) {
-		s.dispatch(x)
 	}
 	s.mu.Unlock()
 
 	// Outside the lock so that the callback may drive the copy.
 	if x.started != nil && s.opts.OnCopyStart != nil {
 		s.opts.OnCopyStart(*x.started)
+	}
+	if f != nil && f.When == After {
+		sleep(r.Context(), f.Delay)
+		if f.Status != 0 {
+			f.answer(x)
+		}
+	}
+	if f != nil && f.Drop && drop(w) {
+		s.record(x, now, 0, "(connection dropped)")
+		return
 	}
 
 	h := w.Header()
@@ -125,16 +147,20 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(x.status)
 		_, _ = w.Write(x.body)
 	}
+	s.record(x, now, x.status, x.code)
+}
 
+func (s *Server) record(x *exchange, now time.Time, status int, code string) {
+	r := x.r
 	rec := RecordedRequest{
 		Op: x.op, Method: r.Method, URL: redactParsed(r.URL),
 		Account: x.account, Container: x.container, Blob: x.blob,
-		Header: redactHeader(r.Header), Status: x.status, ErrorCode: x.code, Time: now,
+		Header: redactHeader(r.Header), Status: status, ErrorCode: code, Time: now,
 	}
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
 	s.mu.Unlock()
-	s.log.Debug("copysim request", "op", x.op, "method", r.Method, "url", rec.URL, "status", x.status, "error_code", x.code)
+	s.log.Debug("copysim request", "op", x.op, "method", r.Method, "url", rec.URL, "status", status, "error_code", code)
 }
 
 func splitPath(p string) (account, container, blob string) {
@@ -262,7 +288,7 @@ func (s *Server) createContainer(x *exchange) {
 // blobOp serves the operations on an existing blob or snapshot.
 func (s *Server) blobOp(x *exchange, c *containerEntry) {
 	snap := x.r.URL.Query().Get("snapshot")
-	b := c.blobs[x.blob]
+	b := s.current(c.blobs[x.blob])
 	if snap != "" {
 		b = c.snapshots[x.blob][snap]
 	}
@@ -303,11 +329,15 @@ func (s *Server) blobOp(x *exchange, c *containerEntry) {
 				s.touch(b, x)
 			}
 		case OpSetBlobTags:
-			s.setTags(x, b)
+			if !refusePending(x, b) {
+				s.setTags(x, b)
+			}
 		case OpLeaseBlob:
 			s.leaseBlob(x, b)
 		case OpSnapshotBlob:
-			s.snapshotBlob(x, c, b)
+			if !refusePending(x, b) {
+				s.snapshotBlob(x, c, b)
+			}
 		case OpAbortCopyBlob:
 			s.abortCopy(x, b)
 		}
@@ -325,11 +355,30 @@ func (s *Server) touch(b *blobEntry, x *exchange) {
 // writable applies the checks of a write to an existing blob: no pending
 // copy, conditional headers, lease.
 func (s *Server) writable(x *exchange, b *blobEntry) bool {
+	return !refusePending(x, b) && s.checkWrite(x, b) && s.checkLease(x, b)
+}
+
+// refusePending answers 409 PendingCopyOperation when b's copy is pending. Which
+// operations Azure refuses on a pending destination, and where it says so:
+//   - Copy Blob onto it: "only one copy can be pending on a destination"; the error
+//     code table lists PendingCopyOperation, 409, "There is currently a pending copy
+//     operation." (https://learn.microsoft.com/rest/api/storageservices/copy-blob,
+//     https://learn.microsoft.com/rest/api/storageservices/blob-service-error-codes).
+//   - Put Blob, Set Blob Metadata (and Put Block List, not simulated): writes to the
+//     destination while the copy is pending (Copy Blob, Remarks).
+//   - Snapshot Blob, Set Blob Tags and acquiring a lease: the Snapshot Blob, Set Blob
+//     Tags and Lease Blob pages say nothing about pending copies; the simulator takes
+//     the conservative reading and refuses them too, so an app that works here does not
+//     rely on Azure accepting them. A lease taken before the copy started stays usable
+//     (renew, release, break), since Copy Blob documents leased destinations.
+//   - Reads, Abort Copy Blob and Delete Blob are allowed: Delete Blob documents no
+//     refusal for a pending copy, and deleting the destination ends the copy.
+func refusePending(x *exchange, b *blobEntry) bool {
 	if b != nil && b.copy != nil && b.copy.Status == StatusPending {
 		x.fail(http.StatusConflict, "PendingCopyOperation", "")
-		return false
+		return true
 	}
-	return s.checkWrite(x, b) && s.checkLease(x, b)
+	return false
 }
 
 func (s *Server) putBlob(x *exchange, c *containerEntry) {
@@ -337,7 +386,7 @@ func (s *Server) putBlob(x *exchange, c *containerEntry) {
 		x.fail(http.StatusBadRequest, "InvalidHeaderValue", "Only x-ms-blob-type: BlockBlob is simulated.")
 		return
 	}
-	old := c.blobs[x.blob]
+	old := s.current(c.blobs[x.blob])
 	if !s.writable(x, old) {
 		return
 	}
@@ -438,7 +487,12 @@ func (s *Server) blobHeaders(x *exchange, b *blobEntry) {
 	}
 	if cp := b.copy; cp != nil {
 		h.Set("x-ms-copy-id", cp.ID)
-		h.Set("x-ms-copy-source", cp.Source)
+		// The URL as the copy was started with, SAS (signature included) and all, as
+		// Azure answers it: "URL up to 2 KB in length that specifies the source blob or
+		// file used in the last attempted Copy Blob operation"
+		// (https://learn.microsoft.com/rest/api/storageservices/get-blob-properties).
+		// The app must redact it itself.
+		h.Set("x-ms-copy-source", cp.sourceURL.String())
 		h.Set("x-ms-copy-status", cp.Status)
 		h.Set("x-ms-copy-progress", fmt.Sprintf("%d/%d", cp.Copied, cp.Total))
 		if !cp.CompletedAt.IsZero() {
@@ -466,7 +520,8 @@ func (s *Server) copyBlob(x *exchange, c *containerEntry) {
 
 	var ref *blobRef
 	var srcBlob *blobEntry
-	if src.Host == s.srv.Listener.Addr().String() {
+	srcSize := int64(-1) // unknown for an external source that is not probed
+	if s.internalSource(src) {
 		a, ct, bl := splitPath(src.Path)
 		ref = &blobRef{account: a, container: ct, blob: bl, snapshot: src.Query().Get("snapshot")}
 		if srcBlob = s.lookupRef(*ref); srcBlob == nil {
@@ -476,9 +531,20 @@ func (s *Server) copyBlob(x *exchange, c *containerEntry) {
 		if !s.checkSource(x, srcBlob) {
 			return
 		}
+		srcSize = int64(len(srcBlob.data))
+	} else if !x.probe.verify(x) {
+		return
+	} else if x.probe.checked {
+		srcSize = x.probe.size
 	}
 
-	old := c.blobs[x.blob]
+	sync := x.r.Header.Get("x-ms-requires-sync") == "true"
+	if sync && srcSize > syncCopyLimit {
+		x.fail(http.StatusConflict, "CannotVerifyCopySource", "The source request body for synchronous copy is too large and exceeds the maximum permissible limit (256MB).")
+		return
+	}
+
+	old := s.current(c.blobs[x.blob])
 	if !s.writable(x, old) {
 		return
 	}
@@ -496,6 +562,10 @@ func (s *Server) copyBlob(x *exchange, c *containerEntry) {
 		CopyState: CopyState{ID: newUUID(), Source: redactParsed(src), Status: StatusPending, SourceExpiry: expiry},
 		sourceURL: src,
 		internal:  ref,
+		started:   x.now,
+	}
+	if srcSize >= 0 {
+		cp.Total = srcSize
 	}
 	if srcBlob != nil {
 		cp.Total = int64(len(srcBlob.data))
@@ -510,7 +580,6 @@ func (s *Server) copyBlob(x *exchange, c *containerEntry) {
 	c.blobs[x.blob] = b
 	s.touch(b, x)
 
-	sync := x.r.Header.Get("x-ms-requires-sync") == "true"
 	switch {
 	case sync || (ref != nil && s.opts.SyncInternalCopies):
 		s.finishLocked(x.account, x.container, x.blob, nil)
@@ -648,6 +717,9 @@ func (s *Server) leaseBlob(x *exchange, b *blobEntry) {
 		if proposed == "" {
 			proposed = newUUID()
 		}
+		if refusePending(x, b) {
+			return
+		}
 		switch l.state {
 		case "leased":
 			if proposed != l.id {
@@ -662,7 +734,7 @@ func (s *Server) leaseBlob(x *exchange, b *blobEntry) {
 		x.status = http.StatusCreated
 		x.header.Set("x-ms-lease-id", l.id)
 	case "renew":
-		if l.id == "" || id != l.id {
+		if l.state == "" || id != l.id {
 			x.fail(http.StatusConflict, "LeaseIdMismatchWithLeaseOperation", "")
 			return
 		}
@@ -689,11 +761,13 @@ func (s *Server) leaseBlob(x *exchange, b *blobEntry) {
 		l.id = proposed
 		x.header.Set("x-ms-lease-id", l.id)
 	case "release":
-		if l.id == "" || l.state == "" {
-			x.fail(http.StatusConflict, "LeaseNotPresentWithLeaseOperation", "")
-			return
-		}
-		if id != l.id {
+		// Lease Blob's outcome table: a release on an available blob "Fails (409)";
+		// on a blob leased, expired or broken under another id likewise
+		// (https://learn.microsoft.com/rest/api/storageservices/lease-blob). The page
+		// names no code; the service (and Azurite, LeaseAvailableState.release) answers
+		// LeaseIdMismatchWithLeaseOperation in both cases, so a client cannot tell "no
+		// lease" from "someone else's lease" by the code alone.
+		if l.state == "" || id != l.id {
 			x.fail(http.StatusConflict, "LeaseIdMismatchWithLeaseOperation", "")
 			return
 		}

@@ -38,7 +38,8 @@ const (
 // Properties reports it.
 type CopyState struct {
 	ID string
-	// Source as the service reports it: the SAS signature is removed.
+	// Source with the SAS signature removed, for tests to print safely. Get Blob
+	// Properties answers the full URL in x-ms-copy-source, SAS included, as Azure does.
 	Source      string
 	Status      string // StatusPending, StatusSuccess, StatusAborted or StatusFailed
 	Copied      int64
@@ -117,8 +118,9 @@ func (b *blobEntry) clone() *blobEntry {
 type copyRecord struct {
 	CopyState
 	sourceURL *url.URL
-	internal  *blobRef // nil for an external source
-	srcETag   string   // source ETag at start (internal sources)
+	internal  *blobRef  // nil for an external source
+	srcETag   string    // source ETag at start (internal sources)
+	started   time.Time // simulator clock at the start (two-week limit)
 }
 
 type blobRef struct {

@@ -1,0 +1,207 @@
+package contract
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+// RunRecords runs the Records contract; newRecords returns a fresh, empty store per
+// subtest. A store that also implements FaultInjector is checked under transient
+// failures too.
+func RunRecords(t *testing.T, newRecords func(t *testing.T) copyjob.Records) {
+	t.Run("create, get, update", func(t *testing.T) { recordsCRUD(t, newRecords(t)) })
+	t.Run("concurrent updates", func(t *testing.T) { recordsRace(t, newRecords(t)) })
+	t.Run("list pages", func(t *testing.T) { recordsList(t, newRecords(t)) })
+	t.Run("transient faults", func(t *testing.T) { recordsTransient(t, newRecords(t)) })
+}
+
+// recordsTransient: a transient failure is ErrUnavailable; a write whose answer was lost
+// happened, so its retry meets ErrExists (Create) or ErrConflict (Update): a writer must
+// re-read before deciding again.
+func recordsTransient(t *testing.T, r copyjob.Records) {
+	inj, ok := r.(FaultInjector)
+	if !ok {
+		t.Skip("the store cannot inject faults")
+	}
+	job := newJob("job-faults", copyjob.StatusStarting)
+	inject := func(op string, after bool) {
+		t.Helper()
+		if !inj.InjectTransient(t, op, after) {
+			t.Skipf("the store cannot inject faults into %s", op)
+		}
+	}
+	inject(copyjobtest.OpCreate, false)
+	wantErr(t, "Create meeting a 503", r.Create(ctx(t), job), copyjob.ErrUnavailable)
+	_, err := r.Get(ctx(t), job.ID)
+	wantErr(t, "Get after a refused Create", err, copyjob.ErrNotFound)
+
+	inject(copyjobtest.OpCreate, true)
+	wantErr(t, "Create with its answer lost", r.Create(ctx(t), job), copyjob.ErrUnavailable)
+	wantErr(t, "the retried Create", r.Create(ctx(t), newJob(job.ID, copyjob.StatusStarting)), copyjob.ErrExists)
+
+	inject(copyjobtest.OpGet, false)
+	_, err = r.Get(ctx(t), job.ID)
+	wantErr(t, "Get meeting a 503", err, copyjob.ErrUnavailable)
+	cur, err := r.Get(ctx(t), job.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+
+	next := *cur
+	next.Status = copyjob.StatusPending
+	inject(copyjobtest.OpUpdate, true)
+	wantErr(t, "Update with its answer lost", r.Update(ctx(t), &next), copyjob.ErrUnavailable)
+	retry := *cur
+	retry.Status = copyjob.StatusPending
+	wantErr(t, "the retried Update with the old ETag", r.Update(ctx(t), &retry), copyjob.ErrConflict)
+	if got, err := r.Get(ctx(t), job.ID); err != nil || got.Status != copyjob.StatusPending {
+		t.Errorf("after the lost Update: %+v, %v: want the update carried out", got, err)
+	}
+
+	inject(copyjobtest.OpList, false)
+	_, err = r.List(ctx(t), copyjob.ListOptions{Limit: 10})
+	wantErr(t, "List meeting a 503", err, copyjob.ErrUnavailable)
+}
+
+func newJob(id string, status copyjob.Status) *copyjob.Job {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	return &copyjob.Job{
+		ID: id, Status: status, CreatedAt: created, UpdatedAt: created,
+		Source:      copyjob.Source{URL: "https://src.example/c/b.bin", Kind: copyjob.SourceExternal},
+		Destination: copyjob.Destination{BlobRef: copyjob.BlobRef{Container: "dst", Blob: id + ".bin"}},
+	}
+}
+
+func recordsCRUD(t *testing.T, r copyjob.Records) {
+	job := newJob("job-crud", copyjob.StatusStarting)
+	if err := r.Create(ctx(t), job); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if job.ETag == "" {
+		t.Fatal("Create set no ETag")
+	}
+	wantErr(t, "Create of a taken id", r.Create(ctx(t), newJob("job-crud", copyjob.StatusStarting)), copyjob.ErrExists)
+
+	got, err := r.Get(ctx(t), job.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if got.ETag != job.ETag || got.Status != job.Status || !got.CreatedAt.Equal(job.CreatedAt) || got.Destination.Blob != job.Destination.Blob {
+		t.Errorf("Get = %+v, want what Create stored (ETag %s)", got, job.ETag)
+	}
+	_, err = r.Get(ctx(t), "no-such-job")
+	wantErr(t, "Get of a missing record", err, copyjob.ErrNotFound)
+
+	stale := *got
+	got.Status = copyjob.StatusPending
+	if err := r.Update(ctx(t), got); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if got.ETag == "" || got.ETag == stale.ETag {
+		t.Errorf("Update left the ETag %q", got.ETag)
+	}
+	stale.Status = copyjob.StatusFailed
+	wantErr(t, "Update with a stale ETag", r.Update(ctx(t), &stale), copyjob.ErrConflict)
+	if cur, err := r.Get(ctx(t), job.ID); err != nil || cur.Status != copyjob.StatusPending || cur.ETag != got.ETag {
+		t.Errorf("after the refused update: %+v, %v", cur, err)
+	}
+	gone := newJob("never-created", copyjob.StatusPending)
+	gone.ETag = got.ETag
+	err = r.Update(ctx(t), gone)
+	if err == nil || !(len(sentinelsOf(err)) == 1 && (sentinelsOf(err)[0] == copyjob.ErrNotFound || sentinelsOf(err)[0] == copyjob.ErrConflict)) {
+		t.Errorf("Update of a missing record: %v, want exactly ErrNotFound or ErrConflict", err)
+	}
+}
+
+// recordsRace: of several writers holding the same ETag, exactly one wins.
+func recordsRace(t *testing.T, r copyjob.Records) {
+	job := newJob("job-race", copyjob.StatusPending)
+	if err := r.Create(ctx(t), job); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	const writers = 6
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := *job
+			mine.StatusDescription = fmt.Sprintf("writer %d", i)
+			errs[i] = r.Update(ctx(t), &mine)
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		if err == nil {
+			won++
+			continue
+		}
+		wantErr(t, fmt.Sprintf("losing writer %d", i), err, copyjob.ErrConflict)
+	}
+	if won != 1 {
+		t.Errorf("%d writers won with the same ETag, want exactly 1", won)
+	}
+}
+
+func recordsList(t *testing.T, r copyjob.Records) {
+	var want []string
+	for i := range 7 {
+		status := copyjob.StatusPending
+		if i%3 == 0 {
+			status = copyjob.StatusSuccess
+		}
+		id := fmt.Sprintf("job-list-%02d", i)
+		if err := r.Create(ctx(t), newJob(id, status)); err != nil {
+			t.Fatalf("Create %s: %v", id, err)
+		}
+		if status == copyjob.StatusPending {
+			want = append(want, id)
+		}
+	}
+	all := listAll(t, r, copyjob.ListOptions{Limit: 2})
+	if len(all) != 7 || !slices.IsSorted(all) {
+		t.Errorf("every page with limit 2: %v, want the 7 ids in order", all)
+	}
+	pending := listAll(t, r, copyjob.ListOptions{Limit: 2, Status: copyjob.StatusPending})
+	if !slices.Equal(pending, want) {
+		t.Errorf("pending, limit 2: %v, want %v", pending, want)
+	}
+}
+
+// listAll follows NextMarker to the end; each page holds at most Limit jobs.
+func listAll(t *testing.T, r copyjob.Records, opts copyjob.ListOptions) []string {
+	t.Helper()
+	var ids []string
+	for pages := 0; pages < 20; pages++ {
+		page, err := r.List(ctx(t), opts)
+		if err != nil {
+			t.Fatalf("List %+v: %v", opts, err)
+		}
+		if len(page.Jobs) > opts.Limit {
+			t.Errorf("page of %d jobs, limit %d", len(page.Jobs), opts.Limit)
+		}
+		for _, j := range page.Jobs {
+			if opts.Status != "" && j.Status != opts.Status {
+				t.Errorf("listed %s with status %s, filter %s", j.ID, j.Status, opts.Status)
+			}
+			if j.ETag == "" {
+				t.Errorf("listed %s without its ETag", j.ID)
+			}
+			ids = append(ids, j.ID)
+		}
+		if page.NextMarker == "" {
+			return ids
+		}
+		opts.Marker = page.NextMarker
+	}
+	t.Fatalf("List never ended")
+	return nil
+}
