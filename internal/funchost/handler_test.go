@@ -58,8 +58,8 @@ func TestTimerHandlerDecodesHostPayload(t *testing.T) {
 			want: TimerInfo{
 				Schedule: TimerSchedule{AdjustForDST: true},
 				ScheduleStatus: &ScheduleStatus{
-					Last:        mustTime(t, "2024-05-01T10:15:00Z"),
-					Next:        mustTime(t, "2024-05-01T10:15:30Z"),
+					Last:        mustTime(t, "2024-05-01T10:10:00Z"),
+					Next:        mustTime(t, "2024-05-01T10:20:00Z"),
 					LastUpdated: mustTime(t, "2024-05-01T10:15:00.0143288Z"),
 				},
 			},
