@@ -70,3 +70,17 @@ func matchRoute(tmpl, got []string) (string, bool) {
 	}
 	return "/" + strings.Join(out, "/"), true
 }
+
+// InvocationContext puts the host's invocation id of each request
+// (X-Azure-Functions-InvocationId, which the host sets on forwarded and
+// proxied HTTP requests too: DefaultHttpWorkerService.cs AddHeaders,
+// AddProxyingHeaders) into the request's context, so lines logged with it
+// carry the id (NewContextHandler).
+func InvocationContext(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get(InvocationIDHeader); id != "" {
+			r = r.WithContext(WithInvocationID(r.Context(), id))
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,8 +1,10 @@
 package funchost
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +48,20 @@ func TestHostRoutesMatchLikeTheHost(t *testing.T) {
 		if seen != tt.want {
 			t.Errorf("%s: next saw %q, want %q", tt.path, seen, tt.want)
 		}
+	}
+}
+
+func TestInvocationContextTagsRequestLogs(t *testing.T) {
+	base, out, _ := streams(slog.LevelInfo)
+	h := InvocationContext(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		base.InfoContext(r.Context(), "request", "path", r.URL.Path)
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/api/copies/x", nil)
+	req.Header.Set(InvocationIDHeader, "inv-42")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/api/copies/y", nil))
+	lines := splitLines(out.String())
+	if len(lines) != 2 || !strings.Contains(lines[0], `"invocationId":"inv-42"`) || strings.Contains(lines[1], "invocationId") {
+		t.Errorf("lines = %q", lines)
 	}
 }
