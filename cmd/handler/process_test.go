@@ -73,8 +73,8 @@ type process struct {
 	// host reads them (Information and Error).
 	out, stdout, stderr *syncbuf.Buffer
 	done                chan struct{}
-	url    string
-	exited error
+	url                 string
+	exited              error
 }
 
 // start runs the handler with exactly env (plus PATH/HOME) from the repo root, and waits

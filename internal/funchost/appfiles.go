@@ -11,7 +11,7 @@ import (
 
 // HostConfig is the part of host.json this handler cares about.
 type HostConfig struct {
-	Version                     string
+	Version               string
 	DefaultExecutablePath string
 	// EnableForwardingHTTPRequest is the host's legacy forwarding setting
 	// (the host rebuilds each request); EnableProxyingHTTPRequest the
