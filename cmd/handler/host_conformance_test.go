@@ -169,6 +169,21 @@ func fiveMinuteTimer(now time.Time) string {
 		last.Format("2006-01-02T15:04:05.0000000+00:00"), now.UTC().Format(time.RFC3339Nano), newGUID())
 }
 
+// flushStdout makes sure every line the handler wrote to stdout so far is in
+// p.stdout (it arrives through a copying goroutine): it sends a request whose
+// access line is written after them, and waits for that line.
+func flushStdout(t *testing.T, p *process) {
+	t.Helper()
+	_, _, id := hostRequest(t, http.MethodGet, p.url+"/api/copies/flush-marker", nil, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(linesWith(p.stdout.String(), id)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the marker request's log line never arrived:\n%s", p.stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // linesWith returns the JSON log lines of text that carry the invocation id.
 func linesWith(text, id string) []string {
 	var out []string
@@ -289,6 +304,7 @@ func TestHostTimerInvocations(t *testing.T) {
 		if !strings.Contains(strings.Join(out.Logs, "\n"), "status tick done") {
 			t.Errorf("%s: Logs %q lack the tick's report", name, out.Logs)
 		}
+		flushStdout(t, p)
 		if dup := linesWith(p.stdout.String(), id); len(dup) != 0 {
 			t.Errorf("%s: lines of a successful invocation also went to stdout: %q", name, dup)
 		}
@@ -313,6 +329,8 @@ func TestHostFailingInvocation(t *testing.T) {
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("tick with storage down: %d %s", resp.StatusCode, body)
 	}
+	// The child's output reaches the buffers through a copying goroutine: wait.
+	p.waitForLog(t, `"msg":"invocation failed"`, 5*time.Second)
 	errLines := linesWith(p.stderr.String(), id)
 	if len(errLines) == 0 {
 		t.Fatalf("no failure line on stderr:\nstderr:\n%s\nstdout:\n%s", p.stderr.String(), p.stdout.String())
@@ -335,6 +353,9 @@ func TestHostFailingInvocation(t *testing.T) {
 	if !seen["invocation failed"] {
 		t.Errorf("stderr lacks the invocation's failure: %q", errLines)
 	}
+	// (This tick logs nothing but its failure; TestInvocationLogRoutesLinesWhereTheHostReadsThem
+	// checks that a failed invocation's Info lines reach stdout once.)
+	flushStdout(t, p)
 	for _, l := range linesWith(p.stdout.String(), id) {
 		if strings.Contains(l, `"level":"ERROR"`) {
 			t.Errorf("a failure line also went to stdout: %s", l)
