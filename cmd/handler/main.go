@@ -20,15 +20,32 @@ import (
 	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
+// Exit codes. The host restarts a handler that exits with anything but 0 and
+// logs its stderr lines in the exception (WorkerProcess.cs OnProcessExited);
+// 200 would ask it for an intentional restart, so it is never used.
+const (
+	exitOK          = 0 // stopped by SIGINT/SIGTERM after a graceful shutdown
+	exitConfigError = 1 // bad settings or app files, or the port cannot be opened
+)
+
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "blobcopy:", redact.Text(err.Error()))
-		os.Exit(1)
+		// One line with "error" in it, on stderr: the host logs it at Error level.
+		fmt.Fprintln(os.Stderr, "blobcopy: error:", redact.Text(err.Error()))
+		os.Exit(exitConfigError)
 	}
+	os.Exit(exitOK)
 }
 
 func run() error {
-	appDir := flag.String("app-dir", ".", "the function app folder (host.json, function folders, local.settings.json)")
+	// The host starts the handler in the app root (HttpWorkerOptionsSetup.cs: the
+	// working directory defaults to it) and names it in FUNCTIONS_APP_ROOT_PATH
+	// (HttpWorkerProcess.cs).
+	defaultDir := "."
+	if root := os.Getenv("FUNCTIONS_APP_ROOT_PATH"); root != "" {
+		defaultDir = root
+	}
+	appDir := flag.String("app-dir", defaultDir, "the function app folder (host.json, function folders, local.settings.json); default $FUNCTIONS_APP_ROOT_PATH or .")
 	ensure := flag.Bool("ensure-storage", false, "create the queue and the records container, then exit")
 	flag.Parse()
 
@@ -36,7 +53,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(redact.NewHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: logLevel(settings)})))
+	// Error lines to stderr, which the host logs at Error level; the rest to stdout
+	// (Information). Every line is redacted and carries the invocation id its
+	// context names.
+	log := slog.New(redact.NewHandler(funchost.NewContextHandler(
+		funchost.NewStreamsHandler(os.Stdout, os.Stderr, &slog.HandlerOptions{Level: logLevel(settings)}))))
 	slog.SetDefault(log)
 
 	a, err := app.New(*appDir, settings, app.Options{Logger: log})
@@ -45,17 +66,14 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	// The app owns its queue, poison queue and records container: create them if
-	// missing (infra creates them too; this is idempotent and costs three requests).
-	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = a.EnsureStorage(ensureCtx)
-	cancel()
 	if *ensure {
-		return err
+		ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return a.EnsureStorage(ensureCtx)
 	}
-	if err != nil {
-		log.Warn("cannot create the app's queue/container yet; requests will fail until storage answers", "err", err)
-	}
+	// Run listens before anything else touches the network, then creates the app's
+	// queue, poison queue and records container in the background (infra creates
+	// them too; this is idempotent and costs three requests).
 	return a.Run(ctx)
 }
 

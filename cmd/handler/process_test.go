@@ -68,16 +68,45 @@ func freePort(t *testing.T) int {
 }
 
 type process struct {
-	cmd    *exec.Cmd
-	out    *syncbuf.Buffer
-	done   chan struct{}
-	url    string
-	exited error
+	cmd *exec.Cmd
+	// out is stdout and stderr interleaved; stdout and stderr apart, as the
+	// host reads them (Information and Error).
+	out, stdout, stderr *syncbuf.Buffer
+	done                chan struct{}
+	url                 string
+	exited              error
 }
 
 // start runs the handler with exactly env (plus PATH/HOME) from the repo root, and waits
-// until it listens, or fails if it exits first.
+// until it listens and has set up its storage, or fails if it exits first.
 func start(t *testing.T, env map[string]string, port int) *process {
+	t.Helper()
+	p := startListening(t, env, port)
+	if port != 0 {
+		p.waitForLog(t, `"msg":"app storage ready"`, 20*time.Second)
+	}
+	return p
+}
+
+// waitForLog waits until the handler's output holds text.
+func (p *process) waitForLog(t *testing.T, text string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.out.String(), text) {
+		select {
+		case <-p.done:
+			t.Fatalf("handler exited (%v) before logging %s:\n%s", p.exited, text, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("handler did not log %s within %s:\n%s", text, timeout, p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startListening is start without waiting for storage.
+func startListening(t *testing.T, env map[string]string, port int) *process {
 	t.Helper()
 	cmd := exec.Command(handlerBinary(t), "-app-dir", repoRoot(t))
 	cmd.Dir = t.TempDir() // no local.settings.json here: only env counts
@@ -85,8 +114,9 @@ func start(t *testing.T, env map[string]string, port int) *process {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &process{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{}), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
+	p := &process{cmd: cmd, out: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{},
+		done: make(chan struct{}), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(p.out, p.stdout), io.MultiWriter(p.out, p.stderr)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +225,7 @@ func TestHostedModeSpeaksTheCustomHandlerProtocol(t *testing.T) {
 	}
 
 	// The host's timer invocation, field by field.
-	payload := `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":{"Last":"2026-11-25T10:00:00+00:00","Next":"2026-11-25T10:00:30+00:00","LastUpdated":"2026-11-25T10:00:00+00:00"},"IsPastDue":false}},"Metadata":{"timer":{},"sys":{"MethodName":"statusfn","UtcNow":"2026-11-25T10:00:30.0123456Z","RandGuid":"3f5c7d2a-1b2c-4d5e-8f90-123456789abc"}}}`
+	payload := `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":{"Last":"2026-11-25T10:00:00+00:00","Next":"2026-11-25T10:00:30+00:00","LastUpdated":"2026-11-25T10:00:00+00:00"},"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"statusfn","UtcNow":"2026-11-25T10:00:30.0123456Z","RandGuid":"3f5c7d2a-1b2c-4d5e-8f90-123456789abc"}}}`
 	status, hdr, body = call(t, http.MethodPost, p.url+"/statusfn", payload, nil)
 	if status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
 		t.Fatalf("timer invocation: %d %s", status, body)
@@ -244,7 +274,7 @@ func TestStandaloneRunsTheTimerAndChecksKeys(t *testing.T) {
 		t.Errorf("code query: %d", status)
 	}
 	// Standalone, the timer's invocation path is not an open door either.
-	invocation := `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}`
+	invocation := `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"statusfn","UtcNow":"2026-11-25T10:00:30Z","RandGuid":"0b9a2d1e-0000-4000-8000-000000000002"}}}`
 	if status, _, _ := call(t, http.MethodPost, p.url+"/statusfn", invocation, nil); status != 401 {
 		t.Errorf("/statusfn without a key: %d", status)
 	}
@@ -281,7 +311,7 @@ func TestConfigurationErrorsStopStartUp(t *testing.T) {
 		{"bad key", map[string]string{"AzureWebJobsStorage": "AccountName=abc;AccountKey=not base64!"}, "AccountKey"},
 		{"bad credential", map[string]string{"AzureWebJobsStorage": "", "AzureWebJobsStorage__accountName": "abcdef", "AzureWebJobsStorage__credential": "password"}, "AzureWebJobsStorage__credential"},
 		{"no schedule", map[string]string{"COPY_STATUS_SCHEDULE": ""}, "COPY_STATUS_SCHEDULE"},
-		{"five-field schedule", map[string]string{"COPY_STATUS_SCHEDULE": "*/5 * * * *"}, "6 fields"},
+		{"four-field schedule", map[string]string{"COPY_STATUS_SCHEDULE": "*/5 * * *"}, "6 fields"},
 		{"bad duration", map[string]string{"COPY_FIRST_POLL": "soon"}, "COPY_FIRST_POLL"},
 		{"bad rules", map[string]string{"COPY_RULES": "[{"}, "COPY_RULES"},
 		{"no key off loopback", map[string]string{"BLOBCOPY_LISTEN_ADDRESS": "0.0.0.0:0"}, "BLOBCOPY_AUTH_DISABLED"},

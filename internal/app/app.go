@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/api"
@@ -50,6 +51,10 @@ type App struct {
 	handler http.Handler
 	hosted  bool
 	addr    string
+	gate    storageGate
+	// ticking admits one status tick at a time per process, whether the
+	// host, a caller of /statusfn or the standalone scheduler asks.
+	ticking sync.Mutex
 }
 
 // Options are test and tool hooks.
@@ -81,18 +86,20 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s/function.json has no timerTrigger binding", StatusFunction)
 	}
-	expr, err := s.Resolve(timer.Schedule)
-	if err != nil {
-		return nil, fmt.Errorf("%s schedule: %w", StatusFunction, err)
-	}
-	if strings.TrimSpace(expr) == "" {
-		return nil, fmt.Errorf("%s schedule %q is empty: set the app setting it names", StatusFunction, timer.Schedule)
-	}
-	if a.Schedule, err = funchost.ParseSchedule(expr); err != nil {
-		return nil, fmt.Errorf("%s schedule %q: %w", StatusFunction, timer.Schedule, err)
-	}
 	if a.addr, a.hosted, err = funchost.ListenAddress(s); err != nil {
 		return nil, err
+	}
+	if a.hosted && !a.Host.ForwardsHTTP() {
+		log.Error("host.json sets neither customHandler.enableProxyingHttpRequest nor enableForwardingHttpRequest: the host will not forward HTTP requests to their paths")
+	}
+	if a.Schedule, err = statusSchedule(s, timer); err != nil {
+		if !a.hosted {
+			return nil, err
+		}
+		// Under the host the host's timer fires statusfn and owns the
+		// schedule: refusing to start would only make the host restart the
+		// handler until it gives up, with no timer either way.
+		log.Warn("statusfn schedule not understood here; the host's timer drives statusfn", "err", err)
 	}
 
 	own, err := config.ResolveStorage(s, "AzureWebJobsStorage")
@@ -151,12 +158,30 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	})
 	mux := http.NewServeMux()
 	srv.Routes(mux)
-	// The timer's invocation path under the host; harmless standalone.
 	// The timer's invocation path: the host calls it over loopback when hosted; standalone
 	// it needs a key like the HTTP functions (the internal scheduler does not use it).
-	mux.Handle("/"+StatusFunction, srv.RequireKey(funchost.TimerHandler(StatusFunction, timer.Name, a.runTick, log)))
-	a.handler = mux
+	mux.Handle("/"+StatusFunction, srv.RequireKey(funchost.TimerHandler(StatusFunction, timer.Name, a.runTickOnce, log)))
+	// Paths match as the host's routes do; storage-bound requests wait for setup.
+	routes := append(srv.Paths(), "/"+StatusFunction)
+	a.handler = funchost.InvocationContext(funchost.HostRoutes(routes, srv.NotFound())(a.gate.middleware(mux)))
 	return a, nil
+}
+
+// statusSchedule resolves and parses statusfn's schedule (5- or 6-field
+// NCRONTAB, or a TimeSpan).
+func statusSchedule(s funchost.Settings, timer funchost.Binding) (funchost.Schedule, error) {
+	expr, err := s.Resolve(timer.Schedule)
+	if err != nil {
+		return funchost.Schedule{}, fmt.Errorf("%s schedule: %w", StatusFunction, err)
+	}
+	if strings.TrimSpace(expr) == "" {
+		return funchost.Schedule{}, fmt.Errorf("%s schedule %q is empty: set the app setting it names", StatusFunction, timer.Schedule)
+	}
+	sched, err := funchost.ParseSchedule(expr)
+	if err != nil {
+		return funchost.Schedule{}, fmt.Errorf("%s schedule %q: %w", StatusFunction, timer.Schedule, err)
+	}
+	return sched, nil
 }
 
 // accounts builds the app's own account (alias "") and every COPY_ACCOUNT_<ALIAS>.
@@ -205,8 +230,7 @@ func (a *App) auth() (api.Auth, error) {
 		return api.Auth{Keys: keys}, nil
 	}
 	if boolSetting(a.Settings, "BLOBCOPY_AUTH_DISABLED") {
-		host, _, _ := strings.Cut(a.addr, ":")
-		if host != "127.0.0.1" && host != "localhost" && host != "[::1]" {
+		if !funchost.IsLoopbackAddress(a.addr) {
 			return api.Auth{}, fmt.Errorf("BLOBCOPY_AUTH_DISABLED=true is allowed only on a loopback address, not %s", a.addr)
 		}
 		return api.Auth{Disabled: true}, nil
@@ -282,12 +306,29 @@ func (a *App) Hosted() bool { return a.hosted }
 // Address is where the handler listens.
 func (a *App) Address() string { return a.addr }
 
-// EnsureStorage creates the app's queue, poison queue and records container.
+// EnsureStorage creates the app's queue, poison queue and records container;
+// once it has succeeded, requests needing them are served.
 func (a *App) EnsureStorage(ctx context.Context) error {
 	if err := a.Records.EnsureContainer(ctx); err != nil {
 		return err
 	}
-	return a.Queue.EnsureQueues(ctx)
+	if err := a.Queue.EnsureQueues(ctx); err != nil {
+		return err
+	}
+	a.gate.ready.Store(true)
+	return nil
+}
+
+// runTickOnce is statusfn with at most one tick per process at a time: a call
+// while a tick runs returns funchost.ErrAlreadyRunning at once (409 over HTTP,
+// a logged skip for the scheduler) rather than waiting, since the running tick
+// already does what the second would.
+func (a *App) runTickOnce(ctx context.Context, info funchost.TimerInfo, log *funchost.InvocationLog) error {
+	if !a.ticking.TryLock() {
+		return funchost.ErrAlreadyRunning
+	}
+	defer a.ticking.Unlock()
+	return a.runTick(ctx, info, log)
 }
 
 // runTick is statusfn: one status tick, its report logged into the invocation's Logs.
@@ -305,15 +346,27 @@ func (a *App) runTick(ctx context.Context, info funchost.TimerInfo, log *funchos
 	return nil
 }
 
-// Run serves until ctx ends. Standalone, it also runs statusfn on its schedule; under
-// the host the host's timer invokes /statusfn instead.
+// Run listens first, then sets up the app's storage in the background (requests
+// needing it answer 503 until then) and serves until ctx ends. Standalone, it also
+// runs statusfn on its schedule; under the host the host's timer invokes /statusfn.
 func (a *App) Run(ctx context.Context) error {
+	ln, err := funchost.Listen(ctx, a.addr)
+	if err != nil {
+		return err
+	}
 	errs := make(chan error, 2)
-	go func() { errs <- funchost.Serve(ctx, a.addr, a.handler, a.Log, 30*time.Second) }()
+	go func() {
+		errs <- funchost.Serve(ctx, ln, a.handler, a.Log, funchost.ServerOptions{
+			WriteTimeout: funchost.WriteTimeoutFor(a.Host.FunctionTimeout),
+		})
+	}()
+	if !a.StorageReady() {
+		go a.ensureStorageInBackground(ctx, 30*time.Second)
+	}
 	running := 1
 	if !a.hosted {
 		timer, _ := a.Status.TimerBinding()
-		sched := funchost.NewScheduler(StatusFunction, a.Schedule, a.runTick, a.Log, funchost.SchedulerOptions{
+		sched := funchost.NewScheduler(StatusFunction, a.Schedule, a.runTickOnce, a.Log, funchost.SchedulerOptions{
 			RunOnStartup: timer.RunOnStartup, Timeout: a.Host.FunctionTimeout,
 		})
 		go func() { errs <- sched.Run(ctx) }()

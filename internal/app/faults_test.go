@@ -136,7 +136,7 @@ func TestRecordDeletedBehindTheAppsBack(t *testing.T) {
 func TestStorageOutageDuringTicks(t *testing.T) {
 	h := newHarness(t, nil)
 	h.az.Stop()
-	r := h.do(http.MethodPost, "/statusfn", `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":true}},"Metadata":{}}`, nil)
+	r := h.do(http.MethodPost, "/statusfn", `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":true}},"Metadata":{"sys":{"MethodName":"statusfn","UtcNow":"2026-11-25T10:00:30Z","RandGuid":"0f8fad5b-d9cb-469f-a165-70867728950f"}}}`, nil)
 	if r.status != http.StatusInternalServerError {
 		t.Fatalf("tick with storage down: %d %s", r.status, r.body)
 	}

@@ -21,7 +21,7 @@ var Settings = []Setting{
 	{"AzureWebJobsStorage__accountName", "", "Identity-based connection to the app's storage account (managed identity; no keys).", false, true},
 	{"AzureWebJobsStorage__credential", "", "`managedidentity` to use the app's managed identity (with `__clientId` for a user-assigned one).", false, true},
 	{"AzureWebJobsStorage__clientId", "", "Client id of a user-assigned managed identity.", false, true},
-	{"COPY_STATUS_SCHEDULE", "*/30 * * * * *", "statusfn's 6-field NCRONTAB schedule (referenced as `%COPY_STATUS_SCHEDULE%` in statusfn/function.json).", true, true},
+	{"COPY_STATUS_SCHEDULE", "*/30 * * * * *", "statusfn's schedule: 6- or 5-field NCRONTAB, or a TimeSpan such as 00:05:00 (referenced as `%COPY_STATUS_SCHEDULE%` in statusfn/function.json).", true, true},
 	{"COPY_QUEUE_NAME", "copyjobs", "Storage queue of tracking messages; `<name>-poison` holds poisoned ones.", true, true},
 	{"COPY_RECORDS_CONTAINER", "copyjobs", "Blob container of job records (`jobs/<id>.json`); never a copy destination.", true, true},
 	{"COPY_SOURCE_SAS_LIFETIME", "24h", "Lifetime of a generated read-only source SAS when the request names none (`sasLifetime`); at most 7 days.", true, true},

@@ -11,15 +11,27 @@ import (
 
 // HostConfig is the part of host.json this handler cares about.
 type HostConfig struct {
-	Version                     string
-	DefaultExecutablePath       string
+	Version               string
+	DefaultExecutablePath string
+	// EnableForwardingHTTPRequest is the host's legacy forwarding setting
+	// (the host rebuilds each request); EnableProxyingHTTPRequest the
+	// current one (YARP streams it). See docs/host-protocol.md.
 	EnableForwardingHTTPRequest bool
+	EnableProxyingHTTPRequest   bool
 	// RoutePrefix is extensions.http.routePrefix: "api" unless set, and may
 	// be set to "" (no prefix).
 	RoutePrefix string
 	// FunctionTimeout is zero when host.json leaves it unset or sets "-1"
 	// (no limit).
 	FunctionTimeout time.Duration
+}
+
+// ForwardsHTTP reports whether the host hands HTTP requests to the handler
+// at their own path (either setting); without it the host would POST
+// invocation payloads to /<functionName>, which this handler does not serve
+// for HTTP functions (DefaultHttpWorkerService.cs InvokeAsync).
+func (c HostConfig) ForwardsHTTP() bool {
+	return c.EnableProxyingHTTPRequest || c.EnableForwardingHTTPRequest
 }
 
 // DefaultRoutePrefix is the host's HTTP route prefix when host.json sets none.
@@ -39,6 +51,7 @@ func LoadHost(appDir string) (HostConfig, error) {
 				DefaultExecutablePath string `json:"defaultExecutablePath"`
 			} `json:"description"`
 			EnableForwardingHTTPRequest bool `json:"enableForwardingHttpRequest"`
+			EnableProxyingHTTPRequest   bool `json:"enableProxyingHttpRequest"`
 		} `json:"customHandler"`
 		Extensions struct {
 			HTTP struct {
@@ -55,6 +68,7 @@ func LoadHost(appDir string) (HostConfig, error) {
 		Version:                     raw.Version,
 		DefaultExecutablePath:       raw.CustomHandler.Description.DefaultExecutablePath,
 		EnableForwardingHTTPRequest: raw.CustomHandler.EnableForwardingHTTPRequest,
+		EnableProxyingHTTPRequest:   raw.CustomHandler.EnableProxyingHTTPRequest,
 		RoutePrefix:                 DefaultRoutePrefix,
 	}
 	if p := raw.Extensions.HTTP.RoutePrefix; p != nil {

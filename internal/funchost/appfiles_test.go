@@ -33,6 +33,11 @@ func TestLoadHost(t *testing.T) {
 			want: HostConfig{Version: "2.0", DefaultExecutablePath: "handler", EnableForwardingHTTPRequest: true, RoutePrefix: "v1", FunctionTimeout: 10 * time.Minute},
 		},
 		{
+			name:     "proxying",
+			hostJSON: `{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"handler"},"enableProxyingHttpRequest":true}}`,
+			want:     HostConfig{Version: "2.0", DefaultExecutablePath: "handler", EnableProxyingHTTPRequest: true, RoutePrefix: "api"},
+		},
+		{
 			name:     "defaults",
 			hostJSON: `{"version":"2.0"}`,
 			want:     HostConfig{Version: "2.0", RoutePrefix: "api"},

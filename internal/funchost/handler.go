@@ -2,7 +2,9 @@ package funchost
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -22,17 +24,26 @@ type InvokeFunc func(ctx context.Context, req InvokeRequest, log *InvocationLog)
 // TimerFunc runs one timer tick, under the host or the standalone Scheduler.
 type TimerFunc func(ctx context.Context, info TimerInfo, log *InvocationLog) error
 
+// InvocationIDHeader carries the host's invocation id on every request it
+// sends to the handler (DefaultHttpWorkerService.cs, AddHeaders).
+const InvocationIDHeader = "X-Azure-Functions-InvocationId"
+
+// ErrAlreadyRunning is returned by a function that refuses to run while
+// another invocation of it is in progress; InvocationHandler answers 409.
+var ErrAlreadyRunning = errors.New("another invocation of this function is running")
+
 // InvocationHandler serves the host's POST /<functionName> invocations.
 // Any other method answers 405 and any other path 404, both as Azure error
-// JSON.
+// JSON. Every line the invocation logs carries the host's invocation id
+// (X-Azure-Functions-InvocationId; a fresh id when a caller other than the
+// host sends none) and is routed as InvocationLog describes.
 func InvocationHandler(functionName string, invoke InvokeFunc, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger = logger.With("function", functionName)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Function names are case-insensitive in Azure.
-		if !strings.EqualFold(strings.TrimPrefix(r.URL.Path, "/"), functionName) {
+		if !strings.EqualFold(strings.Trim(r.URL.Path, "/"), functionName) {
 			WriteError(w, http.StatusNotFound, "FunctionNotFound", fmt.Sprintf("no function at %s; this handler serves /%s", r.URL.Path, functionName))
 			return
 		}
@@ -41,29 +52,51 @@ func InvocationHandler(functionName string, invoke InvokeFunc, logger *slog.Logg
 			WriteError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", fmt.Sprintf("method %s is not allowed; the Functions host invokes with POST", r.Method))
 			return
 		}
+		id := r.Header.Get(InvocationIDHeader)
+		if id == "" {
+			id = newInvocationID()
+		}
+		ctx := WithInvocationID(r.Context(), id)
+		invLogger := logger.With("function", functionName, InvocationIDAttr, id)
 		req, err := DecodeInvokeRequest(http.MaxBytesReader(w, r.Body, maxInvocationBytes))
 		if err != nil {
-			logger.WarnContext(r.Context(), "rejected invocation", "error", err)
+			invLogger.ErrorContext(ctx, "rejected invocation", "error", err)
 			WriteError(w, http.StatusBadRequest, "InvalidInvocationPayload", err.Error())
 			return
 		}
-		invLogger := logger
-		if sys, ok, err := req.Sys(); err == nil && ok {
-			invLogger = logger.With("randGuid", sys.RandGuid)
-		}
-		log := NewInvocationLog(invLogger)
-		outputs, err := invokeRecovering(r.Context(), invoke, req, log)
+		log := NewInvocationLog(logger, "function", functionName, InvocationIDAttr, id)
+		outputs, err := invokeRecovering(ctx, invoke, req, log)
 		switch {
 		case err == nil:
+			log.Finish(false)
 			writeJSON(w, http.StatusOK, InvokeResponse{Outputs: outputs, Logs: log.Lines()})
 		case IsInvalidPayload(err):
-			logger.WarnContext(r.Context(), "rejected invocation", "error", err)
+			log.Error("rejected invocation", "error", err)
+			log.Finish(true)
 			WriteError(w, http.StatusBadRequest, "InvalidInvocationPayload", err.Error())
+		case errors.Is(err, ErrAlreadyRunning):
+			log.Finish(false)
+			invLogger.WarnContext(ctx, "invocation refused: the previous one is still running")
+			w.Header().Set("Retry-After", "30")
+			WriteError(w, http.StatusConflict, "InvocationInProgress", fmt.Sprintf("%s is already running in this process; one runs at a time", functionName))
 		default:
 			log.Error("invocation failed", "error", err)
-			writeJSON(w, http.StatusInternalServerError, InvokeResponse{Outputs: outputs, Logs: log.Lines()})
+			log.Finish(true)
+			// The host ignores a non-2xx body; Logs stay for other callers
+			// (standalone), redacted like every line.
+			writeJSON(w, http.StatusInternalServerError, InvokeResponse{Outputs: outputs, Logs: log.AllLines()})
 		}
 	})
+}
+
+// newInvocationID returns a random (version 4) UUID for an invocation the
+// host did not name.
+func newInvocationID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // TimerHandler serves the host's invocations of a timer-triggered function

@@ -18,11 +18,15 @@ type Schedule struct {
 
 // ncrontab parses the host's six-field NCRONTAB. robfig/cron is well kept,
 // widely used and, unlike most Go cron parsers, supports the seconds field.
+// Five-field expressions, which the host accepts too, are given a "0"
+// seconds field first: NCrontab's five-field form fires on second 0.
 var ncrontab = cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // ParseSchedule parses a timer schedule:
 //   - NCRONTAB "{second} {minute} {hour} {day} {month} {day-of-week}",
-//     e.g. "*/30 * * * * *" (descriptors like "@hourly" work too);
+//     e.g. "*/30 * * * * *" (descriptors like "@hourly" work too), or the
+//     five-field "{minute} {hour} {day} {month} {day-of-week}", which fires on
+//     second 0, e.g. "0 */5 * * *";
 //   - a TimeSpan "hh:mm:ss", a constant interval, which the host allows on
 //     App Service plans.
 //
@@ -42,12 +46,18 @@ func ParseSchedule(expr string) (Schedule, error) {
 		}
 		return Schedule{expr: text, every: d}, nil
 	}
+	parsed := text
 	if !strings.HasPrefix(text, "@") {
-		if n := len(strings.Fields(text)); n != 6 {
-			return Schedule{}, fmt.Errorf("timer schedule %q has %d fields: NCRONTAB needs 6 fields ({second} {minute} {hour} {day} {month} {day-of-week})", expr, n)
+		switch fields := strings.Fields(text); len(fields) {
+		case 6:
+			parsed = strings.Join(fields, " ")
+		case 5:
+			parsed = "0 " + strings.Join(fields, " ")
+		default:
+			return Schedule{}, fmt.Errorf("timer schedule %q has %d fields: NCRONTAB needs 6 fields ({second} {minute} {hour} {day} {month} {day-of-week}) or 5 (without {second})", expr, len(fields))
 		}
 	}
-	sched, err := ncrontab.Parse(text)
+	sched, err := ncrontab.Parse(parsed)
 	if err != nil {
 		return Schedule{}, fmt.Errorf("timer schedule %q: %w", expr, err)
 	}

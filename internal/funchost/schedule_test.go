@@ -27,6 +27,16 @@ func TestParseSchedule(t *testing.T) {
 		}},
 		{"0 0 0 1 1 *", []time.Time{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}},
 		{"0 0 * * * Sun", []time.Time{time.Date(2024, 5, 5, 0, 0, 0, 0, time.UTC)}},
+		// Five fields: {minute} {hour} {day} {month} {day-of-week}, on second 0.
+		{"0 */5 * * *", []time.Time{
+			time.Date(2024, 5, 1, 15, 0, 0, 0, time.UTC),
+			time.Date(2024, 5, 1, 20, 0, 0, 0, time.UTC),
+		}},
+		{"*/5 * * * *", []time.Time{
+			time.Date(2024, 5, 1, 10, 20, 0, 0, time.UTC),
+			time.Date(2024, 5, 1, 10, 25, 0, 0, time.UTC),
+		}},
+		{"30  9 * *  1-5", []time.Time{time.Date(2024, 5, 2, 9, 30, 0, 0, time.UTC)}},
 		{"@hourly", []time.Time{time.Date(2024, 5, 1, 11, 0, 0, 0, time.UTC)}},
 		{"00:05:00", []time.Time{base.Add(5 * time.Minute), base.Add(10 * time.Minute)}},
 		{"1.00:00:00", []time.Time{base.Add(24 * time.Hour)}},
@@ -57,8 +67,9 @@ func TestParseScheduleErrors(t *testing.T) {
 		expr, wantErr string
 	}{
 		{"", "empty"},
-		{"*/5 * * * *", "NCRONTAB needs 6 fields"},
+		{"* * * *", "NCRONTAB needs 6 fields"},
 		{"* * * * * * *", "NCRONTAB needs 6 fields"},
+		{"61 * * * *", `"61 * * * *"`},
 		{"61 * * * * *", `"61 * * * * *"`},
 		{"0 0 0 30 2 *", "never fires"},
 		{"%COPY_STATUS_SCHEDULE%", `"%COPY_STATUS_SCHEDULE%"`},

@@ -133,7 +133,12 @@ func (s *Scheduler) fire(ctx context.Context, info TimerInfo) {
 }
 
 func (s *Scheduler) tick(ctx context.Context, info TimerInfo) {
-	log := NewInvocationLog(s.logger)
+	// No host reads Logs here: lines go to stdout/stderr as they come, each
+	// tagged with an invocation id like a hosted invocation's.
+	id := newInvocationID()
+	ctx = WithInvocationID(ctx, id)
+	logger := s.logger.With(InvocationIDAttr, id)
+	log := NewDirectInvocationLog(s.logger, InvocationIDAttr, id)
 	start := time.Now()
 	err := func() (err error) {
 		defer func() {
@@ -146,10 +151,12 @@ func (s *Scheduler) tick(ctx context.Context, info TimerInfo) {
 	}()
 	switch {
 	case err == nil:
-		s.logger.InfoContext(ctx, "timer tick done", "elapsed", time.Since(start), "pastDue", info.IsPastDue)
+		logger.InfoContext(ctx, "timer tick done", "elapsed", time.Since(start), "pastDue", info.IsPastDue)
+	case errors.Is(err, ErrAlreadyRunning):
+		logger.WarnContext(ctx, "timer tick skipped: another run of the function is in progress")
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		s.logger.ErrorContext(ctx, "timer tick timed out", "timeout", s.opts.Timeout, "error", err)
+		logger.ErrorContext(ctx, "timer tick timed out", "timeout", s.opts.Timeout, "error", err)
 	default:
-		s.logger.ErrorContext(ctx, "timer tick failed", "error", err, "elapsed", time.Since(start))
+		logger.ErrorContext(ctx, "timer tick failed", "error", err, "elapsed", time.Since(start))
 	}
 }

@@ -215,7 +215,8 @@ func TestSchedulerMarksLateTickPastDue(t *testing.T) {
 		infos <- info
 		return nil
 	}
-	s := NewScheduler("copystatus", every(20*time.Millisecond), run, discardLogger(), SchedulerOptions{Now: now})
+	// A period long enough that a busy machine does not make the second tick late.
+	s := NewScheduler("copystatus", every(300*time.Millisecond), run, discardLogger(), SchedulerOptions{Now: now})
 	stop, _ := startScheduler(t, s)
 	waitFor(t, "two ticks", func() bool { return len(infos) >= 2 })
 	if err := stop(); err != nil {
