@@ -1,0 +1,195 @@
+package app_test
+
+// Issue 10's cases end to end: the HTTP API and the timer on Azurite (records, queue) and
+// the copy simulator (pending copies, injected faults before and after an operation).
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
+)
+
+func simCopyReq(h *harness, src, dst string, extra map[string]any) map[string]any {
+	req := map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/" + src,
+		"destination": map[string]any{"account": "sim", "container": "dst", "blob": dst}}
+	for k, v := range extra {
+		req[k] = v
+	}
+	return req
+}
+
+// Case 1: Copy Blob answers 503 past the SDK's retries: 503 + Retry-After, the job stays
+// "starting"; the client's retry with the same Idempotency-Key attempts the copy again.
+func TestTransientStartFailureIsRetriedByTheClient(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sim.PutBlob(simAccount, "src", "busy.bin", []byte("busy"), nil)
+	h.sim.FailNext(copysim.OpCopyBlob, copysim.Fault{Status: 503, Code: "ServerBusy", RetryAfter: time.Second, Times: 10})
+	req := simCopyReq(h, "busy.bin", "busy.bin", map[string]any{"leaseSource": true})
+	key := map[string]string{"Idempotency-Key": "busy-1"}
+	r := h.do(http.MethodPost, "/api/copies", req, key)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || r.errorResponse(t).Error.Code != string(copyjob.CodeStorageUnavailable) {
+		t.Fatalf("first attempt: %d %v %s", r.status, r.header, r.body)
+	}
+	id := r.errorResponse(t).Job.ID
+	if rec := h.record(id); rec.Status != copyjob.StatusStarting || rec.Refusal != nil {
+		t.Fatalf("record after a transient failure: %s %+v", rec.Status, rec.Refusal)
+	}
+	h.sim.ClearFaults()
+	r = h.do(http.MethodPost, "/api/copies", req, key)
+	if r.status != http.StatusAccepted || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry: %d %v %s", r.status, r.header, r.body)
+	}
+	if j := r.job(t); j.ID != id || j.Status != copyjob.StatusPending {
+		t.Fatalf("retry answered %+v", j.Job)
+	}
+	if l := h.sim.Lease(simAccount, "src", "busy.bin"); l.State != "leased" {
+		t.Fatalf("source lease %+v", l)
+	}
+}
+
+// Case 3: a replay of a refused start answers the refusal again (status and body), not
+// 200 with a failed job.
+func TestRefusedStartReplaysItsRefusal(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sim.PutBlob(simAccount, "src", "a.bin", []byte("a"), nil)
+	h.sim.PutBlob(simAccount, "dst", "exists.bin", []byte("old"), nil)
+	req := simCopyReq(h, "a.bin", "exists.bin", map[string]any{"overwrite": false})
+	key := map[string]string{"Idempotency-Key": "refused-1"}
+	first := h.do(http.MethodPost, "/api/copies", req, key)
+	if first.status != http.StatusConflict || first.errorResponse(t).Error.Code != string(copyjob.CodeDestinationExists) {
+		t.Fatalf("first: %d %s", first.status, first.body)
+	}
+	copies := h.sim.RequestCount(copysim.OpCopyBlob)
+	again := h.do(http.MethodPost, "/api/copies", req, key)
+	e1, e2 := first.errorResponse(t), again.errorResponse(t)
+	if again.status != first.status || e2.Error.Code != e1.Error.Code || e2.Error.Message != e1.Error.Message || e2.Error.Target != e1.Error.Target {
+		t.Fatalf("replay: %d %s, want %d %s", again.status, again.body, first.status, first.body)
+	}
+	if h.sim.RequestCount(copysim.OpCopyBlob) != copies {
+		t.Fatal("the replay called Copy Blob")
+	}
+}
+
+// Case 7: Copy Blob is carried out, its answer lost (500 OperationTimedOut); the SDK's
+// retry meets the job's own copy (409 PendingCopyOperation). The job adopts it.
+func TestLostCopyBlobAnswerIsAdopted(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sim.PutBlob(simAccount, "src", "lost.bin", []byte("lost answer"), nil)
+	h.sim.FailNext(copysim.OpCopyBlob, copysim.Fault{When: copysim.After, Status: 500, Code: "OperationTimedOut"})
+	job := h.startPending(simCopyReq(h, "lost.bin", "lost.bin", map[string]any{"leaseSource": true}))
+	c, ok := h.sim.Copy(simAccount, "dst", "lost.bin")
+	if !ok || c.ID != job.CopyID {
+		t.Fatalf("job tracks %s, storage runs %+v", job.CopyID, c)
+	}
+	if l := h.sim.Lease(simAccount, "src", "lost.bin"); l.State != "leased" || l.ID != job.LeaseID {
+		t.Fatalf("lease %+v, job lease %s", l, job.LeaseID)
+	}
+}
+
+// Case 5: Copy Blob slower than the start's deadline: the start gives up its call (503,
+// retryable) long before the tick may take over; the next attempt adopts the copy the
+// slow call started. One copy, the lease held while it runs.
+func TestSlowCopyBlobIsAdoptedNotDuplicated(t *testing.T) {
+	h := newHarness(t, map[string]string{"COPY_START_GRACE": "3s"}) // start deadline 0.75 s
+	h.sim.PutBlob(simAccount, "src", "slow.bin", []byte("slow"), nil)
+	h.sim.FailNext(copysim.OpCopyBlob, copysim.Fault{When: copysim.After, Delay: 3 * time.Second})
+	req := simCopyReq(h, "slow.bin", "slow.bin", map[string]any{"leaseSource": true})
+	key := map[string]string{"Idempotency-Key": "slow-1"}
+	r := h.do(http.MethodPost, "/api/copies", req, key)
+	// The slow call was carried out: either its answer is awaited (202), or the start
+	// gave it up at its deadline and found its copy (202), or it could not tell yet (503).
+	if r.status != http.StatusAccepted && r.status != http.StatusServiceUnavailable {
+		t.Fatalf("start: %d %s", r.status, r.body)
+	}
+	var id string
+	h.tickUntil("the copy tracked", func() bool {
+		rr := h.do(http.MethodPost, "/api/copies", req, key)
+		if rr.status != http.StatusAccepted {
+			return false
+		}
+		id = rr.job(t).ID
+		return true
+	})
+	rec := h.record(id)
+	c, _ := h.sim.Copy(simAccount, "dst", "slow.bin")
+	if rec.Status != copyjob.StatusPending || rec.CopyID != c.ID {
+		t.Fatalf("record %s %s, storage %+v", rec.Status, rec.CopyID, c)
+	}
+	if n := copyStartsFor(h.sim, "slow.bin"); n != 1 {
+		t.Fatalf("%d copies started, want 1", n)
+	}
+	if l := h.sim.Lease(simAccount, "src", "slow.bin"); l.State != "leased" {
+		t.Fatalf("lease released while the copy runs: %+v", l)
+	}
+}
+
+func copyStartsFor(sim *copysim.Server, blob string) int {
+	n := 0
+	for _, r := range sim.Requests() {
+		if r.Op == copysim.OpCopyBlob && r.Blob == blob && r.Status < 300 {
+			n++
+		}
+	}
+	return n
+}
+
+// Case 4: 40 pending copies with callbacks, 4 concurrent status readers, two tick
+// runners at once (two instances): one callback per job, leases recorded released.
+func TestConcurrentReadersAndTicksDeliverOneCallbackPerJob(t *testing.T) {
+	h := newHarness(t, nil)
+	recv := newReceiver(t, 0)
+	const n = 40
+	ids := make([]string, n)
+	for i := range n {
+		name := fmt.Sprintf("c%d.bin", i)
+		h.sim.PutBlob(simAccount, "src", name, []byte("concurrent "+name), nil)
+		ids[i] = h.startPending(simCopyReq(h, name, name, map[string]any{"leaseSource": true, "callbackUrl": recv.srv.URL + "/done"})).ID
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var readers sync.WaitGroup
+	for r := range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := r; ctx.Err() == nil; i = (i + 1) % n {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, h.srv.URL+"/api/copies/"+ids[i], nil)
+				if resp, err := h.srv.Client().Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		if err := h.sim.Complete(simAccount, "dst", fmt.Sprintf("c%d.bin", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for h.queueLength("copyjobs") > 0 && time.Now().Before(deadline) {
+		var ticks sync.WaitGroup
+		for range 2 {
+			ticks.Add(1)
+			go func() { defer ticks.Done(); _, _ = h.app.Copies.Tick(context.Background()) }()
+		}
+		ticks.Wait()
+		time.Sleep(300 * time.Millisecond)
+	}
+	stop()
+	readers.Wait()
+	per := map[string]int{}
+	for _, o := range recv.outcomes() {
+		per[o.JobID]++
+	}
+	for _, id := range ids {
+		rec := h.record(id)
+		if rec.Status != copyjob.StatusSuccess || per[id] != 1 || rec.Lease.State != copyjob.LeaseReleased {
+			t.Errorf("job %s: %s, %d callbacks, lease %s", id, rec.Status, per[id], rec.Lease.State)
+		}
+	}
+}
