@@ -108,7 +108,8 @@ func newHarness(t *testing.T, extra map[string]string) *harness {
 	for k, v := range extra {
 		values[k] = v
 	}
-	log := slog.New(redact.NewHandler(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	// As cmd/handler wires it: redaction, then the invocation id from the context.
+	log := slog.New(redact.NewHandler(funchost.NewContextHandler(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	// Quick retries: the tests inject 503s and restart Azurite; production keeps azcore's
 	// default exponential backoff.
 	storage := azstorage.Options{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{

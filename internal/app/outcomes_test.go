@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,5 +192,39 @@ func TestConcurrentReadersAndTicksDeliverOneCallbackPerJob(t *testing.T) {
 		if rec.Status != copyjob.StatusSuccess || per[id] != 1 || rec.Lease.State != copyjob.LeaseReleased {
 			t.Errorf("job %s: %s, %d callbacks, lease %s", id, rec.Status, per[id], rec.Lease.State)
 		}
+	}
+}
+
+// The copy domain's lines of a timer invocation carry the host's invocation id, so the
+// host's log stream correlates them (issue 12: copyjob logs with the invocation context).
+func TestTickLinesCarryTheInvocationID(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sim.PutBlob(simAccount, "src", "inv.bin", []byte("inv"), nil)
+	job := h.startPending(simCopyReq(h, "inv.bin", "inv.bin", nil))
+	if err := h.sim.Complete(simAccount, "dst", "inv.bin"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // COPY_FIRST_POLL
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	payload := fmt.Sprintf(`{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"statusfn","UtcNow":%q,"RandGuid":"0f8fad5b-d9cb-469f-a165-70867728950e"}}}`, now)
+	const invocation = "5d2c6a1e-8f0b-4c1f-9a57-3e6b2c9d0a11"
+	r := h.do(http.MethodPost, "/statusfn", payload, map[string]string{"X-Azure-Functions-InvocationId": invocation})
+	if r.status != http.StatusOK {
+		t.Fatalf("invocation: %d %s", r.status, r.body)
+	}
+	if rec := h.record(job.ID); rec.Status != copyjob.StatusSuccess {
+		t.Fatalf("job %s", rec.Status)
+	}
+	found := false
+	for _, line := range strings.Split(string(r.body)+h.logs.String(), "\n") {
+		if strings.Contains(line, "copy outcome recorded") && strings.Contains(line, job.ID) {
+			found = true
+			if !strings.Contains(line, invocation) {
+				t.Errorf("outcome line without the invocation id: %s", line)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no outcome line for %s in the invocation's Logs or the log", job.ID)
 	}
 }

@@ -59,7 +59,7 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 		state, serr := s.blobs.CopyState(ctx, job.Destination.BlobRef)
 		if outcome, terminal, oerr := s.outcome(job, state, serr); oerr == nil && terminal {
 			if err := s.settle(ctx, job, outcome, ActorAbort, guard, log); err != nil {
-				log.Warn("cannot record the state found at abort; the status tick records it", "err", err)
+				log.WarnContext(ctx, "cannot record the state found at abort; the status tick records it", "err", err)
 			}
 		} else {
 			s.giveBack(ctx, job, token, log)
@@ -69,7 +69,7 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 		s.giveBack(ctx, job, token, log)
 		return job, blobError("destination", "cannot abort the copy", err)
 	}
-	log.Info("copy aborted")
+	log.InfoContext(ctx, "copy aborted")
 	outcome := CopyState{Status: StatusAborted, Progress: job.Progress, Description: "aborted by request"}
 	if opts.Restore {
 		snapRef := job.Destination.BlobRef
@@ -80,7 +80,7 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 		}
 		if uerr != nil {
 			outcome.Description = "aborted by request; restoring the destination snapshot failed: " + uerr.Error()
-			log.Error("cannot restore the destination snapshot", "snapshot", job.DestinationSnapshot, "err", uerr)
+			log.ErrorContext(ctx, "cannot restore the destination snapshot", "snapshot", job.DestinationSnapshot, "err", uerr)
 		} else {
 			job.RestoredFrom = job.DestinationSnapshot
 			outcome.Description = "aborted by request; destination restored from snapshot " + job.DestinationSnapshot
@@ -88,7 +88,7 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 	}
 	if err := s.settle(ctx, job, outcome, ActorAbort, guard, log); err != nil {
 		// The claim expires; the tick then reads storage (aborted) and records it.
-		log.Warn("abort not recorded yet; the status tick records it", "err", err)
+		log.WarnContext(ctx, "abort not recorded yet; the status tick records it", "err", err)
 		job.Status, job.StatusDescription = StatusAborted, outcome.Description
 	}
 	return job, nil
@@ -104,6 +104,6 @@ func (s *Service) giveBack(ctx context.Context, job *Job, token string, log *slo
 		return nil
 	})
 	if err != nil && !errors.Is(err, errLostClaim) {
-		log.Warn("cannot give the claim back; it expires by itself", "err", err)
+		log.WarnContext(ctx, "cannot give the claim back; it expires by itself", "err", err)
 	}
 }

@@ -25,7 +25,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 	state, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
 	outcome, terminal, err := s.outcome(job, state, err)
 	if err != nil {
-		s.log.Warn("live copy status read failed; answering from the record", "jobId", id, "err", err)
+		s.log.WarnContext(ctx, "live copy status read failed; answering from the record", "jobId", id, "err", err)
 		return job, nil
 	}
 	view := cloneJob(job)

@@ -108,7 +108,7 @@ func (s *Service) Config() Config { return s.cfg }
 func (s *Service) dropMessage(ctx context.Context, m Message, log *slog.Logger) {
 	if err := s.queue.Delete(ctx, m); err != nil {
 		// Harmless: the tick drops a message whose job is gone or finished.
-		log.Warn("cannot delete tracking message", "err", err)
+		log.WarnContext(ctx, "cannot delete tracking message", "err", err)
 	}
 }
 

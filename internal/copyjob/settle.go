@@ -54,12 +54,12 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 	})
 	switch {
 	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
-		log.Info("another actor settled the job first; keeping its outcome", "status", job.Status, "actor", actor)
+		log.InfoContext(ctx, "another actor settled the job first; keeping its outcome", "status", job.Status, "actor", actor)
 		return nil
 	case err != nil:
 		return err
 	}
-	log.Info("copy outcome recorded", "status", job.Status, "description", job.StatusDescription, "actor", actor,
+	log.InfoContext(ctx, "copy outcome recorded", "status", job.Status, "description", job.StatusDescription, "actor", actor,
 		"bytesCopied", job.Progress.BytesCopied, "bytesTotal", job.Progress.BytesTotal)
 	if claim != nil {
 		s.effects(bctx, job, claim.Token, log)
@@ -125,7 +125,7 @@ func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog
 		job.DestinationSnapshot = ""
 	}
 	if !s.inTime(job, token, s.effectsMargin()) {
-		log.Warn("the effects claim is running out; leaving the rest to whoever takes the job over")
+		log.WarnContext(ctx, "the effects claim is running out; leaving the rest to whoever takes the job over")
 		return
 	}
 	s.notify(ctx, job, log)
@@ -140,7 +140,7 @@ func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog
 	if err != nil {
 		// job keeps the record as stored (its claim included): the message stays, and
 		// when the claim expires a tick performs what the record says is left.
-		log.Warn("cannot record the lease and callback state; the status tick takes them over when the claim expires", "err", err)
+		log.WarnContext(ctx, "cannot record the lease and callback state; the status tick takes them over when the claim expires", "err", err)
 	}
 }
 
@@ -156,7 +156,7 @@ func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) 
 	switch {
 	case err == nil:
 		job.Lease.State = LeaseReleased
-		log.Info("source lease released", "leaseId", job.Lease.ID)
+		log.InfoContext(ctx, "source lease released", "leaseId", job.Lease.ID)
 		return true
 	case acquiring && (errors.Is(err, ErrLeaseNotHeld) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrLeaseConflict)):
 		job.Lease.State = LeaseNotAcquired
@@ -164,14 +164,14 @@ func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) 
 	case errors.Is(err, ErrLeaseNotHeld), errors.Is(err, ErrNotFound):
 		// Free already: released by an earlier run that crashed before recording it.
 		job.Lease.State = LeaseReleased
-		log.Info("source lease was already released", "leaseId", job.Lease.ID)
+		log.InfoContext(ctx, "source lease was already released", "leaseId", job.Lease.ID)
 		return true
 	case errors.Is(err, ErrLeaseConflict):
 		job.Lease.State = LeaseLost
-		log.Warn("source lease was broken or replaced by someone else", "leaseId", job.Lease.ID)
+		log.WarnContext(ctx, "source lease was broken or replaced by someone else", "leaseId", job.Lease.ID)
 		return true
 	}
-	log.Warn("cannot release the source lease; will retry", "leaseId", job.Lease.ID, "err", err)
+	log.WarnContext(ctx, "cannot release the source lease; will retry", "leaseId", job.Lease.ID, "err", err)
 	return false
 }
 
@@ -190,11 +190,11 @@ func (s *Service) notify(ctx context.Context, job *Job, log *slog.Logger) {
 	if err := s.notifier.Notify(ctx, cb.URL, job); err != nil {
 		cb.LastError = redact.Text(err.Error())
 		cb.GaveUp = cb.Attempts >= s.cfg.MaxCallbackAttempts
-		log.Warn("completion callback failed", "attempt", cb.Attempts, "gaveUp", cb.GaveUp, "deliveryId", cb.DeliveryID, "err", err)
+		log.WarnContext(ctx, "completion callback failed", "attempt", cb.Attempts, "gaveUp", cb.GaveUp, "deliveryId", cb.DeliveryID, "err", err)
 		return
 	}
 	now := s.cfg.Now().UTC()
 	cb.DeliveredAt = &now
 	cb.LastError = ""
-	log.Info("completion callback delivered", "attempt", cb.Attempts, "deliveryId", cb.DeliveryID)
+	log.InfoContext(ctx, "completion callback delivered", "attempt", cb.Attempts, "deliveryId", cb.DeliveryID)
 }

@@ -123,7 +123,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		t := ticketFor(job)
 		t.Unrecorded = true
 		if _, uerr := s.queue.Update(ctx, msg, t.encode(), s.cfg.FirstPoll); uerr != nil {
-			log.Warn("cannot name the copy in the tracking message either", "err", uerr)
+			log.WarnContext(ctx, "cannot name the copy in the tracking message either", "err", uerr)
 		}
 	}
 	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
@@ -178,7 +178,7 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownC
 	case err != nil:
 		return storageError("cannot claim the job", err)
 	}
-	log.Info("attempting the start again", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	log.InfoContext(ctx, "attempting the start again", "attempts", job.Attempts, "startFailures", job.StartFailures)
 	job.CopyUncertain = job.CopyUncertain || abandoned
 	if knownCopy != "" && job.CopyID == "" {
 		return s.followKnownCopy(ctx, job, token, knownCopy, log)
@@ -282,7 +282,7 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 		return s.fail(ctx, job, token, s.startCopyError(ctx, job, err), log)
 	}
 	faultpoint.Hit("start:copied")
-	log.Info("copy started", "duration", time.Since(began))
+	log.InfoContext(ctx, "copy started", "duration", time.Since(began))
 	return s.adopt(ctx, job, token, state, log)
 }
 
@@ -293,7 +293,7 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 	job.CopyID, job.StartedAt = state.CopyID, &now
 	log = log.With("copyId", job.CopyID)
 	if state.Status != StatusPending {
-		log.Info("copy finished at start", "status", state.Status)
+		log.InfoContext(ctx, "copy finished at start", "status", state.Status)
 		return s.settle(ctx, job, state, ActorStart, startGuard(token), log)
 	}
 	attempts, lease, copyID, progress := job.Attempts, job.Lease, job.CopyID, state.Progress
@@ -307,15 +307,15 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 	})
 	switch {
 	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
-		log.Warn("another actor took the start over; answering its outcome", "status", job.Status)
+		log.WarnContext(ctx, "another actor took the start over; answering its outcome", "status", job.Status)
 		return nil
 	case err != nil:
 		// The copy runs; when the claim expires the tick adopts it from the record.
-		log.Warn("copy started but the record was not updated; the status tick will adopt it", "err", err)
+		log.WarnContext(ctx, "copy started but the record was not updated; the status tick will adopt it", "err", err)
 		job.Status, job.CopyID, job.Progress = StatusPending, copyID, progress
 		return nil
 	}
-	log.Info("copy pending", "source", job.Source.URL, "destination", job.Destination.URL)
+	log.InfoContext(ctx, "copy pending", "source", job.Source.URL, "destination", job.Destination.URL)
 	return nil
 }
 
@@ -329,7 +329,7 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resumi
 	if resuming || job.Attempts > 1 {
 		switch cur, v := s.ownCopy(ctx, job); v {
 		case copyOurs:
-			log.Info("adopted the copy an earlier attempt started", "copyId", cur.CopyID)
+			log.InfoContext(ctx, "adopted the copy an earlier attempt started", "copyId", cur.CopyID)
 			return cur, nil
 		case copyUnknown:
 			return CopyState{}, fmt.Errorf("%w: cannot read the destination to tell whether an earlier attempt started the copy", ErrUnavailable)
@@ -345,7 +345,7 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resumi
 	if err != nil && (errors.Is(err, ErrPendingCopy) || errors.Is(err, ErrExists) || errors.Is(err, ErrUnavailable)) {
 		switch cur, v := s.ownCopy(ctx, job); v {
 		case copyOurs:
-			log.Info("Copy Blob's answer was lost; adopted the copy it started", "copyId", cur.CopyID, "err", err)
+			log.InfoContext(ctx, "Copy Blob's answer was lost; adopted the copy it started", "copyId", cur.CopyID, "err", err)
 			return cur, nil
 		case copyUnknown:
 			job.CopyUncertain = true
@@ -425,7 +425,7 @@ func (s *Service) fail(ctx context.Context, job *Job, token string, cause *Error
 		cancel()
 		switch v {
 		case copyOurs:
-			log.Info("adopted the copy a failed attempt started", "copyId", cur.CopyID)
+			log.InfoContext(ctx, "adopted the copy a failed attempt started", "copyId", cur.CopyID)
 			return s.adopt(ctx, job, token, cur, log)
 		case copyUnknown:
 			return s.postpone(ctx, job, token, cause, log)
@@ -454,9 +454,9 @@ func (s *Service) postpone(ctx context.Context, job *Job, token string, cause *E
 		return nil
 	})
 	if err != nil && !errors.Is(err, errLostClaim) {
-		log.Warn("cannot record the transient start failure; the claim expires and the tick retries", "err", err)
+		log.WarnContext(ctx, "cannot record the transient start failure; the claim expires and the tick retries", "err", err)
 	}
-	log.Warn("start failed transiently; it will be attempted again", "code", cause.Code, "failures", failures, "nextAttemptAt", next, "err", cause.Err)
+	log.WarnContext(ctx, "start failed transiently; it will be attempted again", "code", cause.Code, "failures", failures, "nextAttemptAt", next, "err", cause.Err)
 	cause.Job = job
 	return cause
 }
@@ -484,9 +484,9 @@ func (s *Service) refuse(ctx context.Context, job *Job, token string, cause *Err
 		return nil
 	}, log)
 	if err != nil {
-		log.Error("cannot record the refused start; the claim expires and the tick retries", "err", err)
+		log.ErrorContext(ctx, "cannot record the refused start; the claim expires and the tick retries", "err", err)
 	}
-	log.Warn("copy not started", "code", cause.Code, "err", cause.Err)
+	log.WarnContext(ctx, "copy not started", "code", cause.Code, "err", cause.Err)
 	cause.Job = orJob(cause.Job, job)
 	return cause
 }
@@ -494,10 +494,10 @@ func (s *Service) refuse(ctx context.Context, job *Job, token string, cause *Err
 func (s *Service) deleteSnapshot(ctx context.Context, ref BlobRef, snapshot string, log *slog.Logger) bool {
 	err := s.blobs.DeleteSnapshot(ctx, ref, snapshot)
 	if err == nil || errors.Is(err, ErrNotFound) {
-		log.Info("deleted the destination snapshot taken for a start that did not happen", "snapshot", snapshot)
+		log.InfoContext(ctx, "deleted the destination snapshot taken for a start that did not happen", "snapshot", snapshot)
 		return true
 	}
-	log.Warn("cannot delete the destination snapshot taken for this start", "snapshot", snapshot, "err", err)
+	log.WarnContext(ctx, "cannot delete the destination snapshot taken for this start", "snapshot", snapshot, "err", err)
 	return false
 }
 

@@ -175,7 +175,7 @@ const maxVisits = 20000
 func (s *Service) safeProcess(ctx context.Context, m Message) (o outcome) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic while processing a tracking message", "messageId", m.ID, "panic", fmt.Sprint(r))
+			s.log.ErrorContext(ctx, "panic while processing a tracking message", "messageId", m.ID, "panic", fmt.Sprint(r))
 			o = outFailed
 		}
 	}()
@@ -208,7 +208,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 			return s.keepPolling(ctx, m, t, state.Progress, log)
 		}
 		if stateErr != nil && !errors.Is(stateErr, ErrNotFound) {
-			log.Warn("cannot read copy status", "err", stateErr)
+			log.WarnContext(ctx, "cannot read copy status", "err", stateErr)
 			return outFailed
 		}
 		read = true
@@ -219,7 +219,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		return s.orphan(ctx, m, t, log)
 	}
 	if err != nil {
-		log.Warn("cannot read the job record", "err", err)
+		log.WarnContext(ctx, "cannot read the job record", "err", err)
 		return outFailed
 	}
 	log = log.With("copyId", job.CopyID)
@@ -235,12 +235,12 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	}
 	outcome, terminal, err := s.outcome(job, state, stateErr)
 	if err != nil {
-		log.Warn("cannot poll the copy", "err", err)
+		log.WarnContext(ctx, "cannot poll the copy", "err", err)
 		return outFailed
 	}
 	if terminal {
 		if err := s.settle(ctx, job, outcome, ActorTick, s.pendingGuard(job.CopyID), log); err != nil {
-			log.Warn("cannot record the outcome", "err", err)
+			log.WarnContext(ctx, "cannot record the outcome", "err", err)
 			return outFailed
 		}
 		if !job.Status.Terminal() {
@@ -276,20 +276,20 @@ func (s *Service) orphan(ctx context.Context, m Message, t ticket, log *slog.Log
 	}
 	state, err := s.blobs.CopyState(ctx, *t.Dest)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		log.Warn("cannot read the destination of an orphan message", "err", err)
+		log.WarnContext(ctx, "cannot read the destination of an orphan message", "err", err)
 		return outFailed
 	}
 	ours := err == nil && state.CopyID != "" &&
 		(state.CopyID == t.CopyID || (t.CopyID == "" && !state.LastModified.Before(t.Created.Add(-clockSkew))))
 	if !ours && t.CopyID == "" {
-		log.Warn("dropping the tracking message of a start that crashed before writing its job record; nothing was started")
+		log.WarnContext(ctx, "dropping the tracking message of a start that crashed before writing its job record; nothing was started")
 		if err := s.queue.Delete(ctx, m); err != nil {
 			return outFailed
 		}
 		return outDropped
 	}
 	if ours && state.Status == StatusPending {
-		log.Warn("the job record was deleted while its copy runs; following the copy to release its lease when it ends")
+		log.WarnContext(ctx, "the job record was deleted while its copy runs; following the copy to release its lease when it ends")
 		t.CopyID = state.CopyID
 		return s.keepPolling(ctx, m, t, state.Progress, log)
 	}
@@ -319,7 +319,7 @@ func (s *Service) recordProgress(ctx context.Context, job *Job, progress Progres
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStale) {
-		log.Warn("cannot record progress", "err", err)
+		log.WarnContext(ctx, "cannot record progress", "err", err)
 	}
 }
 
@@ -333,7 +333,7 @@ func (s *Service) retryLater(ctx context.Context, m Message) {
 	}
 	t.Failures++
 	if _, err := s.queue.Update(ctx, m, t.encode(), s.backoff(t.Failures)); err != nil {
-		s.log.Debug("cannot reschedule a failed message; it returns after the visibility timeout", "messageId", m.ID, "err", err)
+		s.log.DebugContext(ctx, "cannot reschedule a failed message; it returns after the visibility timeout", "messageId", m.ID, "err", err)
 	}
 }
 
@@ -355,7 +355,7 @@ func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress
 	}
 	t.Polls++
 	if _, err := s.queue.Update(ctx, m, t.encode(), next); err != nil {
-		log.Warn("cannot reschedule the tracking message", "err", err)
+		log.WarnContext(ctx, "cannot reschedule the tracking message", "err", err)
 		return outFailed
 	}
 	return outPending
@@ -381,7 +381,7 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 			s.effects(ctx, job, token, log)
 		case errors.Is(err, errLostClaim), errors.Is(err, errStale):
 		default:
-			log.Warn("cannot claim the job's leftovers", "err", err)
+			log.WarnContext(ctx, "cannot claim the job's leftovers", "err", err)
 			return outFailed
 		}
 	}
@@ -398,7 +398,7 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 		return outPending
 	}
 	if err := s.queue.Delete(ctx, m); err != nil {
-		log.Warn("cannot delete the tracking message", "err", err)
+		log.WarnContext(ctx, "cannot delete the tracking message", "err", err)
 		return outFailed
 	}
 	return outCompleted
@@ -417,7 +417,7 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 		// an operator decides (the job keeps its lease; the poison entry names it).
 		return s.poison(ctx, m, job, fmt.Sprintf("the start failed transiently %d times and the destination could not be checked for a copy of this job", job.StartFailures), log)
 	}
-	log.Warn("taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	log.WarnContext(ctx, "taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
 	err := s.resumeStart(ctx, job, ActorTick, t.CopyID)
 	switch {
 	case job.Status.Terminal():
@@ -437,9 +437,9 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 // job's copy may still run, and no path may release the lease of a running copy; the
 // poison entry names the lease for the operator.
 func (s *Service) poison(ctx context.Context, m Message, job *Job, reason string, log *slog.Logger) outcome {
-	log.Error("tracking message moved to the poison queue", "reason", reason)
+	log.ErrorContext(ctx, "tracking message moved to the poison queue", "reason", reason)
 	if err := s.queue.Poison(ctx, m.Text, reason); err != nil {
-		log.Warn("cannot write to the poison queue", "err", err)
+		log.WarnContext(ctx, "cannot write to the poison queue", "err", err)
 		return outFailed
 	}
 	if job != nil {
@@ -456,11 +456,11 @@ func (s *Service) poison(ctx context.Context, m Message, job *Job, reason string
 			return nil
 		})
 		if err != nil {
-			log.Warn("cannot record the poison reason", "err", err)
+			log.WarnContext(ctx, "cannot record the poison reason", "err", err)
 		}
 	}
 	if err := s.queue.Delete(ctx, m); err != nil {
-		log.Warn("cannot delete the poisoned message", "err", err)
+		log.WarnContext(ctx, "cannot delete the poisoned message", "err", err)
 	}
 	return outPoisoned
 }
