@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
@@ -195,6 +196,11 @@ func (b *Blobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readURL stri
 }
 
 func (b *Blobs) startCopy(ctx context.Context, bc *blob.Client, readURL string, opts copyjob.StartCopyOptions, access *blob.AccessConditions, tier *blob.AccessTier) (copyjob.CopyState, error) {
+	// One try, no SDK retry: Copy Blob is not idempotent. After a 500 OperationTimedOut
+	// or a lost answer the copy may have started; a blind retry then meets it (409) or,
+	// had it already finished, starts a second copy. The copy service retries instead,
+	// after reading the destination to adopt a copy that did start.
+	ctx = policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1, TryTimeout: copyTryTimeout})
 	var state copyjob.CopyState
 	if opts.RequiresSync {
 		resp, err := bc.CopyFromURL(ctx, readURL, &blob.CopyFromURLOptions{
@@ -215,6 +221,10 @@ func (b *Blobs) startCopy(ctx context.Context, bc *blob.Client, readURL string, 
 	}
 	return state, nil
 }
+
+// copyTryTimeout bounds one Copy Blob try (Copy Blob From URL copies up to 256 MiB
+// before answering; Azure's own server timeout for it is longer than for Copy Blob).
+const copyTryTimeout = 5 * time.Minute
 
 func startCopyErr(err error) error {
 	switch {

@@ -45,6 +45,9 @@ type Blobs interface {
 	PrepareSource(ctx context.Context, source string, dst BlobRef, lifetime time.Duration) (PreparedSource, error)
 	// URL is the blob's URL, without any SAS.
 	URL(ref BlobRef) (string, error)
+	// StartCopy makes one Copy Blob call and does not retry it: after ErrUnavailable the
+	// copy may or may not have started, and only the caller can tell (by reading the
+	// destination) whether a retry would start a second copy.
 	StartCopy(ctx context.Context, dst BlobRef, readURL string, opts StartCopyOptions) (CopyState, error)
 	CopyState(ctx context.Context, dst BlobRef) (CopyState, error)
 	AbortCopy(ctx context.Context, dst BlobRef, copyID string) error

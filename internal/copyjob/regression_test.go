@@ -23,7 +23,7 @@ func TestTransientStartFailureStaysRetryable(t *testing.T) {
 	h := newHarness(t)
 	req := leasedReq()
 	req.JobID = "idem-1"
-	h.Blobs.FailNext(copyjobtest.OpStartCopy, errBusy)
+	busyCopyBlob(h) // every try of the attempt
 	job, created, err := h.svc.Start(h.ctx, req)
 	wantCode(t, err, copyjob.CodeStorageUnavailable)
 	if !copyjob.Retryable(err) || !created || job.Status != copyjob.StatusStarting {
@@ -41,8 +41,8 @@ func TestTransientStartFailureStaysRetryable(t *testing.T) {
 	if err != nil || created || again.Status != copyjob.StatusPending {
 		t.Fatalf("retry: %+v created %v err %v", again, created, err)
 	}
-	if n := len(h.Blobs.StartCopyCalls()); n != 2 {
-		t.Fatalf("%d Copy Blob calls, want 2", n)
+	if n := len(h.Blobs.StartCopyCalls()); n != copyTries+1 {
+		t.Fatalf("%d Copy Blob calls, want %d", n, copyTries+1)
 	}
 	if h.Blobs.LeaseHolder(srcRef) != rec.Lease.ID {
 		t.Fatal("the retry did not reuse the job's lease")
@@ -52,13 +52,35 @@ func TestTransientStartFailureStaysRetryable(t *testing.T) {
 	h.wantLeaseReleased(h.wantStatus(job.ID, copyjob.StatusSuccess))
 }
 
+// copyTries is how often one start attempt tries Copy Blob (start.go).
+const copyTries = 3
+
+// busyCopyBlob makes every try of the next start attempt's Copy Blob answer 503
+// ServerBusy: the failure outlives the attempt's own retries.
+func busyCopyBlob(h *harness) {
+	for range copyTries {
+		h.Blobs.FailNext(copyjobtest.OpStartCopy, errBusy)
+	}
+}
+
+// The first tries of an attempt fail (503 before the operation): the attempt's own
+// retry starts the copy, once.
+func TestCopyBlobRetriedWithinTheAttempt(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.FailNext(copyjobtest.OpStartCopy, errBusy)
+	job := h.start(leasedReq())
+	if job.Status != copyjob.StatusPending || len(h.Blobs.StartCopyCalls()) != 2 {
+		t.Fatalf("job %s after %d tries", job.Status, len(h.Blobs.StartCopyCalls()))
+	}
+}
+
 // Case 1, the tick's side: nobody retries the request; the tick attempts the start
 // again once NextAttemptAt is due, and gives up (startFailed, lease released) after
 // MaxFailures transient failures in a row.
 func TestTickRetriesATransientlyFailedStart(t *testing.T) {
 	t.Run("recovers", func(t *testing.T) {
 		h := newHarness(t)
-		h.Blobs.FailNext(copyjobtest.OpStartCopy, errBusy)
+		busyCopyBlob(h)
 		job, _, _ := h.svc.Start(h.ctx, leasedReq())
 		h.tickAfter(time.Second) // not due yet
 		h.wantStatus(job.ID, copyjob.StatusStarting)
@@ -76,8 +98,8 @@ func TestTickRetriesATransientlyFailedStart(t *testing.T) {
 		if rec.Refusal == nil || rec.Refusal.Code != copyjob.CodeStartRetriesExhausted {
 			t.Fatalf("refusal = %+v", rec.Refusal)
 		}
-		if got := len(h.Blobs.StartCopyCalls()); got != testConfig().MaxFailures {
-			t.Fatalf("%d attempts, want %d", got, testConfig().MaxFailures)
+		if got := len(h.Blobs.StartCopyCalls()); got != testConfig().MaxFailures*copyTries {
+			t.Fatalf("%d Copy Blob tries, want %d (%d attempts of %d tries)", got, testConfig().MaxFailures*copyTries, testConfig().MaxFailures, copyTries)
 		}
 		h.wantLeaseReleased(rec)
 		h.wantMessages(0)

@@ -335,33 +335,52 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resumi
 			return CopyState{}, fmt.Errorf("%w: cannot read the destination to tell whether an earlier attempt started the copy", ErrUnavailable)
 		}
 	}
-	state, err := s.blobs.StartCopy(ctx, job.Destination.BlobRef, readURL, StartCopyOptions{
+	opts := StartCopyOptions{
 		Metadata:     job.Options.Metadata,
 		Tags:         job.Options.Tags,
 		Tier:         job.Options.Tier,
 		IfNotExists:  !job.Options.Overwrite,
 		RequiresSync: job.Options.RequiresSync,
-	})
-	if err != nil && (errors.Is(err, ErrPendingCopy) || errors.Is(err, ErrExists) || errors.Is(err, ErrUnavailable)) {
-		switch cur, v := s.ownCopy(ctx, job); v {
-		case copyOurs:
+	}
+	// Storage's adapters do not retry Copy Blob (see Blobs.StartCopy): a failed try is
+	// retried here, and only after the destination shows no copy of this job.
+	for try := 1; ; try++ {
+		state, err := s.blobs.StartCopy(ctx, job.Destination.BlobRef, readURL, opts)
+		if err == nil || !(errors.Is(err, ErrPendingCopy) || errors.Is(err, ErrExists) || errors.Is(err, ErrUnavailable)) {
+			return state, err
+		}
+		cur, v := s.ownCopy(ctx, job)
+		switch {
+		case v == copyOurs:
 			log.InfoContext(ctx, "Copy Blob's answer was lost; adopted the copy it started", "copyId", cur.CopyID, "err", err)
 			return cur, nil
-		case copyUnknown:
+		case v == copyUnknown:
 			job.CopyUncertain = true
 			if !errors.Is(err, ErrUnavailable) {
 				// Not a refusal yet: it may be this job's own copy.
 				err = fmt.Errorf("%w: %v (and the destination could not be read to tell whose copy it is)", ErrUnavailable, err)
 			}
+			return state, err
+		case !errors.Is(err, ErrUnavailable):
+			return state, err // a foreign copy or blob: a real conflict
+		case try >= copyTries || ctx.Err() != nil:
+			return state, err
+		}
+		// Storage gave no verdict and the destination shows no copy of this job: it did
+		// not start (or ran and was replaced already, which no read can tell).
+		select {
+		case <-ctx.Done():
+			return state, err
+		case <-time.After(time.Duration(try) * copyRetryDelay):
 		}
 	}
-	if errors.Is(err, ErrUnavailable) {
-		// No verdict from storage and no copy of this job on the destination now: it may
-		// have run and been replaced already.
-		job.CopyUncertain = true
-	}
-	return state, err
 }
+
+// copyTries and copyRetryDelay bound the retries of one start attempt's Copy Blob.
+const (
+	copyTries      = 3
+	copyRetryDelay = 200 * time.Millisecond
+)
 
 // copyVerdict says whether the copy on a destination is the job's own.
 type copyVerdict int

@@ -68,6 +68,7 @@ type Server struct {
 	containers map[string]*containerEntry // "account/container"
 	requests   []RecordedRequest
 	counts     map[string]int
+	copies     map[string]*copyRecord // every copy ever started, by id
 	faults     []*fault
 	etagSeq    uint64
 }
@@ -304,6 +305,8 @@ func (s *Server) RestartCopy(account, container, blob string) (string, error) {
 		internal:  old.internal,
 		started:   now,
 	}
+	cp.Destination = account + "/" + container + "/" + blob
+	s.rememberCopy(cp)
 	if cp.internal != nil {
 		if src := s.lookupRef(*cp.internal); src != nil {
 			cp.Total, cp.srcETag = int64(len(src.data)), src.etag
@@ -332,6 +335,37 @@ func (s *Server) Requests() []RecordedRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]RecordedRequest(nil), s.requests...)
+}
+
+// rememberCopy keeps a copy's record findable by id after its destination moves on.
+func (s *Server) rememberCopy(cp *copyRecord) {
+	if s.copies == nil {
+		s.copies = map[string]*copyRecord{}
+	}
+	s.copies[cp.ID] = cp
+}
+
+// CopyByID returns a copy's state by its id, also after its destination was deleted or
+// carries another copy: how storage ended it is what a job's outcome must equal.
+func (s *Server) CopyByID(id string) (CopyState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp, ok := s.copies[id]
+	if !ok {
+		return CopyState{}, false
+	}
+	return cp.CopyState, true
+}
+
+// CopyIDs lists the ids of every copy started, in no order.
+func (s *Server) CopyIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.copies))
+	for id := range s.copies {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // RequestCount is the number of requests for op (e.g. OpCopyBlob) since

@@ -564,6 +564,8 @@ func (s *Server) copyBlob(x *exchange, c *containerEntry) {
 		internal:  ref,
 		started:   x.now,
 	}
+	cp.Destination = x.account + "/" + x.container + "/" + x.blob
+	s.rememberCopy(cp)
 	if srcSize >= 0 {
 		cp.Total = srcSize
 	}

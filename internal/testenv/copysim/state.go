@@ -38,6 +38,8 @@ const (
 // Properties reports it.
 type CopyState struct {
 	ID string
+	// Destination is "account/container/blob", the blob the copy writes.
+	Destination string
 	// Source with the SAS signature removed, for tests to print safely. Get Blob
 	// Properties answers the full URL in x-ms-copy-source, SAS included, as Azure does.
 	Source      string
