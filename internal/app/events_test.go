@@ -33,7 +33,7 @@ func TestEventGridBlobCreatedCopiesForReal(t *testing.T) {
 		}
 		job := h.getJob(res.Results[0].JobID)
 		if job.Status != copyjob.StatusSuccess || job.Destination.Account != "acct2" || job.Destination.Blob != "from-uploads/2026/report.csv" || job.Options.Tier != "Cool" {
-			t.Errorf("job = %+v", job.Job)
+			t.Errorf("job = %+v", job)
 		}
 	}
 	if got := h.download("acct2", "mirror", "from-uploads/2026/report.csv"); got != "a,b\n1,2\n" {

@@ -1,0 +1,312 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/eventgrid"
+	"github.com/blobcopy/blobcopy/internal/redact"
+	"github.com/blobcopy/blobcopy/internal/rules"
+)
+
+// DefaultEventConcurrency is how many events of one delivery are handled at once when
+// EventOptions.Concurrency is zero.
+const DefaultEventConcurrency = 16
+
+// EventOptions configure the handling of Event Grid deliveries.
+type EventOptions struct {
+	// Concurrency bounds the events of one delivery handled at once (a 1 MiB delivery
+	// holds about a thousand events and must be answered within Event Grid's 30 s).
+	Concurrency int
+	// CopyStates reads the copy state of a blob in a configured account, so a rule that
+	// accepts events raised by Copy Blob starts its copy only once that copy succeeded.
+	// Nil refuses such events.
+	CopyStates CopyStateReader
+}
+
+// CopyStateReader reads the state of the last copy into a blob (the storage adapter's
+// CopyState).
+type CopyStateReader interface {
+	CopyState(ctx context.Context, ref copyjob.BlobRef) (copyjob.CopyState, error)
+}
+
+// Outcomes of one event of a delivery.
+const (
+	OutcomeStarted   = "started"   // a copy was started
+	OutcomeDuplicate = "duplicate" // the copy for this blob version was started before
+	OutcomeIgnored   = "ignored"   // deliberately not a copy (event type, api, mismatched url)
+	OutcomeNoRule    = "noRule"    // no rule covers the blob
+	OutcomeRefused   = "refused"   // the copy was refused for good; a retry would not help
+	OutcomeDeferred  = "deferred"  // not yet: the copy that raised the event is still pending
+	OutcomeFailed    = "failed"    // a transient failure: Event Grid should redeliver
+)
+
+// EventResult reports what happened to one event of a delivery.
+type EventResult struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	Outcome string `json:"outcome"`
+	Rule    string `json:"rule,omitempty"`
+	JobID   string `json:"jobId,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// retry reports whether the event needs a redelivery.
+func (r EventResult) retry() bool { return r.Outcome == OutcomeFailed || r.Outcome == OutcomeDeferred }
+
+// DeliveryResult is the body answered to a delivery: one result per event, in the
+// delivery's order.
+type DeliveryResult struct {
+	Results []EventResult `json:"results"`
+}
+
+// eventHandler turns Event Grid / CloudEvents deliveries into copies.
+type eventHandler struct {
+	copies *copyjob.Service
+	policy *Policy
+	rules  []rules.Rule
+	opts   EventOptions
+	resp   responder
+}
+
+func newEventHandler(copies *copyjob.Service, policy *Policy, rs []rules.Rule, opts EventOptions, resp responder) *eventHandler {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultEventConcurrency
+	}
+	return &eventHandler{copies: copies, policy: policy, rules: rs, opts: opts, resp: resp}
+}
+
+// serveOptions answers the CloudEvents webhook abuse-protection handshake.
+func (h *eventHandler) serveOptions(w http.ResponseWriter, r *http.Request) {
+	origin, ok := eventgrid.AbuseProtectionResponse(r.Header)
+	w.Header().Set("Allow", "GET, POST, OPTIONS")
+	if ok {
+		w.Header().Set(eventgrid.HeaderAllowedOrigin, origin)
+		w.Header().Set(eventgrid.HeaderAllowedRate, "*")
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// serve handles one delivery. Event Grid retries any answer but 200-204, except 400,
+// 401, 403 and 413, which it dead-letters or drops with the whole delivery. So: 400 only
+// for a malformed delivery; an event refused for good is acknowledged with its outcome
+// in the results (and logged); 503 only when something transient failed, so the retry
+// is useful (job ids derive from the events: the retry starts only what was missing).
+func (h *eventHandler) serve(w http.ResponseWriter, r *http.Request, body []byte) {
+	d, err := eventgrid.ParseDelivery(r.Header, body)
+	if err != nil {
+		var de *eventgrid.DeliveryError
+		target := ""
+		if errors.As(err, &de) {
+			target = de.Field
+		}
+		h.resp.writeError(w, r, badRequest("InvalidEventDelivery", target, err.Error()))
+		return
+	}
+	if d.Validation != nil {
+		h.resp.log.Info("Event Grid subscription validated", "schema", d.Schema)
+		writeJSON(w, http.StatusOK, eventgrid.NewValidationResponse(*d.Validation))
+		return
+	}
+	res := DeliveryResult{Results: h.handleAll(r.Context(), d.Events)}
+	status := http.StatusOK
+	for _, e := range res.Results {
+		if e.retry() {
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "10")
+			break
+		}
+	}
+	writeJSON(w, status, res)
+}
+
+// handleAll handles the events with bounded concurrency; results keep the events' order.
+func (h *eventHandler) handleAll(ctx context.Context, events []eventgrid.Event) []EventResult {
+	results := make([]EventResult, len(events))
+	sem := make(chan struct{}, h.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, e := range events {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = h.handleSafely(ctx, e)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// handleSafely turns a panic into a failed (retried) event rather than a dead process.
+func (h *eventHandler) handleSafely(ctx context.Context, e eventgrid.Event) (out EventResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = EventResult{ID: e.ID, Type: e.Type, Outcome: OutcomeFailed, Reason: "internal error"}
+			h.resp.log.Error("event handling panicked", "eventId", e.ID, "panic", fmt.Sprint(p))
+		}
+	}()
+	out = h.handleEvent(ctx, e)
+	h.resp.log.Info("event handled", "eventId", e.ID, "eventType", e.Type, "outcome", out.Outcome,
+		"rule", out.Rule, "jobId", out.JobID, "reason", out.Reason)
+	return out
+}
+
+// blobEvent is what a BlobCreated or BlobRenamed event names: the blob (from the topic
+// and subject) and the URL the event data gives for it.
+type blobEvent struct {
+	account, container, blob string // decoded names
+	dataURL                  string
+	// versionKey tells one version of the blob from another: the ETag, or the
+	// sequencer of a rename.
+	versionKey string
+	commit     eventgrid.Commit
+}
+
+func (h *eventHandler) handleEvent(ctx context.Context, e eventgrid.Event) EventResult {
+	out := EventResult{ID: e.ID, Type: e.Type}
+	var be blobEvent
+	switch e.Type {
+	case eventgrid.TypeBlobCreated:
+		bc, err := eventgrid.ParseBlobCreated(e)
+		if err != nil {
+			return ignored(out, err.Error())
+		}
+		be = blobEvent{account: bc.Account, container: bc.Container, blob: eventgrid.DecodedName(bc.Blob),
+			dataURL: bc.Data.URL, versionKey: "etag:" + bc.Data.ETag, commit: eventgrid.CommitOf(bc.Data.API)}
+		if bc.Data.ETag == "" {
+			be.versionKey = "event:" + e.ID
+		}
+		switch be.commit {
+		case eventgrid.Opened:
+			return ignored(out, "api "+bc.Data.API+" announces an empty file; its data follows in a FlushWithClose or SftpCommit event")
+		case eventgrid.CommitUnknown:
+			return ignored(out, "api "+bc.Data.API+" does not say the blob is committed")
+		}
+	case eventgrid.TypeBlobRenamed:
+		br, err := eventgrid.ParseBlobRenamed(e)
+		if err != nil {
+			return ignored(out, err.Error())
+		}
+		be = blobEvent{account: br.Account, container: br.Container, blob: eventgrid.DecodedName(br.Blob),
+			dataURL: br.Data.DestinationURL, versionKey: "rename:" + br.Data.Sequencer, commit: eventgrid.Committed}
+		if br.Data.Sequencer == "" {
+			be.versionKey = "event:" + e.ID
+		}
+	default:
+		return ignored(out, "not a BlobCreated or BlobRenamed event")
+	}
+	source, err := h.bindSource(be)
+	if err != nil {
+		return ignored(out, err.Error())
+	}
+	rule, ok := rules.Match(h.rules, be.account, be.container, be.blob)
+	if !ok {
+		out.Outcome, out.Reason = OutcomeNoRule, "no copy rule matches "+be.account+"/"+be.container+"/"+be.blob
+		return out
+	}
+	out.Rule = rule.Name
+	if be.commit == eventgrid.CopyStarted {
+		if res, proceed := h.copyFinished(ctx, rule, be, out); !proceed {
+			return res
+		}
+	}
+	return h.start(ctx, e, rule, be, source, out)
+}
+
+// bindSource derives the source from the topic's account and the subject's container
+// and blob, on that account's blob endpoint, and accepts the event only when data.url
+// names the same blob (after dfs->blob translation and percent-decoding): the copy
+// never reads a URL the event merely claims.
+func (h *eventHandler) bindSource(be blobEvent) (*url.URL, error) {
+	source, err := h.policy.BlobURL(be.account, be.container, be.blob)
+	if err != nil {
+		return nil, err
+	}
+	data, err := eventgrid.BlobEndpointURL(be.dataURL)
+	if err != nil {
+		return nil, fmt.Errorf("data url is not a blob URL")
+	}
+	if !sameBlob(source, data) {
+		return nil, fmt.Errorf("data url %s does not name the subject's blob %s", redact.StripQuery(data.String()), source)
+	}
+	return source, nil
+}
+
+// copyFinished lets a BlobCreated raised by Copy Blob through only when the rule opts
+// in and the copy that raised it (it fires when that copy starts) has succeeded.
+func (h *eventHandler) copyFinished(ctx context.Context, rule rules.Rule, be blobEvent, out EventResult) (EventResult, bool) {
+	if !rule.AcceptCopyEvents {
+		return ignored(out, "raised by Copy Blob (rule does not accept copy events)"), false
+	}
+	acct, ok := h.policy.account(be.account)
+	if !ok || h.opts.CopyStates == nil {
+		out.Outcome, out.Reason = OutcomeRefused, "raised by Copy Blob in account "+be.account+", whose copy state the app cannot read (not configured)"
+		return out, false
+	}
+	state, err := h.opts.CopyStates.CopyState(ctx, copyjob.BlobRef{Account: acct.Alias, Container: be.container, Blob: be.blob})
+	switch {
+	case err != nil && copyjob.Retryable(err):
+		out.Outcome, out.Reason = OutcomeFailed, redact.Text(err.Error())
+		return out, false
+	case err != nil:
+		out.Outcome, out.Reason = OutcomeRefused, redact.Text(err.Error())
+		return out, false
+	case state.Status == copyjob.StatusPending:
+		out.Outcome, out.Reason = OutcomeDeferred, "the copy that raised the event is still pending"
+		return out, false
+	case state.Status != "" && state.Status != copyjob.StatusSuccess:
+		return ignored(out, "the copy that raised the event ended "+string(state.Status)), false
+	}
+	return out, true
+}
+
+func (h *eventHandler) start(ctx context.Context, e eventgrid.Event, rule rules.Rule, be blobEvent, source *url.URL, out EventResult) EventResult {
+	overwrite := true
+	req := &CopyRequest{
+		Source:      source.String(),
+		Destination: &DestinationInput{Account: rule.Destination.Account, Container: rule.Destination.Container, Blob: rule.DestinationBlob(be.blob)},
+		Tier:        rule.Tier,
+		LeaseSource: rule.LeaseSource,
+		Overwrite:   &overwrite,
+		CallbackURL: rule.CallbackURL,
+	}
+	start, err := buildStart(h.policy, req, "eventgrid")
+	if err != nil {
+		out.Outcome, out.Reason = OutcomeRefused, redact.Text(err.Error())
+		return out
+	}
+	// One copy per source version and destination, however often the event arrives.
+	start.JobID = JobIDFor("blobcreated", be.versionKey+"\x00"+source.String()+"\x00"+
+		start.Destination.Account+"/"+start.Destination.Container+"/"+start.Destination.Blob)
+	start.EventID = e.ID
+	job, created, err := h.copies.Start(ctx, start)
+	switch {
+	case err == nil && created:
+		out.Outcome, out.JobID = OutcomeStarted, job.ID
+	case err == nil:
+		out.Outcome, out.JobID = OutcomeDuplicate, job.ID
+	case copyjob.Retryable(err):
+		out.Outcome, out.Reason = OutcomeFailed, redact.Text(err.Error())
+	default:
+		// Refused for good (destination exists, source unreadable...): the job records
+		// it; a redelivery would not help, and a 4xx would make Event Grid drop the
+		// whole delivery.
+		out.Outcome, out.Reason = OutcomeRefused, redact.Text(err.Error())
+		var de *copyjob.Error
+		if errors.As(err, &de) && de.Job != nil {
+			out.JobID = de.Job.ID
+		}
+	}
+	return out
+}
+
+func ignored(out EventResult, reason string) EventResult {
+	out.Outcome, out.Reason = OutcomeIgnored, redact.Text(reason)
+	return out
+}

@@ -1,0 +1,132 @@
+// Package api serves the HTTP functions: copyfn (start copies, read their status,
+// Event Grid and webhook deliveries) and abortfn. The same handlers serve requests the
+// Functions host forwards and requests in standalone mode.
+//
+// Files: server.go (routes and the access log), auth.go (the standalone key check),
+// policy.go (what sources, destinations and callbacks are accepted), copies.go (the
+// copy handlers), events.go (Event Grid deliveries), ids.go (job id derivation),
+// views.go (the answers' types), errors.go (Azure's error shape).
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/rules"
+)
+
+// Server holds the HTTP layer's dependencies.
+type Server struct {
+	copies *copyjob.Service
+	policy Policy
+	auth   Auth
+	rules  []rules.Rule
+	resp   responder
+	events *eventHandler
+}
+
+// Options configure a Server.
+type Options struct {
+	RoutePrefix string // "api" by default
+	Policy      Policy
+	Auth        Auth
+	// Rules are the COPY_RULES, used by Event Grid deliveries and the webhook form.
+	Rules  []rules.Rule
+	Events EventOptions
+	Logger *slog.Logger
+}
+
+// NewServer returns the HTTP layer over a copy service.
+func NewServer(copies *copyjob.Service, opts Options) *Server {
+	prefix := "/" + strings.Trim(opts.RoutePrefix, "/")
+	if opts.RoutePrefix == "" {
+		prefix = "/api"
+	}
+	if prefix == "/" {
+		prefix = ""
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	resp := responder{prefix: prefix, log: log, retryAfter: copies.Config().FirstPoll}
+	return &Server{
+		copies: copies, policy: opts.Policy, auth: opts.Auth, rules: opts.Rules, resp: resp,
+		events: newEventHandler(copies, &opts.Policy, opts.Rules, opts.Events, resp),
+	}
+}
+
+// route is one ServeMux registration: method ("" for every other method) and a path
+// below the route prefix.
+type route struct {
+	method, path string
+	handler      http.Handler
+}
+
+// routeTable lists every route Routes registers; openapi_test.go checks openapi.json
+// against it.
+func (s *Server) routeTable() []route {
+	key := func(h http.HandlerFunc) http.Handler { return s.auth.requireKey(s.resp, h) }
+	return []route{
+		{"POST", "/copies", key(s.handlePost)},
+		{"OPTIONS", "/copies", http.HandlerFunc(s.events.serveOptions)}, // CloudEvents handshake: no key
+		{"GET", "/copies", key(s.handleList)},
+		{"GET", "/copies/{id}", key(s.handleGet)},
+		{"POST", "/copies/{id}/abort", key(s.handleAbort)},
+		{"GET", "/openapi.json", http.HandlerFunc(s.handleOpenAPI)}, // the API description: no key
+		{"", "/copies", s.methodNotAllowed("GET, POST, OPTIONS")},
+		{"", "/copies/{id}", s.methodNotAllowed("GET")},
+		{"", "/copies/{id}/abort", s.methodNotAllowed("POST")},
+		{"", "/openapi.json", s.methodNotAllowed("GET")},
+	}
+}
+
+// Routes registers the HTTP functions on mux.
+func (s *Server) Routes(mux *http.ServeMux) {
+	for _, rt := range s.routeTable() {
+		pattern := s.resp.prefix + rt.path
+		if rt.method != "" {
+			pattern = rt.method + " " + pattern
+		}
+		mux.Handle(pattern, accessLog(s.resp.log, rt.handler))
+	}
+}
+
+// RequireKey applies the standalone key check to another handler (the standalone
+// handler's /statusfn invocation path, which the host alone calls when hosted).
+func (s *Server) RequireKey(h http.Handler) http.Handler { return s.auth.requireKey(s.resp, h) }
+
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// accessLog writes one line per request with its duration. Only the path is logged:
+// the query may carry a function key (?code=).
+func accessLog(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("operation", "http"),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)))
+	})
+}
+
+func (s *Server) methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.resp.writeError(w, r, &requestError{status: http.StatusMethodNotAllowed,
+			detail: ErrorDetail{Code: CodeMethodNotAllowed, Message: r.Method + " is not allowed here; use " + allow}})
+	})
+}
