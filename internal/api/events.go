@@ -251,6 +251,8 @@ func (h *eventHandler) copyFinished(ctx context.Context, rule rules.Rule, be blo
 	}
 	state, err := h.opts.CopyStates.CopyState(ctx, copyjob.BlobRef{Account: acct.Alias, Container: be.container, Blob: be.blob})
 	switch {
+	case errors.Is(err, copyjob.ErrNotFound):
+		return ignored(out, "the blob raised by Copy Blob no longer exists"), false
 	case err != nil && copyjob.Retryable(err):
 		out.Outcome, out.Reason = OutcomeFailed, redact.Text(err.Error())
 		return out, false
