@@ -245,3 +245,19 @@ func (p *Policy) BindWebhookSource(rule rules.Rule, source string) (sourceURL, b
 	}
 	return u.String(), blob, nil
 }
+
+// CheckRules checks what the policy can check of the COPY_RULES before any event
+// arrives: each rule's destination and callback URL.
+func (p *Policy) CheckRules(rs []rules.Rule) error {
+	for _, r := range rs {
+		if err := p.CheckDestination(DestinationInput{Account: r.Destination.Account, Container: r.Destination.Container}); err != nil {
+			return fmt.Errorf("COPY_RULES (%s): %w", r.Name, err)
+		}
+		if r.CallbackURL != "" {
+			if err := p.CheckCallback(r.CallbackURL); err != nil {
+				return fmt.Errorf("COPY_RULES (%s): %w", r.Name, err)
+			}
+		}
+	}
+	return nil
+}

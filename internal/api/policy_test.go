@@ -8,6 +8,7 @@ import (
 
 	"github.com/blobcopy/blobcopy/internal/api"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/rules"
 )
 
 func TestCallbackHostAllowed(t *testing.T) {
@@ -91,5 +92,22 @@ func TestAnswersShowNoInternalFields(t *testing.T) {
 	rec := f.env.Records.Job(v.ID)
 	if rec.Callback.URL != callback || rec.RequestHash == "" || rec.Lease.ID == "" {
 		t.Errorf("record lost what the app needs: %+v", rec)
+	}
+}
+
+func TestCheckRules(t *testing.T) {
+	p := api.Policy{CallbackHosts: []string{"hooks.example.com"}, AllowedDestinations: []string{"default/mirror"}, InternalContainers: []string{"copyjobs"}}
+	ok := rule("ok", "in", "mirror", "", false)
+	ok.CallbackURL = "https://hooks.example.com/x?sig=1"
+	if err := p.CheckRules([]rules.Rule{ok}); err != nil {
+		t.Errorf("valid rule: %v", err)
+	}
+	badCallback := ok
+	badCallback.CallbackURL = "http://hooks.example.com/x"
+	badDestination := rule("bad", "in", "copyjobs", "", false)
+	for _, r := range []rules.Rule{badCallback, badDestination} {
+		if err := p.CheckRules([]rules.Rule{r}); err == nil || !strings.Contains(err.Error(), "COPY_RULES") {
+			t.Errorf("%+v: err = %v", r, err)
+		}
 	}
 }

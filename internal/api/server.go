@@ -53,10 +53,9 @@ func NewServer(copies *copyjob.Service, opts Options) *Server {
 		log = slog.Default()
 	}
 	resp := responder{prefix: prefix, log: log, retryAfter: copies.Config().FirstPoll}
-	return &Server{
-		copies: copies, policy: opts.Policy, auth: opts.Auth, rules: opts.Rules, resp: resp,
-		events: newEventHandler(copies, &opts.Policy, opts.Rules, opts.Events, resp),
-	}
+	s := &Server{copies: copies, policy: opts.Policy, auth: opts.Auth, rules: opts.Rules, resp: resp}
+	s.events = newEventHandler(copies, &s.policy, opts.Rules, opts.Events, resp)
+	return s
 }
 
 // route is one ServeMux registration: method ("" for every other method) and a path

@@ -149,6 +149,9 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := policy.CheckRules(copyRules); err != nil {
+		return nil, err
+	}
 	eventConcurrency, err := intSetting(s, "COPY_EVENT_CONCURRENCY")
 	if err != nil {
 		return nil, err
