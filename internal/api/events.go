@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/eventgrid"
@@ -18,6 +19,11 @@ import (
 // EventOptions.Concurrency is zero.
 const DefaultEventConcurrency = 16
 
+// DefaultDeliveryBudget is how long a delivery may take to start its events' copies
+// when EventOptions.Budget is zero: below Event Grid's 30 s delivery timeout, with room
+// for the events already running and the answer.
+const DefaultDeliveryBudget = 20 * time.Second
+
 // EventOptions configure the handling of Event Grid deliveries.
 type EventOptions struct {
 	// Concurrency bounds the events of one delivery handled at once (a 1 MiB delivery
@@ -27,6 +33,10 @@ type EventOptions struct {
 	// accepts events raised by Copy Blob starts its copy only once that copy succeeded.
 	// Nil refuses such events.
 	CopyStates CopyStateReader
+	// Budget bounds the time a delivery spends starting events: an event not begun
+	// by then is answered failed (503, Event Grid redelivers and the events already
+	// started are duplicates), so the answer beats Event Grid's 30 s timeout.
+	Budget time.Duration
 }
 
 // CopyStateReader reads the state of the last copy into a blob (the storage adapter's
@@ -78,6 +88,9 @@ func newEventHandler(copies *copyjob.Service, policy *Policy, rs []rules.Rule, o
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultEventConcurrency
 	}
+	if opts.Budget <= 0 {
+		opts.Budget = DefaultDeliveryBudget
+	}
 	return &eventHandler{copies: copies, policy: policy, rules: rs, opts: opts, resp: resp}
 }
 
@@ -126,12 +139,20 @@ func (h *eventHandler) serve(w http.ResponseWriter, r *http.Request, body []byte
 }
 
 // handleAll handles the events with bounded concurrency; results keep the events' order.
+// Events not begun within the budget are answered failed, to be redelivered.
 func (h *eventHandler) handleAll(ctx context.Context, events []eventgrid.Event) []EventResult {
 	results := make([]EventResult, len(events))
 	sem := make(chan struct{}, h.opts.Concurrency)
+	deadline := time.Now().Add(h.opts.Budget)
 	var wg sync.WaitGroup
 	for i, e := range events {
 		sem <- struct{}{}
+		if time.Now().After(deadline) {
+			<-sem
+			results[i] = EventResult{ID: e.ID, Type: e.Type, Outcome: OutcomeFailed,
+				Reason: "not begun within the delivery's time budget; Event Grid redelivers it"}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,11 +1,14 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blobcopy/blobcopy/internal/api"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
@@ -179,5 +182,33 @@ func decodeJSON(t testing.TB, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("decode: %v: %s", err, b)
+	}
+}
+
+// TestDeliveryBudget: events not begun within the delivery's budget are answered failed
+// (503) so Event Grid redelivers them, instead of the answer missing Event Grid's 30 s.
+func TestDeliveryBudget(t *testing.T) {
+	env := copyjobtest.NewEnv()
+	srv := api.NewServer(env.Service(copyjob.Config{}), api.Options{
+		Policy: api.Policy{Accounts: []api.Account{appAccount}},
+		Rules:  []rules.Rule{rule("uploads", "uploads", "mirror", "", false)},
+		Events: api.EventOptions{Budget: time.Nanosecond},
+		Auth:   api.Auth{Disabled: true},
+		Logger: quiet,
+	})
+	mux := http.NewServeMux()
+	srv.Routes(mux)
+	app := "https://" + copyjobtest.DefaultHost
+	env.Blobs.Put(copyjob.BlobRef{Container: "uploads", Blob: "a.txt"}, 1, nil)
+	body := batch(blobCreated("late", "app", "uploads", "a.txt", "PutBlob", app+"/uploads/a.txt", "e1"))
+	req := httptest.NewRequest(http.MethodPost, "/api/copies", bytes.NewReader(body))
+	req.Header.Set("aeg-event-type", "Notification")
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"outcome":"failed"`) {
+		t.Fatalf("over budget: %d %s", rec.Code, rec.Body)
+	}
+	if n := len(env.Blobs.StartCopyCalls()); n != 0 {
+		t.Errorf("copies started = %d", n)
 	}
 }
