@@ -191,36 +191,9 @@ type blobEvent struct {
 
 func (h *eventHandler) handleEvent(ctx context.Context, e eventgrid.Event) EventResult {
 	out := EventResult{ID: e.ID, Type: e.Type}
-	var be blobEvent
-	switch e.Type {
-	case eventgrid.TypeBlobCreated:
-		bc, err := eventgrid.ParseBlobCreated(e)
-		if err != nil {
-			return ignored(out, err.Error())
-		}
-		be = blobEvent{account: bc.Account, container: bc.Container, blob: eventgrid.DecodedName(bc.Blob),
-			dataURL: bc.Data.URL, versionKey: "etag:" + bc.Data.ETag, commit: eventgrid.CommitOf(bc.Data.API)}
-		if bc.Data.ETag == "" {
-			be.versionKey = "event:" + e.ID
-		}
-		switch be.commit {
-		case eventgrid.Opened:
-			return ignored(out, "api "+bc.Data.API+" announces an empty file; its data follows in a FlushWithClose or SftpCommit event")
-		case eventgrid.CommitUnknown:
-			return ignored(out, "api "+bc.Data.API+" does not say the blob is committed")
-		}
-	case eventgrid.TypeBlobRenamed:
-		br, err := eventgrid.ParseBlobRenamed(e)
-		if err != nil {
-			return ignored(out, err.Error())
-		}
-		be = blobEvent{account: br.Account, container: br.Container, blob: eventgrid.DecodedName(br.Blob),
-			dataURL: br.Data.DestinationURL, versionKey: "rename:" + br.Data.Sequencer, commit: eventgrid.Committed}
-		if br.Data.Sequencer == "" {
-			be.versionKey = "event:" + e.ID
-		}
-	default:
-		return ignored(out, "not a BlobCreated or BlobRenamed event")
+	be, skip := readBlobEvent(e)
+	if skip != "" {
+		return ignored(out, skip)
 	}
 	source, err := h.bindSource(be)
 	if err != nil {
@@ -238,6 +211,42 @@ func (h *eventHandler) handleEvent(ctx context.Context, e eventgrid.Event) Event
 		}
 	}
 	return h.start(ctx, e, rule, be, source, out)
+}
+
+// readBlobEvent reads a BlobCreated or BlobRenamed event; skip says why any other event,
+// or one announcing no committed content, starts nothing.
+func readBlobEvent(e eventgrid.Event) (be blobEvent, skip string) {
+	switch e.Type {
+	case eventgrid.TypeBlobCreated:
+		bc, err := eventgrid.ParseBlobCreated(e)
+		if err != nil {
+			return be, err.Error()
+		}
+		be = blobEvent{account: bc.Account, container: bc.Container, blob: eventgrid.DecodedName(bc.Blob),
+			dataURL: bc.Data.URL, versionKey: "etag:" + bc.Data.ETag, commit: eventgrid.CommitOf(bc.Data.API)}
+		if bc.Data.ETag == "" {
+			be.versionKey = "event:" + e.ID
+		}
+		switch be.commit {
+		case eventgrid.Opened:
+			return be, "api " + bc.Data.API + " announces an empty file; its data follows in a FlushWithClose or SftpCommit event"
+		case eventgrid.CommitUnknown:
+			return be, "api " + bc.Data.API + " does not say the blob is committed"
+		}
+		return be, ""
+	case eventgrid.TypeBlobRenamed:
+		br, err := eventgrid.ParseBlobRenamed(e)
+		if err != nil {
+			return be, err.Error()
+		}
+		be = blobEvent{account: br.Account, container: br.Container, blob: eventgrid.DecodedName(br.Blob),
+			dataURL: br.Data.DestinationURL, versionKey: "rename:" + br.Data.Sequencer, commit: eventgrid.Committed}
+		if br.Data.Sequencer == "" {
+			be.versionKey = "event:" + e.ID
+		}
+		return be, ""
+	}
+	return be, "not a BlobCreated or BlobRenamed event"
 }
 
 // bindSource derives the source from the topic's account and the subject's container
