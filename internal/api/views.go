@@ -105,9 +105,9 @@ type ListView struct {
 	NextLink string    `json:"nextLink,omitempty"`
 }
 
-// RedactQuery returns a URL with every query value replaced: a callback receiver may
+// redactQuery returns a URL with every query value replaced: a callback receiver may
 // keep its credential under any parameter name (sig=, code=, token=...).
-func RedactQuery(raw string) string {
+func redactQuery(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return redact.Text(raw)
@@ -149,7 +149,7 @@ func newJobView(j *copyjob.Job, prefix string) JobView {
 		v.Lease = &LeaseView{State: j.Lease.State}
 	}
 	if cb := j.Callback; cb != nil {
-		v.Callback = &CallbackView{URL: RedactQuery(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,
+		v.Callback = &CallbackView{URL: redactQuery(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,
 			DeliveredAt: cb.DeliveredAt, LastError: redact.Text(cb.LastError), GaveUp: cb.GaveUp}
 	}
 	if j.Status == copyjob.StatusSuccess && j.Progress.BytesTotal == 0 {
