@@ -3,6 +3,7 @@ package eventgrid
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +22,7 @@ func TestBlobCreatedAPIValues(t *testing.T) {
 		{"eventgrid-blob-created-sftp.json", "", APISftpCommit, Committed, "https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt"},
 		{"composed/eventgrid-blob-created-sftp-create.json", "", APISftpCreate, Opened, "https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt"},
 		{"cloudevents-blob-created-sftp-batch.json", ContentTypeCloudEventsBatch, APISftpCommit, Committed, "https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt"},
+		{"cloudevents-blob-created-dls-batch.json", ContentTypeCloudEventsBatch, APICreateFile, Opened, "https://my-storage-account.dfs.core.windows.net/my-file-system/new-file.txt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
@@ -57,9 +59,15 @@ func TestParseBlobRenamed(t *testing.T) {
 			"https://my-storage-account.dfs.core.windows.net/my-file-system/my-renamed-file.txt"},
 		{"eventgrid-blob-renamed-sftp.json", APISftpRename, "testcontainer", "my-renamed-file.txt",
 			"https://my-storage-account.blob.core.windows.net/testcontainer/my-renamed-file.txt"},
+		{"cloudevents-blob-renamed-dls-batch.json", APIRenameFile, "my-file-system", "my-renamed-file.txt",
+			"https://my-storage-account.dfs.core.windows.net/my-file-system/my-renamed-file.txt"},
 	}
 	for _, tt := range tests {
-		d, err := ParseDelivery(http.Header{}, readFixture(t, tt.fixture))
+		h := http.Header{}
+		if strings.HasPrefix(tt.fixture, "cloudevents") {
+			h.Set("Content-Type", ContentTypeCloudEventsBatch)
+		}
+		d, err := ParseDelivery(h, readFixture(t, tt.fixture))
 		if err != nil {
 			t.Fatal(err)
 		}
