@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/redact"
@@ -80,9 +81,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// responder writes answers: jobs with their links, and errors in Azure's shape. The
+// copy handlers and the event handler each hold one (a value, not a back-pointer).
+type responder struct {
+	prefix string // route prefix, "/api"
+	log    *slog.Logger
+	// retryAfter is suggested to pollers of pending jobs.
+	retryAfter time.Duration
+}
+
+// writeJob answers with a job: 202 + Location + Retry-After while it runs (for a
+// start), 200 with the final state otherwise.
+func (s responder) writeJob(w http.ResponseWriter, job *copyjob.Job, isStart bool) {
+	status := http.StatusOK
+	if !job.Status.Terminal() {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(s.retryAfter/time.Second))))
+		if isStart {
+			status = http.StatusAccepted
+		}
+	}
+	w.Header().Set("Location", s.prefix+"/copies/"+job.ID)
+	writeJSON(w, status, s.view(job))
+}
+
+func (s responder) view(j *copyjob.Job) JobView { return newJobView(j, s.prefix) }
+
 // writeError answers err in Azure's error shape, with the code also in x-ms-error-code.
 // Messages are scrubbed: a storage error can quote a URL.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (s responder) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		status int
 		body   ErrorResponse

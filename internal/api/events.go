@@ -1,107 +1,101 @@
 package api
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"path"
-	"strings"
+	"sync"
+	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/eventgrid"
 	"github.com/blobcopy/blobcopy/internal/redact"
+	"github.com/blobcopy/blobcopy/internal/rules"
 )
 
-// Rule maps BlobCreated events (or webhook calls naming it) to copies. Rules come from
-// the COPY_RULES setting, a JSON array.
-type Rule struct {
-	Name string `json:"name"`
-	// SourceAccount is the storage account name in the event's topic; empty matches any.
-	SourceAccount   string `json:"sourceAccount,omitempty"`
-	SourceContainer string `json:"sourceContainer"`
-	SourcePrefix    string `json:"sourcePrefix,omitempty"`
-	Destination     struct {
-		Account   string `json:"account,omitempty"`
-		Container string `json:"container"`
-		Prefix    string `json:"prefix,omitempty"`
-	} `json:"destination"`
-	LeaseSource bool   `json:"leaseSource,omitempty"`
-	Tier        string `json:"tier,omitempty"`
-	CallbackURL string `json:"callbackUrl,omitempty"`
-	// AcceptCopyEvents lets BlobCreated events raised by Copy Blob (api "CopyBlob")
-	// start copies. Off by default: such an event fires when a copy starts, on an empty
-	// blob (pitfalls #7), and is how copy loops begin.
-	AcceptCopyEvents bool `json:"acceptCopyEvents,omitempty"`
+// DefaultEventConcurrency is how many events of one delivery are handled at once when
+// EventOptions.Concurrency is zero.
+const DefaultEventConcurrency = 16
+
+// DefaultDeliveryBudget is how long a delivery may take to start its events' copies
+// when EventOptions.Budget is zero: below Event Grid's 30 s delivery timeout, with room
+// for the events already running and the answer.
+const DefaultDeliveryBudget = 20 * time.Second
+
+// EventOptions configure the handling of Event Grid deliveries.
+type EventOptions struct {
+	// Concurrency bounds the events of one delivery handled at once (a 1 MiB delivery
+	// holds about a thousand events and must be answered within Event Grid's 30 s).
+	Concurrency int
+	// CopyStates reads the copy state of a blob in a configured account, so a rule that
+	// accepts events raised by Copy Blob starts its copy only once that copy succeeded.
+	// Nil refuses such events.
+	CopyStates CopyStateReader
+	// Budget bounds the time a delivery spends starting events: an event not begun
+	// by then is answered failed (503, Event Grid redelivers and the events already
+	// started are duplicates), so the answer beats Event Grid's 30 s timeout.
+	Budget time.Duration
 }
 
-// ParseRules parses and checks the COPY_RULES setting.
-func ParseRules(raw string) ([]Rule, error) {
-	if strings.TrimSpace(raw) == "" {
-		return nil, nil
+// CopyStateReader reads the state of the last copy into a blob (the storage adapter's
+// CopyState).
+type CopyStateReader interface {
+	CopyState(ctx context.Context, ref copyjob.BlobRef) (copyjob.CopyState, error)
+}
+
+// Outcomes of one event of a delivery.
+const (
+	OutcomeStarted   = "started"   // a copy was started
+	OutcomeDuplicate = "duplicate" // the copy for this blob version was started before
+	OutcomeIgnored   = "ignored"   // deliberately not a copy (event type, api, mismatched url)
+	OutcomeNoRule    = "noRule"    // no rule covers the blob
+	OutcomeRefused   = "refused"   // the copy was refused for good; a retry would not help
+	OutcomeDeferred  = "deferred"  // not yet: the copy that raised the event is still pending
+	OutcomeFailed    = "failed"    // a transient failure: Event Grid should redeliver
+)
+
+// EventResult reports what happened to one event of a delivery.
+type EventResult struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	Outcome string `json:"outcome"`
+	Rule    string `json:"rule,omitempty"`
+	JobID   string `json:"jobId,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// retry reports whether the event needs a redelivery.
+func (r EventResult) retry() bool { return r.Outcome == OutcomeFailed || r.Outcome == OutcomeDeferred }
+
+// DeliveryResult is the body answered to a delivery: one result per event, in the
+// delivery's order.
+type DeliveryResult struct {
+	Results []EventResult `json:"results"`
+}
+
+// eventHandler turns Event Grid / CloudEvents deliveries into copies.
+type eventHandler struct {
+	copies *copyjob.Service
+	policy *Policy
+	rules  []rules.Rule
+	opts   EventOptions
+	resp   responder
+}
+
+func newEventHandler(copies *copyjob.Service, policy *Policy, rs []rules.Rule, opts EventOptions, resp responder) *eventHandler {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultEventConcurrency
 	}
-	var rules []Rule
-	dec := json.NewDecoder(strings.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rules); err != nil {
-		return nil, fmt.Errorf("COPY_RULES: %w", err)
+	if opts.Budget <= 0 {
+		opts.Budget = DefaultDeliveryBudget
 	}
-	seen := map[string]bool{}
-	for i, r := range rules {
-		switch {
-		case r.Name == "":
-			return nil, fmt.Errorf("COPY_RULES[%d]: name is required", i)
-		case seen[r.Name]:
-			return nil, fmt.Errorf("COPY_RULES[%d]: duplicate name %q", i, r.Name)
-		case ValidateContainerName(r.SourceContainer, "") != nil:
-			return nil, fmt.Errorf("COPY_RULES[%d] (%s): sourceContainer %q is not a valid container name", i, r.Name, r.SourceContainer)
-		case ValidateContainerName(r.Destination.Container, "") != nil:
-			return nil, fmt.Errorf("COPY_RULES[%d] (%s): destination.container %q is not a valid container name", i, r.Name, r.Destination.Container)
-		case r.Destination.Container == r.SourceContainer && r.Destination.Account == r.SourceAccount &&
-			strings.HasPrefix(r.Destination.Prefix, r.SourcePrefix):
-			return nil, fmt.Errorf("COPY_RULES[%d] (%s): the destination lies inside the source area: every copy would trigger the rule again", i, r.Name)
-		}
-		seen[r.Name] = true
-	}
-	return rules, nil
+	return &eventHandler{copies: copies, policy: policy, rules: rs, opts: opts, resp: resp}
 }
 
-// EventHandler turns Event Grid / CloudEvents deliveries into copies.
-type EventHandler struct {
-	server          *Server
-	rules           []Rule
-	callbackAllowed []string
-	log             *slog.Logger
-}
-
-// NewEventHandler attaches event handling to a server (it reuses its validation).
-func NewEventHandler(rules []Rule, callbackAllowedHosts []string, log *slog.Logger) *EventHandler {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &EventHandler{rules: rules, callbackAllowed: callbackAllowedHosts, log: log}
-}
-
-func (h *EventHandler) attach(s *Server) { h.server = s }
-
-// IsDelivery tells an event delivery from a plain copy request.
-func (h *EventHandler) IsDelivery(hdr http.Header, body []byte) bool {
-	return eventgrid.IsDelivery(hdr, body)
-}
-
-// CallbackAllowed reports whether a callback URL's host is in the allowlist.
-func (h *EventHandler) CallbackAllowed(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || len(h.callbackAllowed) == 0 {
-		return false
-	}
-	return hostAllowed(u.Hostname(), h.callbackAllowed)
-}
-
-// ServeOptions answers the CloudEvents webhook abuse-protection handshake.
-func (h *EventHandler) ServeOptions(w http.ResponseWriter, r *http.Request) {
+// serveOptions answers the CloudEvents webhook abuse-protection handshake.
+func (h *eventHandler) serveOptions(w http.ResponseWriter, r *http.Request) {
 	origin, ok := eventgrid.AbuseProtectionResponse(r.Header)
 	w.Header().Set("Allow", "GET, POST, OPTIONS")
 	if ok {
@@ -111,27 +105,12 @@ func (h *EventHandler) ServeOptions(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// EventResult reports what happened to one event of a delivery.
-type EventResult struct {
-	ID      string `json:"id"`
-	Type    string `json:"type"`
-	Outcome string `json:"outcome"` // started, duplicate, ignored, noRule, failed
-	Rule    string `json:"rule,omitempty"`
-	JobID   string `json:"jobId,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-}
-
-// DeliveryResult is the body answered to a delivery.
-type DeliveryResult struct {
-	Results []EventResult `json:"results"`
-}
-
-// Serve handles one delivery. Event Grid retries any answer but 200-204 and treats 400
-// and 413 as final, so: 200 once every event is started or deliberately ignored, 400
-// for a malformed delivery, 503 when storage failed for some event (the retry is safe:
-// job ids are derived from the event, so started copies are not started again).
-func (h *EventHandler) Serve(w http.ResponseWriter, r *http.Request, body []byte) {
-	s := h.server
+// serve handles one delivery. Event Grid retries any answer but 200-204, except 400,
+// 401, 403 and 413, which it dead-letters or drops with the whole delivery. So: 400 only
+// for a malformed delivery; an event refused for good is acknowledged with its outcome
+// in the results (and logged); 503 only when something transient failed, so the retry
+// is useful (job ids derive from the events: the retry starts only what was missing).
+func (h *eventHandler) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 	d, err := eventgrid.ParseDelivery(r.Header, body)
 	if err != nil {
 		var de *eventgrid.DeliveryError
@@ -139,139 +118,227 @@ func (h *EventHandler) Serve(w http.ResponseWriter, r *http.Request, body []byte
 		if errors.As(err, &de) {
 			target = de.Field
 		}
-		s.writeError(w, r, badRequest("InvalidEventDelivery", target, err.Error()))
+		h.resp.writeError(w, r, badRequest("InvalidEventDelivery", target, err.Error()))
 		return
 	}
 	if d.Validation != nil {
-		h.log.Info("Event Grid subscription validated", "schema", d.Schema)
-		writeJSON(w, http.StatusOK, eventgrid.ValidationResponse{ValidationResponse: d.Validation.ValidationCode})
+		h.resp.log.Info("Event Grid subscription validated", "schema", d.Schema)
+		writeJSON(w, http.StatusOK, eventgrid.NewValidationResponse(*d.Validation))
 		return
 	}
-	res := DeliveryResult{Results: make([]EventResult, 0, len(d.Events))}
-	retry := false
-	for _, e := range d.Events {
-		out := h.handleEvent(r, e)
-		if out.Outcome == "failed" {
-			retry = true
-		}
-		res.Results = append(res.Results, out)
-	}
+	res := DeliveryResult{Results: h.handleAll(r.Context(), d.Events)}
 	status := http.StatusOK
-	if retry {
-		status = http.StatusServiceUnavailable
-		w.Header().Set("Retry-After", "10")
+	for _, e := range res.Results {
+		if e.retry() {
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "10")
+			break
+		}
 	}
 	writeJSON(w, status, res)
 }
 
-func (h *EventHandler) handleEvent(r *http.Request, e eventgrid.Event) EventResult {
+// handleAll handles the events with bounded concurrency; results keep the events' order.
+// Events not begun within the budget are answered failed, to be redelivered.
+func (h *eventHandler) handleAll(ctx context.Context, events []eventgrid.Event) []EventResult {
+	results := make([]EventResult, len(events))
+	sem := make(chan struct{}, h.opts.Concurrency)
+	deadline := time.Now().Add(h.opts.Budget)
+	var wg sync.WaitGroup
+	for i, e := range events {
+		sem <- struct{}{}
+		if time.Now().After(deadline) {
+			<-sem
+			results[i] = EventResult{ID: e.ID, Type: e.Type, Outcome: OutcomeFailed,
+				Reason: "not begun within the delivery's time budget; Event Grid redelivers it"}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = h.handleSafely(ctx, e)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// handleSafely turns a panic into a failed (retried) event rather than a dead process.
+func (h *eventHandler) handleSafely(ctx context.Context, e eventgrid.Event) (out EventResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = EventResult{ID: e.ID, Type: e.Type, Outcome: OutcomeFailed, Reason: "internal error"}
+			h.resp.log.Error("event handling panicked", "eventId", e.ID, "panic", fmt.Sprint(p))
+		}
+	}()
+	out = h.handleEvent(ctx, e)
+	h.resp.log.Info("event handled", "eventId", e.ID, "eventType", e.Type, "outcome", out.Outcome,
+		"rule", out.Rule, "jobId", out.JobID, "reason", out.Reason)
+	return out
+}
+
+// blobEvent is what a BlobCreated or BlobRenamed event names: the blob (from the topic
+// and subject) and the URL the event data gives for it.
+type blobEvent struct {
+	account, container, blob string // decoded names
+	dataURL                  string
+	// versionKey tells one version of the blob from another: the ETag, or the
+	// sequencer of a rename.
+	versionKey string
+	commit     eventgrid.Commit
+}
+
+func (h *eventHandler) handleEvent(ctx context.Context, e eventgrid.Event) EventResult {
 	out := EventResult{ID: e.ID, Type: e.Type}
-	log := h.log.With("eventId", e.ID, "eventType", e.Type, "subject", e.Subject)
-	if e.Type != eventgrid.TypeBlobCreated {
-		out.Outcome, out.Reason = "ignored", "not a BlobCreated event"
-		log.Info("event ignored", "reason", out.Reason)
-		return out
+	be, skip := readBlobEvent(e)
+	if skip != "" {
+		return ignored(out, skip)
 	}
-	bc, err := eventgrid.ParseBlobCreated(e)
+	source, err := h.bindSource(be)
 	if err != nil {
-		// A well-formed delivery with a useless event: acknowledge, never retry forever.
-		out.Outcome, out.Reason = "ignored", err.Error()
-		log.Warn("event ignored", "reason", out.Reason)
-		return out
+		return ignored(out, err.Error())
 	}
-	rule, ok := h.match(bc)
+	rule, ok := rules.Match(h.rules, be.account, be.container, be.blob)
 	if !ok {
-		out.Outcome, out.Reason = "noRule", "no copy rule matches "+bc.Account+"/"+bc.Container+"/"+bc.Blob
-		log.Info("event matched no rule", "account", bc.Account, "container", bc.Container, "blob", bc.Blob)
+		out.Outcome, out.Reason = OutcomeNoRule, "no copy rule matches "+be.account+"/"+be.container+"/"+be.blob
 		return out
 	}
 	out.Rule = rule.Name
-	if strings.EqualFold(bc.Data.API, "CopyBlob") && !rule.AcceptCopyEvents {
-		out.Outcome, out.Reason = "ignored", "raised by Copy Blob (rule does not accept copy events)"
-		log.Info("event ignored", "reason", out.Reason, "rule", rule.Name)
-		return out
+	if be.commit == eventgrid.CopyStarted {
+		if res, proceed := h.copyFinished(ctx, rule, be, out); !proceed {
+			return res
+		}
 	}
-	req := h.ruleRequest(rule, bc.Data.URL, bc.Container, bc.Blob)
-	start, err := h.server.startRequest(req, "eventgrid")
+	return h.start(ctx, e, rule, be, source, out)
+}
+
+// readBlobEvent reads a BlobCreated or BlobRenamed event; skip says why any other event,
+// or one announcing no committed content, starts nothing.
+func readBlobEvent(e eventgrid.Event) (be blobEvent, skip string) {
+	switch e.Type {
+	case eventgrid.TypeBlobCreated:
+		bc, err := eventgrid.ParseBlobCreated(e)
+		if err != nil {
+			return be, err.Error()
+		}
+		be = blobEvent{account: bc.Account, container: bc.Container, blob: eventgrid.DecodedName(bc.Blob),
+			dataURL: bc.Data.URL, versionKey: "etag:" + bc.Data.ETag, commit: eventgrid.CommitOf(bc.Data.API)}
+		if bc.Data.ETag == "" {
+			be.versionKey = "event:" + e.ID
+		}
+		switch be.commit {
+		case eventgrid.Opened:
+			return be, "api " + bc.Data.API + " announces an empty file; its data follows in a FlushWithClose or SftpCommit event"
+		case eventgrid.CommitUnknown:
+			return be, "api " + bc.Data.API + " does not say the blob is committed"
+		}
+		return be, ""
+	case eventgrid.TypeBlobRenamed:
+		br, err := eventgrid.ParseBlobRenamed(e)
+		if err != nil {
+			return be, err.Error()
+		}
+		be = blobEvent{account: br.Account, container: br.Container, blob: eventgrid.DecodedName(br.Blob),
+			dataURL: br.Data.DestinationURL, versionKey: "rename:" + br.Data.Sequencer, commit: eventgrid.Committed}
+		if br.Data.Sequencer == "" {
+			be.versionKey = "event:" + e.ID
+		}
+		return be, ""
+	}
+	return be, "not a BlobCreated or BlobRenamed event"
+}
+
+// bindSource derives the source from the topic's account and the subject's container
+// and blob, on that account's blob endpoint, and accepts the event only when data.url
+// names the same blob (after dfs->blob translation and percent-decoding): the copy
+// never reads a URL the event merely claims.
+func (h *eventHandler) bindSource(be blobEvent) (*url.URL, error) {
+	source, err := h.policy.BlobURL(be.account, be.container, be.blob)
 	if err != nil {
-		out.Outcome, out.Reason = "ignored", err.Error()
-		log.Warn("event cannot become a copy", "rule", rule.Name, "err", err)
+		return nil, err
+	}
+	data, err := eventgrid.BlobEndpointURL(be.dataURL)
+	if err != nil {
+		return nil, fmt.Errorf("data url is not a blob URL")
+	}
+	if !sameBlob(source, data) {
+		return nil, fmt.Errorf("data url %s does not name the subject's blob %s", redact.StripQuery(data.String()), source)
+	}
+	return source, nil
+}
+
+// copyFinished lets a BlobCreated raised by Copy Blob through only when the rule opts
+// in and the copy that raised it (it fires when that copy starts) has succeeded.
+func (h *eventHandler) copyFinished(ctx context.Context, rule rules.Rule, be blobEvent, out EventResult) (EventResult, bool) {
+	if !rule.AcceptCopyEvents {
+		return ignored(out, "raised by Copy Blob (rule does not accept copy events)"), false
+	}
+	acct, ok := h.policy.account(be.account)
+	if !ok || h.opts.CopyStates == nil {
+		out.Outcome, out.Reason = OutcomeRefused, "raised by Copy Blob in account "+be.account+", whose copy state the app cannot read (not configured)"
+		return out, false
+	}
+	state, err := h.opts.CopyStates.CopyState(ctx, copyjob.BlobRef{Account: acct.Alias, Container: be.container, Blob: be.blob})
+	switch {
+	case errors.Is(err, copyjob.ErrNotFound):
+		return ignored(out, "the blob raised by Copy Blob no longer exists"), false
+	case err != nil && copyjob.Retryable(err):
+		out.Outcome, out.Reason = OutcomeFailed, redact.Text(err.Error())
+		return out, false
+	case err != nil:
+		out.Outcome, out.Reason = OutcomeRefused, redact.Text(err.Error())
+		return out, false
+	case state.Status == copyjob.StatusPending:
+		out.Outcome, out.Reason = OutcomeDeferred, "the copy that raised the event is still pending"
+		return out, false
+	case state.Status != "" && state.Status != copyjob.StatusSuccess:
+		return ignored(out, "the copy that raised the event ended "+string(state.Status)), false
+	}
+	return out, true
+}
+
+func (h *eventHandler) start(ctx context.Context, e eventgrid.Event, rule rules.Rule, be blobEvent, source *url.URL, out EventResult) EventResult {
+	overwrite := true
+	req := &CopyRequest{
+		Source:      source.String(),
+		Destination: &DestinationInput{Account: rule.Destination.Account, Container: rule.Destination.Container, Blob: rule.DestinationBlob(be.blob)},
+		Tier:        rule.Tier,
+		LeaseSource: rule.LeaseSource,
+		Overwrite:   &overwrite,
+		CallbackURL: rule.CallbackURL,
+	}
+	start, err := buildStart(h.policy, req, "eventgrid")
+	if err != nil {
+		out.Outcome, out.Reason = OutcomeRefused, redact.Text(err.Error())
 		return out
 	}
 	// One copy per source version and destination, however often the event arrives.
-	key := bc.Data.ETag
-	if key == "" {
-		key = "event:" + e.ID
-	}
-	start.JobID = JobIDFor("blobcreated", key+"\x00"+redact.StripQuery(bc.Data.URL)+"\x00"+start.Destination.Account+"/"+start.Destination.Container+"/"+start.Destination.Blob)
+	start.JobID = JobIDFor("blobcreated", be.versionKey+"\x00"+source.String()+"\x00"+
+		start.Destination.Account+"/"+start.Destination.Container+"/"+start.Destination.Blob)
 	start.EventID = e.ID
-	job, created, err := h.server.copies.Start(r.Context(), start)
-	return h.result(out, job, created, err, log)
-}
-
-func (h *EventHandler) result(out EventResult, job *copyjob.Job, created bool, err error, log *slog.Logger) EventResult {
+	job, created, err := h.copies.Start(ctx, start)
 	switch {
 	case err == nil && created:
-		out.Outcome, out.JobID = "started", job.ID
+		out.Outcome, out.JobID = OutcomeStarted, job.ID
 	case err == nil:
-		out.Outcome, out.JobID = "duplicate", job.ID
-	case statusFor(copyjob.CodeOf(err)) >= 500 || copyjob.CodeOf(err) == "":
-		out.Outcome, out.Reason = "failed", redact.Text(err.Error())
+		out.Outcome, out.JobID = OutcomeDuplicate, job.ID
+	case copyjob.Retryable(err):
+		out.Outcome, out.Reason = OutcomeFailed, redact.Text(err.Error())
 	default:
-		// The copy was refused for good (exists, source unreadable...): the job
-		// records it; retrying the event would not help.
-		out.Outcome, out.Reason = "ignored", redact.Text(err.Error())
+		// Refused for good (destination exists, source unreadable...): the job records
+		// it; a redelivery would not help, and a 4xx would make Event Grid drop the
+		// whole delivery.
+		out.Outcome, out.Reason = OutcomeRefused, redact.Text(err.Error())
 		var de *copyjob.Error
 		if errors.As(err, &de) && de.Job != nil {
 			out.JobID = de.Job.ID
 		}
 	}
-	log.Info("event handled", "outcome", out.Outcome, "jobId", out.JobID, "rule", out.Rule, "reason", out.Reason)
 	return out
 }
 
-func (h *EventHandler) match(bc eventgrid.BlobCreated) (Rule, bool) {
-	for _, r := range h.rules {
-		if r.SourceAccount != "" && !strings.EqualFold(r.SourceAccount, bc.Account) {
-			continue
-		}
-		if r.SourceContainer != bc.Container || !strings.HasPrefix(bc.Blob, r.SourcePrefix) {
-			continue
-		}
-		// Never copy a blob that lies in the rule's own destination area.
-		if r.Destination.Container == bc.Container && strings.HasPrefix(bc.Blob, r.Destination.Prefix) &&
-			(r.Destination.Account == "" || strings.EqualFold(r.Destination.Account, bc.Account)) && r.Destination.Prefix != "" {
-			continue
-		}
-		return r, true
-	}
-	return Rule{}, false
-}
-
-// rule finds a rule by name (webhook form).
-func (h *EventHandler) rule(name string) (Rule, bool) {
-	for _, r := range h.rules {
-		if r.Name == name {
-			return r, true
-		}
-	}
-	return Rule{}, false
-}
-
-// ruleRequest builds the copy request a rule makes for a source blob: the blob keeps
-// its name below the source prefix, under the destination prefix.
-func (h *EventHandler) ruleRequest(r Rule, sourceURL, container, blobName string) *CopyRequest {
-	rel := strings.TrimPrefix(blobName, r.SourcePrefix)
-	if container != r.SourceContainer {
-		rel = path.Base(blobName)
-	}
-	ow := true
-	return &CopyRequest{
-		Source:      sourceURL,
-		Destination: &DestinationInput{Account: r.Destination.Account, Container: r.Destination.Container, Blob: r.Destination.Prefix + rel},
-		Tier:        r.Tier,
-		LeaseSource: r.LeaseSource,
-		Overwrite:   &ow,
-		CallbackURL: r.CallbackURL,
-	}
+func ignored(out EventResult, reason string) EventResult {
+	out.Outcome, out.Reason = OutcomeIgnored, redact.Text(reason)
+	return out
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/blobcopy/blobcopy/internal/api"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+	"github.com/blobcopy/blobcopy/internal/rules"
 )
 
-func rule(name, srcContainer, dstContainer, prefix string, acceptCopies bool) api.Rule {
-	r := api.Rule{Name: name, SourceContainer: srcContainer, AcceptCopyEvents: acceptCopies}
+func rule(name, srcContainer, dstContainer, prefix string, acceptCopies bool) rules.Rule {
+	r := rules.Rule{Name: name, SourceContainer: srcContainer, AcceptCopyEvents: acceptCopies}
 	r.Destination.Container, r.Destination.Prefix = dstContainer, prefix
 	return r
 }
@@ -28,6 +29,18 @@ func deliveryResult(t *testing.T, r reply) map[string]api.EventResult {
 		out[e.ID] = e
 	}
 	return out
+}
+
+// sample reads one of Azure's samples with its subject's container made to agree with
+// its data.url: the BlobCreated sample's subject says "test-container" where its url
+// says "testcontainer", and the event route refuses events whose url and subject differ.
+func sample(t testing.TB, name string) []byte {
+	t.Helper()
+	return []byte(strings.ReplaceAll(string(readFixture(t, name)), "containers/test-container/", "containers/testcontainer/"))
+}
+
+func docsBlob(container, blob string) copyjob.BlobRef {
+	return copyjob.BlobRef{Account: "docs", Container: container, Blob: blob}
 }
 
 var eventGridHeaders = map[string]string{"aeg-event-type": "Notification", "Content-Type": "application/json"}
@@ -55,12 +68,12 @@ func TestCloudEventsAbuseProtectionHandshake(t *testing.T) {
 }
 
 func TestEventGridMixedBatchAndDuplicates(t *testing.T) {
-	f := newFixture(t, api.Policy{}, []api.Rule{
-		rule("docs", "test-container", "archive", "docs/", false),
+	f := newFixture(t, api.Policy{}, []rules.Rule{
+		rule("docs", "testcontainer", "archive", "docs/", false),
 		rule("incoming", "incoming", "archive", "copied/", false),
 	})
-	f.env.Blobs.PutExternal("https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt", 524288)
-	body := readFixture(t, "composed/eventgrid-mixed-batch.json")
+	f.env.Blobs.Put(docsBlob("testcontainer", "new-file.txt"), 524288, nil)
+	body := sample(t, "composed/eventgrid-mixed-batch.json")
 
 	r := f.do(t, http.MethodPost, "/api/copies", body, eventGridHeaders)
 	if r.status != 200 {
@@ -103,9 +116,9 @@ func TestEventGridMixedBatchAndDuplicates(t *testing.T) {
 }
 
 func TestEventRuleMissAndCopyEvents(t *testing.T) {
-	f := newFixture(t, api.Policy{}, []api.Rule{rule("incoming", "incoming", "archive", "copied/", true)})
-	f.env.Blobs.PutExternal("https://my-storage-account.blob.core.windows.net/incoming/2024/05/report%20final.csv", 1048576)
-	r := f.do(t, http.MethodPost, "/api/copies", readFixture(t, "composed/eventgrid-mixed-batch.json"), eventGridHeaders)
+	f := newFixture(t, api.Policy{}, []rules.Rule{rule("incoming", "incoming", "archive", "copied/", true)})
+	f.env.Blobs.Put(docsBlob("incoming", "2024/05/report final.csv"), 1048576, nil)
+	r := f.do(t, http.MethodPost, "/api/copies", sample(t, "composed/eventgrid-mixed-batch.json"), eventGridHeaders)
 	if r.status != 200 {
 		t.Fatalf("delivery: %d %s", r.status, r.body)
 	}
@@ -123,13 +136,17 @@ func TestEventRuleMissAndCopyEvents(t *testing.T) {
 }
 
 func TestCloudEventsDeliveries(t *testing.T) {
-	f := newFixture(t, api.Policy{}, []api.Rule{rule("photos", "photos", "archive", "", false)})
+	f := newFixture(t, api.Policy{}, []rules.Rule{rule("photos", "testcontainer", "archive", "", false)})
 	fix := func(name string) []byte {
 		s := string(readFixture(t, name))
-		s = strings.NewReplacer("{storage-account}", "photoacct", "{storage-container}", "photos", "{new-file}", "cat.jpg").Replace(s)
+		// The single-event sample's data.url names account gridtesting, container
+		// testcontainer: make the subject agree.
+		s = strings.NewReplacer("{storage-account}", "gridtesting", "{storage-container}", "testcontainer", "{new-file}", "cat.jpg",
+			"containers/test-container/", "containers/testcontainer/").Replace(s)
 		return []byte(s)
 	}
-	f.env.Blobs.PutExternal("https://gridtesting.blob.core.windows.net/testcontainer/cat.jpg", 100) // the sample's data.url
+	f.env.Blobs.PutExternal("https://gridtesting.blob.core.windows.net/testcontainer/cat.jpg", 100) // an account the app has no settings for
+	f.env.Blobs.Put(docsBlob("testcontainer", "new-file.txt"), 100, nil)
 	single := f.do(t, http.MethodPost, "/api/copies", fix("cloudevents-blob-created.json"), map[string]string{"Content-Type": "application/cloudevents+json; charset=utf-8"})
 	if single.status != 200 {
 		t.Fatalf("structured CloudEvent: %d %s", single.status, single.body)
@@ -149,10 +166,10 @@ func TestCloudEventsDeliveries(t *testing.T) {
 }
 
 func TestStorageFailureMidBatchIsRetried(t *testing.T) {
-	f := newFixture(t, api.Policy{}, []api.Rule{rule("docs", "test-container", "archive", "", false)})
-	f.env.Blobs.PutExternal("https://my-storage-account.blob.core.windows.net/testcontainer/new-file.txt", 1)
-	f.env.Blobs.PutExternal("https://my-storage-account.blob.core.windows.net/testcontainer/second.txt", 1)
-	one := string(readFixture(t, "eventgrid-blob-created.json"))
+	f := newFixture(t, api.Policy{}, []rules.Rule{rule("docs", "testcontainer", "archive", "", false)})
+	f.env.Blobs.Put(docsBlob("testcontainer", "new-file.txt"), 1, nil)
+	f.env.Blobs.Put(docsBlob("testcontainer", "second.txt"), 1, nil)
+	one := string(sample(t, "eventgrid-blob-created.json"))
 	two := strings.NewReplacer("new-file.txt", "second.txt", "831e1650-001e-001b-66ab-eeb76e069631", "22222222-001e-001b-66ab-eeb76e069631", "0x8D4BCC2E4835CD0", "0x8D4BCC2E4835CD1").Replace(one)
 	batch := []byte(strings.TrimSuffix(strings.TrimSpace(one), "]") + "," + strings.TrimPrefix(strings.TrimSpace(two), "["))
 
@@ -201,7 +218,10 @@ func TestMalformedDeliveryIs400(t *testing.T) {
 }
 
 func TestWebhookRuleForm(t *testing.T) {
-	f := newFixture(t, api.Policy{}, []api.Rule{rule("nightly", "exports", "archive", "nightly/", false)})
+	nightly := rule("nightly", "exports", "archive", "nightly/", false)
+	nightly.SourceAccount = "app"
+	f := newFixture(t, api.Policy{}, []rules.Rule{nightly})
+	f.env.Blobs.Put(copyjob.BlobRef{Container: "elsewhere", Blob: "secret.bak"}, 10, nil)
 	f.env.Blobs.Put(copyjob.BlobRef{Container: "exports", Blob: "db.bak"}, 10, nil)
 	r := f.do(t, http.MethodPost, "/api/copies", []byte(`{"rule":"nightly","source":"https://`+copyjobtest.DefaultHost+`/exports/db.bak"}`), nil)
 	if r.status != 202 {
@@ -219,30 +239,24 @@ func TestWebhookRuleForm(t *testing.T) {
 			t.Errorf("%s: %d %s", body, r.status, r.body)
 		}
 	}
+	// The source must lie in the rule's source area: another container, another
+	// account, a host that is no storage account at all.
+	for _, source := range []string{
+		"https://" + copyjobtest.DefaultHost + "/elsewhere/secret.bak",
+		"https://" + docsHost + "/exports/db.bak",
+		"https://169.254.169.254/metadata/instance",
+		"https://" + copyjobtest.DefaultHost + "/exports",
+	} {
+		r := f.do(t, http.MethodPost, "/api/copies", []byte(`{"rule":"nightly","source":"`+source+`"}`), nil)
+		if r.status != http.StatusForbidden || r.azureError(t).Error.Code != "SourceNotAllowed" {
+			t.Errorf("webhook source %s: %d %s", source, r.status, r.body)
+		}
+	}
+	if n := len(f.env.Blobs.StartCopyCalls()); n != 1 {
+		t.Errorf("copies started = %d, want 1", n)
+	}
 	// The webhook form needs the function key like every other call.
 	if r := f.do(t, http.MethodPost, "/api/copies", []byte(`{"rule":"nightly","source":"https://x/y"}`), map[string]string{"x-functions-key": ""}); r.status != 401 {
 		t.Errorf("webhook without key: %d", r.status)
-	}
-}
-
-func TestParseRules(t *testing.T) {
-	tests := []struct {
-		name, raw string
-		err       string
-	}{
-		{"empty", "", ""},
-		{"valid", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox"}}]`, ""},
-		{"not json", `{`, "COPY_RULES"},
-		{"unknown field", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox"},"x":1}]`, "unknown field"},
-		{"no name", `[{"sourceContainer":"inbox","destination":{"container":"outbox"}}]`, "name is required"},
-		{"duplicate", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox"}},{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox"}}]`, "duplicate"},
-		{"bad container", `[{"name":"a","sourceContainer":"IN","destination":{"container":"outbox"}}]`, "sourceContainer"},
-		{"loop", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"inbox","prefix":"copies/"}}]`, "inside the source area"},
-	}
-	for _, tt := range tests {
-		_, err := api.ParseRules(tt.raw)
-		if (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
-			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.err)
-		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/blobcopy/blobcopy/internal/api"
+	"github.com/blobcopy/blobcopy/internal/rules"
 )
 
 // FuzzCopyRequest posts arbitrary bodies to POST /api/copies: never a panic, never a
@@ -22,7 +23,7 @@ func FuzzCopyRequest(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	fx := newFixture(f, api.Policy{}, []api.Rule{rule("r", "inbox", "outbox", "", false)})
+	fx := newFixture(f, api.Policy{}, []rules.Rule{rule("r", "inbox", "outbox", "", false)})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := fx.do(t, http.MethodPost, "/api/copies", body, nil)
 		if r.status >= 500 && r.status != http.StatusServiceUnavailable {

@@ -12,7 +12,7 @@ func (s *Server) Paths() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, rt := range s.routeTable() {
-		p := s.prefix + rt.path
+		p := s.resp.prefix + rt.path
 		if !seen[p] {
 			seen[p] = true
 			out = append(out, p)
@@ -25,9 +25,9 @@ func (s *Server) Paths() []string {
 // ResourceNotFound), as every other error of the API.
 func (s *Server) NotFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, &requestError{status: http.StatusNotFound, detail: ErrorDetail{
+		s.resp.writeError(w, r, &requestError{status: http.StatusNotFound, detail: ErrorDetail{
 			Code:    CodeNotFound,
-			Message: "no function serves " + strings.ToValidUTF8(r.URL.Path, "?") + "; see " + s.prefix + "/openapi.json",
+			Message: "no function serves " + strings.ToValidUTF8(r.URL.Path, "?") + "; see " + s.resp.prefix + "/openapi.json",
 		}})
 	})
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestPathsAndNotFound(t *testing.T) {
-	s := &Server{prefix: "/api", log: slog.New(slog.DiscardHandler)}
+	s := &Server{resp: responder{prefix: "/api", log: slog.New(slog.DiscardHandler)}}
 	paths := s.Paths()
 	for _, want := range []string{"/api/copies", "/api/copies/{id}", "/api/copies/{id}/abort", "/api/openapi.json"} {
 		if !slices.Contains(paths, want) {

@@ -53,6 +53,6 @@ func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(openAPIFor(s.prefix))
+		_, _ = w.Write(openAPIFor(s.resp.prefix))
 	}
 }

@@ -80,7 +80,6 @@ func newSpecServer(t *testing.T, auth Auth) (*Server, *http.ServeMux) {
 	quiet := slog.New(slog.DiscardHandler)
 	srv := NewServer(env.Service(copyjob.Config{}), Options{
 		Auth:   auth,
-		Events: NewEventHandler(nil, nil, quiet),
 		Logger: quiet,
 	})
 	mux := http.NewServeMux()
@@ -255,13 +254,13 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"ErrorDetail":        reflect.TypeFor[ErrorDetail](),
 		"JobView":            reflect.TypeFor[JobView](),
 		"ListView":           reflect.TypeFor[ListView](),
-		"JobSource":          reflect.TypeFor[copyjob.Source](),
-		"JobDestination":     reflect.TypeFor[copyjob.Destination](),
-		"BlobRef":            reflect.TypeFor[copyjob.BlobRef](),
-		"CopyOptions":        reflect.TypeFor[copyjob.Options](),
-		"Progress":           reflect.TypeFor[copyjob.Progress](),
-		"Lease":              reflect.TypeFor[copyjob.Lease](),
-		"Callback":           reflect.TypeFor[copyjob.Callback](),
+		"JobSource":          reflect.TypeFor[SourceView](),
+		"JobDestination":     reflect.TypeFor[DestinationView](),
+		"BlobRef":            reflect.TypeFor[BlobView](),
+		"CopyOptions":        reflect.TypeFor[OptionsView](),
+		"Progress":           reflect.TypeFor[ProgressView](),
+		"Lease":              reflect.TypeFor[LeaseView](),
+		"Callback":           reflect.TypeFor[CallbackView](),
 		"EventResult":        reflect.TypeFor[EventResult](),
 		"DeliveryResult":     reflect.TypeFor[DeliveryResult](),
 		"ValidationResponse": reflect.TypeFor[eventgrid.ValidationResponse](),

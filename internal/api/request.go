@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/rules"
 )
 
 // MaxBodyBytes caps request bodies: a copy request is a few hundred bytes, an Event
@@ -95,15 +96,14 @@ func fieldName(f string) string {
 }
 
 var (
-	containerName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
-	metadataName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	tagChars      = regexp.MustCompile(`^[A-Za-z0-9 +\-./:=_]*$`)
-	accessTiers   = map[string]string{"hot": "Hot", "cool": "Cool", "cold": "Cold", "archive": "Archive"}
+	metadataName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	tagChars     = regexp.MustCompile(`^[A-Za-z0-9 +\-./:=_]*$`)
+	accessTiers  = map[string]string{"hot": "Hot", "cool": "Cool", "cold": "Cold", "archive": "Archive"}
 )
 
 // ValidateContainerName applies Azure's container naming rules.
 func ValidateContainerName(name, target string) error {
-	if name == "$root" || containerName.MatchString(name) && !strings.Contains(name, "--") {
+	if rules.ValidContainerName(name) {
 		return nil
 	}
 	return badRequest(CodeInvalidContainerName, target,

@@ -16,6 +16,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/api"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+	"github.com/blobcopy/blobcopy/internal/rules"
 )
 
 const key = "test-function-key"
@@ -27,15 +28,32 @@ type fixture struct {
 	srv *httptest.Server
 }
 
-func newFixture(t testing.TB, policy api.Policy, rules []api.Rule) *fixture {
+// The fake's accounts as the policy knows them: the app's own, and the account of
+// Azure's documentation samples ("my-storage-account", alias "docs").
+var (
+	appAccount  = api.Account{Alias: "", Name: "app", BlobEndpoint: "https://" + copyjobtest.DefaultHost}
+	docsAccount = api.Account{Alias: "docs", Name: "my-storage-account", BlobEndpoint: "https://" + docsHost}
+)
+
+const docsHost = "my-storage-account.blob.core.windows.net"
+
+func newFixture(t testing.TB, policy api.Policy, rs []rules.Rule) *fixture {
 	t.Helper()
 	env := copyjobtest.NewEnv()
 	env.Notifier = copyjobtest.NewNotifier()
+	env.Blobs.AddAccount("docs", docsHost)
 	svc := env.Service(copyjob.Config{})
+	if policy.CallbackHosts == nil {
+		policy.CallbackHosts = []string{"hooks.example.com"}
+	}
+	if policy.Accounts == nil {
+		policy.Accounts = []api.Account{appAccount, docsAccount}
+	}
 	s := api.NewServer(svc, api.Options{
 		Policy: policy,
 		Auth:   api.Auth{Keys: []string{"other-key", key}},
-		Events: api.NewEventHandler(rules, []string{"hooks.example.com"}, quiet),
+		Rules:  rs,
+		Events: api.EventOptions{CopyStates: env.Blobs},
 		Logger: quiet,
 	})
 	mux := http.NewServeMux()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/funchost"
 	"github.com/blobcopy/blobcopy/internal/notify"
+	"github.com/blobcopy/blobcopy/internal/rules"
 )
 
 // Function names: the folders holding function.json.
@@ -134,9 +136,30 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 		return nil, err
 	}
 	cfg.Now = opts.Now
-	a.Copies = copyjob.NewService(a.Blobs, a.Records, a.Queue, notify.NewHTTP(), cfg, log)
+	policy := api.Policy{
+		AllowedDestinations: list(s.Get("COPY_ALLOWED_DESTINATIONS", "")),
+		AllowedSourceHosts:  list(s.Get("COPY_ALLOWED_SOURCE_HOSTS", "")),
+		AllowHTTPSources:    boolSetting(s, "COPY_ALLOW_HTTP_SOURCES"),
+		InternalContainers:  []string{recordsName},
+		CallbackHosts:       list(s.Get("COPY_CALLBACK_ALLOWED_HOSTS", "")),
+	}
+	for _, acct := range accounts {
+		policy.Accounts = append(policy.Accounts, api.Account{Alias: acct.Alias, Name: acct.Config.Name, BlobEndpoint: acct.Config.BlobEndpoint})
+	}
+	notifier, err := newNotifier(s, policy.CallbackHosts)
+	if err != nil {
+		return nil, err
+	}
+	a.Copies = copyjob.NewService(a.Blobs, a.Records, a.Queue, notifier, cfg, log)
 
-	rules, err := api.ParseRules(s.Get("COPY_RULES", ""))
+	copyRules, err := rules.Parse(s.Get("COPY_RULES", ""))
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.CheckRules(copyRules); err != nil {
+		return nil, err
+	}
+	eventConcurrency, err := intSetting(s, "COPY_EVENT_CONCURRENCY")
 	if err != nil {
 		return nil, err
 	}
@@ -146,15 +169,11 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	}
 	srv := api.NewServer(a.Copies, api.Options{
 		RoutePrefix: a.Host.RoutePrefix,
-		Policy: api.Policy{
-			AllowedDestinations: list(s.Get("COPY_ALLOWED_DESTINATIONS", "")),
-			AllowedSourceHosts:  list(s.Get("COPY_ALLOWED_SOURCE_HOSTS", "")),
-			AllowHTTPSources:    boolSetting(s, "COPY_ALLOW_HTTP_SOURCES"),
-			InternalContainers:  []string{recordsName},
-		},
-		Auth:   auth,
-		Events: api.NewEventHandler(rules, list(s.Get("COPY_CALLBACK_ALLOWED_HOSTS", "")), log),
-		Logger: log,
+		Policy:      policy,
+		Auth:        auth,
+		Rules:       copyRules,
+		Events:      api.EventOptions{Concurrency: eventConcurrency, CopyStates: a.Blobs},
+		Logger:      log,
 	})
 	mux := http.NewServeMux()
 	srv.Routes(mux)
@@ -280,6 +299,33 @@ func serviceConfig(s funchost.Settings, host funchost.HostConfig) (copyjob.Confi
 		cfg.TickBudget = host.FunctionTimeout * 8 / 10
 	}
 	return cfg, nil
+}
+
+// newNotifier builds the completion callback sender: signed with COPY_CALLBACK_SECRET
+// when set, and checking the allowlist again at send time.
+func newNotifier(s funchost.Settings, callbackHosts []string) (*notify.HTTP, error) {
+	opts := notify.Options{Allowed: func(u *url.URL) bool { return api.CallbackHostAllowed(u, callbackHosts) }}
+	if v := s.Get("COPY_CALLBACK_SECRET", ""); v != "" {
+		secret, err := notify.ParseSecret(v)
+		if err != nil {
+			return nil, settingError("COPY_CALLBACK_SECRET", err)
+		}
+		opts.Secret = secret
+	}
+	return notify.New(opts), nil
+}
+
+// intSetting reads an optional integer setting from 1 to 1000; 0 when unset.
+func intSetting(s funchost.Settings, name string) (int, error) {
+	v, ok := s.Lookup(name)
+	if !ok || v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 || n > 1000 {
+		return 0, fmt.Errorf("setting %s: %q is not an integer from 1 to 1000", name, v)
+	}
+	return n, nil
 }
 
 func list(v string) []string {

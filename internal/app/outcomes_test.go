@@ -47,7 +47,7 @@ func TestTransientStartFailureIsRetriedByTheClient(t *testing.T) {
 		t.Fatalf("retry: %d %v %s", r.status, r.header, r.body)
 	}
 	if j := r.job(t); j.ID != id || j.Status != copyjob.StatusPending {
-		t.Fatalf("retry answered %+v", j.Job)
+		t.Fatalf("retry answered %+v", j)
 	}
 	if l := h.sim.Lease(simAccount, "src", "busy.bin"); l.State != "leased" {
 		t.Fatalf("source lease %+v", l)

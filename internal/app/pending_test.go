@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 
+	"github.com/blobcopy/blobcopy/internal/api"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
 )
@@ -36,9 +37,10 @@ func (h *harness) startPending(req map[string]any) copyjobView {
 		h.t.Errorf("202 without Location/Retry-After: %v", r.header)
 	}
 	if j.Status != copyjob.StatusPending || j.CopyID == "" || j.AbortPostURI == "" {
-		h.t.Fatalf("job = %+v", j.Job)
+		h.t.Fatalf("job = %+v", j)
 	}
-	return copyjobView{ID: j.ID, CopyID: j.CopyID, LeaseID: leaseID(j.Job)}
+	// The lease id stays in the job record: answers show only its state.
+	return copyjobView{ID: j.ID, CopyID: j.CopyID, LeaseID: leaseID(h.record(j.ID))}
 }
 
 type copyjobView struct{ ID, CopyID, LeaseID string }
@@ -111,7 +113,7 @@ func TestPendingCopyLifecycle(t *testing.T) {
 			}
 			// The tick records progress; the status read shows it live anyway.
 			h.tickUntil("progress recorded", func() bool { return h.record(job.ID).Progress.BytesCopied == 40 })
-			if j := h.getJob(job.ID); j.Status != copyjob.StatusPending || j.Progress != (copyjob.Progress{BytesCopied: 40, BytesTotal: 100}) || j.Percent != 40 {
+			if j := h.getJob(job.ID); j.Status != copyjob.StatusPending || j.Progress != (api.ProgressView{BytesCopied: 40, BytesTotal: 100}) || j.Percent != 40 {
 				t.Fatalf("pending job = %s %+v %v%%", j.Status, j.Progress, j.Percent)
 			}
 			if n := h.queueLength("copyjobs"); n != 1 {

@@ -25,8 +25,10 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 	}
 	section := text[strings.Index(text, "## Reliability"):]
 	section = section[:strings.Index(section[3:], "\n## ")+3]
+	security := text[strings.Index(text, "## Security model"):]
+	security = security[:strings.Index(security[3:], "\n## ")+3]
 	var sources strings.Builder
-	for _, dir := range []string{"cmd/handler", "internal/api", "internal/app", "internal/copyjob", "internal/funchost", "internal/eventgrid", "internal/redact"} {
+	for _, dir := range []string{"cmd/handler", "internal/api", "internal/app", "internal/copyjob", "internal/funchost", "internal/eventgrid", "internal/redact", "internal/notify", "internal/rules"} {
 		entries, err := os.ReadDir(root + "/" + dir)
 		if err != nil {
 			t.Fatal(err)
@@ -42,7 +44,11 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 	if len(names) < 15 {
 		t.Fatalf("the Reliability table cites only %d tests", len(names))
 	}
-	for _, m := range names {
+	secNames := regexp.MustCompile("`((?:Test|Fuzz)[A-Za-z0-9_]+)`").FindAllStringSubmatch(security, -1)
+	if len(secNames) < 10 {
+		t.Fatalf("the Security table cites only %d tests", len(secNames))
+	}
+	for _, m := range append(names, secNames...) {
 		if !strings.Contains(sources.String(), "func "+m[1]+"(") {
 			t.Errorf("README cites %s, which does not exist", m[1])
 		}

@@ -43,6 +43,10 @@ const (
 	// TypeBlobCreated is raised by PutBlob, PutBlockList, CopyBlob,
 	// FlushWithClose, SftpCommit... once the blob is committed.
 	TypeBlobCreated = "Microsoft.Storage.BlobCreated"
+	// TypeBlobRenamed is raised by RenameFile (Data Lake) and SftpRename on
+	// accounts with a hierarchical namespace; a file committed by renaming it
+	// raises no BlobCreated.
+	TypeBlobRenamed = "Microsoft.Storage.BlobRenamed"
 	// TypeBlobDeleted is raised by DeleteBlob and DeleteFile.
 	TypeBlobDeleted = "Microsoft.Storage.BlobDeleted"
 )

@@ -58,6 +58,8 @@ var (
 	ErrInvalidBlobSubject = errors.New("eventgrid: invalid blob subject")
 	ErrNotStorageAccount  = errors.New("eventgrid: source is not a storage account")
 	ErrInvalidBlobCreated = errors.New("eventgrid: invalid " + TypeBlobCreated + " data")
+	ErrNotBlobRenamed     = errors.New("eventgrid: not a " + TypeBlobRenamed + " event")
+	ErrInvalidBlobRenamed = errors.New("eventgrid: invalid " + TypeBlobRenamed + " data")
 )
 
 const errSubjectShapeExample = "want /blobServices/default/containers/<container>/blobs/<blob>"

@@ -31,10 +31,12 @@ type results struct {
 	Ticks    *tickFigure     `json:"tickThroughput,omitempty"`
 	Cold     *coldFigure     `json:"coldStart,omitempty"`
 	Peer     *peerFigure     `json:"peer,omitempty"`
+	Events   *eventFigure    `json:"eventDelivery,omitempty"`
 }
 
 type config struct {
 	runs, latIterations, launches, peerCopies int
+	events                                    int
 	sizes                                     []int
 	figs                                      string
 	profile                                   bool
@@ -47,13 +49,13 @@ func main() {
 	out := flag.String("out", "bench/results", "where latest.json and latest.md go")
 	appDir := flag.String("app-dir", ".", "the function app folder (host.json, statusfn/function.json)")
 	quick := flag.Bool("quick", false, "small sizes, for trying the bench out")
-	figs := flag.String("figs", "12345", "figures to run (digits 1-5)")
+	figs := flag.String("figs", "123456", "figures to run (digits 1-6)")
 	profile := flag.Bool("profile", true, "write CPU profiles of 1,000 in-process starts and of the last young and steady 10,000-job ticks (and the Get Blob Properties baseline next to them) into -out")
 	flag.Parse()
 
-	cfg := config{runs: 3, latIterations: 200, launches: 20, peerCopies: 1000, sizes: []int{1000, 10000}, figs: *figs, profile: *profile, rtt: 5 * time.Millisecond}
+	cfg := config{runs: 3, latIterations: 200, launches: 20, peerCopies: 1000, events: 1000, sizes: []int{1000, 10000}, figs: *figs, profile: *profile, rtt: 5 * time.Millisecond}
 	if *quick {
-		cfg = config{runs: 2, latIterations: 30, launches: 4, peerCopies: 50, sizes: []int{200, 1000}, figs: *figs, profile: *profile, rtt: 5 * time.Millisecond}
+		cfg = config{runs: 2, latIterations: 30, launches: 4, peerCopies: 50, events: 200, sizes: []int{200, 1000}, figs: *figs, profile: *profile, rtt: 5 * time.Millisecond}
 	}
 	if err := run(*handler, *azBin, *out, *appDir, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "blobcopy-bench:", err)
@@ -148,6 +150,19 @@ func run(handlerBin, azBin, out, appDir string, cfg config) error {
 			h.stop()
 		}
 		e.az.Close()
+	}
+
+	if has('6') {
+		done := step("6. Event Grid delivery of BlobCreated events")
+		if e.az, err = startAzurite(e.azuriteBin); err != nil {
+			return err
+		}
+		res.Events, err = runEvents(e, cfg.events, cfg.runs, []int{1, 16})
+		e.az.Close()
+		if err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		done()
 	}
 
 	if has('3') {

@@ -1,0 +1,230 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/eventgrid"
+	"github.com/blobcopy/blobcopy/internal/rules"
+)
+
+// handlePost starts a copy from a JSON request (a destination, or a rule in the webhook
+// form), or hands an Event Grid / CloudEvents delivery to the event handler.
+func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	if eventgrid.IsDelivery(r.Header, body) {
+		s.events.serve(w, r, body)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
+		s.resp.writeError(w, r, &requestError{status: http.StatusUnsupportedMediaType,
+			detail: ErrorDetail{Code: CodeUnsupportedMedia, Message: "send application/json"}})
+		return
+	}
+	var req CopyRequest
+	if err := decodeStrict(body, &req); err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	hash := requestHash(&req) // of the body as sent, before a rule fills it in
+	origin := "api"
+	if req.Rule != "" {
+		origin = "webhook"
+		if err := s.applyRule(&req); err != nil {
+			s.resp.writeError(w, r, err)
+			return
+		}
+	}
+	start, err := buildStart(&s.policy, &req, origin)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		key = r.Header.Get("Repeatability-Request-ID")
+	}
+	if key != "" {
+		if len(key) > 256 {
+			s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "Idempotency-Key", "the idempotency key is longer than 256 characters"))
+			return
+		}
+		start.JobID = JobIDFor("idempotency-key", key)
+	}
+	start.RequestHash = hash
+	job, created, err := s.copies.Start(r.Context(), start)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	s.resp.writeJob(w, job, true)
+}
+
+// applyRule fills in the webhook form {"rule","source"}: the source must lie in the
+// rule's source area, and the rule supplies the destination and its options.
+func (s *Server) applyRule(req *CopyRequest) error {
+	if req.Destination != nil {
+		return badRequest(string(copyjob.CodeInvalidRequest), "rule", "name either a rule or a destination, not both")
+	}
+	rule, ok := rules.ByName(s.rules, req.Rule)
+	if !ok {
+		return badRequest(string(copyjob.CodeInvalidRequest), "rule", fmt.Sprintf("no copy rule named %q", req.Rule))
+	}
+	if req.Source == "" {
+		return badRequest(string(copyjob.CodeInvalidRequest), "source", "source is required: a blob URL in the rule's source area")
+	}
+	source, blob, err := s.policy.BindWebhookSource(rule, req.Source)
+	if err != nil {
+		return err
+	}
+	req.Source = source
+	req.Destination = &DestinationInput{Account: rule.Destination.Account, Container: rule.Destination.Container, Blob: rule.DestinationBlob(blob)}
+	req.LeaseSource = req.LeaseSource || rule.LeaseSource
+	if req.Tier == "" {
+		req.Tier = rule.Tier
+	}
+	if req.CallbackURL == "" {
+		req.CallbackURL = rule.CallbackURL
+	}
+	return nil
+}
+
+// buildStart validates a copy request against the naming rules and the policy and turns
+// it into the domain's start request.
+func buildStart(p *Policy, req *CopyRequest, origin string) (copyjob.StartRequest, error) {
+	if req.Source == "" {
+		return copyjob.StartRequest{}, badRequest(string(copyjob.CodeInvalidRequest), "source", "source is required: a blob or http(s) URL")
+	}
+	if req.Destination == nil {
+		return copyjob.StartRequest{}, badRequest(string(copyjob.CodeInvalidRequest), "destination", "destination {container, blob} is required")
+	}
+	if err := ValidateContainerName(req.Destination.Container, "destination.container"); err != nil {
+		return copyjob.StartRequest{}, err
+	}
+	if err := ValidateBlobName(req.Destination.Blob, "destination.blob"); err != nil {
+		return copyjob.StartRequest{}, err
+	}
+	if err := p.CheckSource(req.Source); err != nil {
+		return copyjob.StartRequest{}, err
+	}
+	if err := p.CheckDestination(*req.Destination); err != nil {
+		return copyjob.StartRequest{}, err
+	}
+	if req.CallbackURL != "" {
+		if err := p.CheckCallback(req.CallbackURL); err != nil {
+			return copyjob.StartRequest{}, err
+		}
+	}
+	opts, err := req.toOptions()
+	if err != nil {
+		return copyjob.StartRequest{}, err
+	}
+	account := req.Destination.Account
+	if account == "default" {
+		account = ""
+	}
+	return copyjob.StartRequest{
+		Origin:      origin,
+		Source:      req.Source,
+		Destination: copyjob.BlobRef{Account: account, Container: req.Destination.Container, Blob: req.Destination.Blob},
+		Options:     opts,
+		CallbackURL: req.CallbackURL,
+	}, nil
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	id, err := pathJobID(r)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	job, err := s.copies.Get(r.Context(), id)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	s.resp.writeJob(w, job, false)
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts := copyjob.ListOptions{Status: copyjob.Status(q.Get("status")), Marker: q.Get("marker")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "limit", "limit must be an integer from 1 to 1000"))
+			return
+		}
+		opts.Limit = n
+	}
+	page, err := s.copies.List(r.Context(), opts)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	out := ListView{Value: make([]JobView, 0, len(page.Jobs))}
+	for _, j := range page.Jobs {
+		out.Value = append(out.Value, s.resp.view(j))
+	}
+	if page.NextMarker != "" {
+		next := url.Values{"marker": {page.NextMarker}}
+		if opts.Status != "" {
+			next.Set("status", string(opts.Status))
+		}
+		if opts.Limit != 0 {
+			next.Set("limit", strconv.Itoa(opts.Limit))
+		}
+		out.NextLink = s.resp.prefix + "/copies?" + next.Encode()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// AbortRequest is the optional body of POST /api/copies/{id}/abort.
+type AbortRequest struct {
+	Restore bool `json:"restore,omitempty"`
+}
+
+func (s *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
+	id, err := pathJobID(r)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(r)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	var req AbortRequest
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := decodeStrict(body, &req); err != nil {
+			s.resp.writeError(w, r, err)
+			return
+		}
+	}
+	if v := r.URL.Query().Get("restore"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "restore", "restore must be true or false"))
+			return
+		}
+		req.Restore = req.Restore || b
+	}
+	job, err := s.copies.Abort(r.Context(), id, copyjob.AbortOptions{Restore: req.Restore})
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	s.resp.writeJob(w, job, false)
+}

@@ -1,0 +1,133 @@
+// Package rules reads the COPY_RULES setting: named rules that map blobs of a source
+// area (storage account, container, name prefix) to copies into a destination area.
+// Event Grid deliveries and the webhook form {"rule","source"} both go through them.
+// The package knows neither HTTP nor storage.
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Rule maps blobs of one source area to copies. Rules come from COPY_RULES, a JSON array.
+type Rule struct {
+	Name string `json:"name"`
+	// SourceAccount is the storage account name (as in the event's topic); empty
+	// matches any account.
+	SourceAccount   string      `json:"sourceAccount,omitempty"`
+	SourceContainer string      `json:"sourceContainer"`
+	SourcePrefix    string      `json:"sourcePrefix,omitempty"`
+	Destination     Destination `json:"destination"`
+	LeaseSource     bool        `json:"leaseSource,omitempty"`
+	Tier            string      `json:"tier,omitempty"`
+	CallbackURL     string      `json:"callbackUrl,omitempty"`
+	// AcceptCopyEvents lets BlobCreated events raised by Copy Blob (api "CopyBlob")
+	// start copies, once the copy that raised them has succeeded. Off by default: such
+	// an event fires when a copy starts, and is how copy loops begin.
+	AcceptCopyEvents bool `json:"acceptCopyEvents,omitempty"`
+}
+
+// Destination is where a rule's copies go: the blob keeps its name below the source
+// prefix, under Prefix.
+type Destination struct {
+	// Account is the configured alias ("" or "default" for the app's account).
+	Account   string `json:"account,omitempty"`
+	Container string `json:"container"`
+	Prefix    string `json:"prefix,omitempty"`
+}
+
+// containerName is Azure's container naming rule ($root aside).
+var containerName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$`)
+
+// ValidContainerName reports whether name follows Azure's container naming rules.
+func ValidContainerName(name string) bool {
+	return name == "$root" || containerName.MatchString(name) && !strings.Contains(name, "--")
+}
+
+// Parse reads and checks the COPY_RULES setting; empty means no rules.
+func Parse(raw string) ([]Rule, error) {
+	if strings.TrimSpace(raw) == "" {
+		return nil, nil
+	}
+	var rules []Rule
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rules); err != nil {
+		return nil, fmt.Errorf("COPY_RULES: %w", err)
+	}
+	seen := map[string]bool{}
+	for i, r := range rules {
+		if err := r.check(seen); err != nil {
+			return nil, fmt.Errorf("COPY_RULES[%d]%s: %w", i, nameSuffix(r.Name), err)
+		}
+		seen[r.Name] = true
+	}
+	return rules, nil
+}
+
+func nameSuffix(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " (" + name + ")"
+}
+
+func (r Rule) check(seen map[string]bool) error {
+	switch {
+	case r.Name == "":
+		return fmt.Errorf("name is required")
+	case seen[r.Name]:
+		return fmt.Errorf("duplicate name %q", r.Name)
+	case !ValidContainerName(r.SourceContainer):
+		return fmt.Errorf("sourceContainer %q is not a valid container name", r.SourceContainer)
+	case !ValidContainerName(r.Destination.Container):
+		return fmt.Errorf("destination.container %q is not a valid container name", r.Destination.Container)
+	case r.Destination.Container == r.SourceContainer && r.Destination.Account == r.SourceAccount &&
+		strings.HasPrefix(r.Destination.Prefix, r.SourcePrefix):
+		return fmt.Errorf("the destination lies inside the source area: every copy would trigger the rule again")
+	}
+	return nil
+}
+
+// Covers reports whether the blob lies in the rule's source area. account is the storage
+// account name; container and blob are decoded names. A blob inside the rule's own
+// destination area is never covered, so a rule cannot feed itself.
+func (r Rule) Covers(account, container, blob string) bool {
+	if r.SourceAccount != "" && !strings.EqualFold(r.SourceAccount, account) {
+		return false
+	}
+	if r.SourceContainer != container || !strings.HasPrefix(blob, r.SourcePrefix) {
+		return false
+	}
+	inDestination := r.Destination.Prefix != "" && r.Destination.Container == container &&
+		strings.HasPrefix(blob, r.Destination.Prefix) &&
+		(r.Destination.Account == "" || strings.EqualFold(r.Destination.Account, account))
+	return !inDestination
+}
+
+// DestinationBlob is the name a covered blob gets in the destination container.
+func (r Rule) DestinationBlob(blob string) string {
+	return r.Destination.Prefix + strings.TrimPrefix(blob, r.SourcePrefix)
+}
+
+// Match returns the first rule covering the blob.
+func Match(rules []Rule, account, container, blob string) (Rule, bool) {
+	for _, r := range rules {
+		if r.Covers(account, container, blob) {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+// ByName returns the rule with that name.
+func ByName(rules []Rule, name string) (Rule, bool) {
+	for _, r := range rules {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
