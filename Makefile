@@ -9,7 +9,7 @@ AZURITE   := $(TOOLS)/node_modules/.bin/azurite
 FUZZTIME  ?= 10s
 GO_SOURCES := $(shell find cmd internal -name '*.go' -not -name '*_test.go' 2>/dev/null)
 
-.PHONY: all build run test unit fuzz bench deps azurite python-deps go-deps ensure-storage deploy clean vet
+.PHONY: stress all build run test unit fuzz bench deps azurite python-deps go-deps ensure-storage deploy clean vet
 
 all: build
 
@@ -51,6 +51,13 @@ vet:
 unit:
 	$(GO) test -count=1 -timeout 10m ./...
 	$(GO) test -count=1 -race -timeout 5m ./internal/copyjob/... ./internal/funchost/... ./internal/api/...
+
+## stress: the randomized concurrency tests with many random seeds (not in CI: minutes)
+STRESS_RUNS ?= 200
+STRESS_STORAGE_RUNS ?= 20
+stress: deps
+	$(GO) test -count=1 -race -timeout 60m -run TestInvariantsUnderConcurrency ./internal/copyjob -stress.runs=$(STRESS_RUNS)
+	$(GO) test -count=1 -timeout 60m -run TestInvariantsOnStorage ./internal/app -stress.runs=$(STRESS_STORAGE_RUNS)
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseDelivery -fuzztime=$(FUZZTIME) ./internal/eventgrid

@@ -34,7 +34,8 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 
 var accountRules = filter(rules, r => toLower(r.?sourceAccount ?? '') == toLower(accountName))
 
-// data.api values the rules accept (internal/api/events.go): blobs committed by a client.
+// data.api values the rules accept (internal/eventgrid CommitOf, internal/api/events.go):
+// blobs committed by a client.
 // CopyBlob fires when a copy starts, on an empty blob, and is how copy loops begin: only
 // when a rule opts in. CreateFile and SftpCreate fire before any data is written: never.
 var committedApis = [
@@ -43,8 +44,14 @@ var committedApis = [
   'FlushWithClose'
   'SftpCommit'
 ]
+// BlobRenamed events (a file committed by renaming it into a rule's prefix raises no
+// BlobCreated): the app copies the renamed blob (internal/api/events.go).
+var renameApis = [
+  'RenameFile'
+  'SftpRename'
+]
 var acceptsCopyEvents = length(filter(accountRules, r => r.?acceptCopyEvents ?? false)) > 0
-var apis = concat(committedApis, acceptsCopyEvents ? ['CopyBlob'] : [])
+var apis = concat(committedApis, renameApis, acceptsCopyEvents ? ['CopyBlob'] : [])
 
 // Only blobs under a rule's container and prefix (an advanced filter holds up to 25 values).
 var subjectPrefixes = union(map(accountRules, r => '/blobServices/default/containers/${r.sourceContainer}/blobs/${r.?sourcePrefix ?? ''}'), [])

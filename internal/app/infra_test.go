@@ -160,8 +160,8 @@ func TestEventGridSubscriptionMatchesTheRules(t *testing.T) {
 		!strings.Contains(eg, "acceptsCopyEvents ? ['CopyBlob'] : []") {
 		t.Error("CopyBlob must be delivered only when a rule of the account sets acceptCopyEvents")
 	}
-	if !strings.Contains(infraFile(t, "internal/api/events.go"), "`json:\"acceptCopyEvents,omitempty\"`") {
-		t.Error("the rule field acceptCopyEvents the Bicep reads is gone from internal/api/events.go")
+	if !strings.Contains(infraFile(t, "internal/rules/rules.go"), "`json:\"acceptCopyEvents,omitempty\"`") {
+		t.Error("the rule field acceptCopyEvents the Bicep reads is gone from internal/rules/rules.go")
 	}
 	for _, want := range []string{"'Microsoft.Storage.BlobCreated'", "'Microsoft.Storage.BlobRenamed'"} {
 		if !strings.Contains(main, want) {

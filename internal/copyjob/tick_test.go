@@ -522,21 +522,37 @@ func TestTickResumeAfterManyPollsIsNotPoisoned(t *testing.T) {
 }
 
 // A message can become visible before Start has written its record (slow storage): the
-// tick keeps it through StartGrace and poisons it only after.
+// tick keeps it through StartGrace, and only then decides it was orphaned.
 func TestTickWaitsForARecordDuringStartGrace(t *testing.T) {
-	h := newHarness(t)
-	text, _ := json.Marshal(map[string]any{"jobId": "not-yet", "created": h.Clock.Now()})
-	if _, err := h.Queue.Enqueue(h.ctx, string(text), 0); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		ticket map[string]any
+		poison bool
+	}{
+		// As Start enqueues it: the destination shows no copy of the job, so the start
+		// crashed before its record and started nothing: dropped, nothing to poison.
+		{"as Start writes it", map[string]any{"jobId": "not-yet", "destination": dstRef}, false},
+		// A message from before tickets named their destination: nothing to look at.
+		{"without a destination", map[string]any{"jobId": "not-yet"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			tc.ticket["created"] = h.Clock.Now()
+			text, _ := json.Marshal(tc.ticket)
+			if _, err := h.Queue.Enqueue(h.ctx, string(text), 0); err != nil {
+				t.Fatal(err)
+			}
+			if r := h.tickAfter(time.Second); r.Pending != 1 || r.Poisoned != 0 {
+				t.Fatalf("within the grace period: %+v", r)
+			}
+			h.wantMessages(1)
+			r := h.tickAfter(h.svc.Config().StartGrace + time.Second)
+			if (r.Poisoned == 1) != tc.poison || (r.Dropped == 1) == tc.poison {
+				t.Fatalf("after the grace period: %+v", r)
+			}
+			h.wantMessages(0)
+		})
 	}
-	if r := h.tickAfter(time.Second); r.Pending != 1 || r.Poisoned != 0 {
-		t.Fatalf("within the grace period: %+v", r)
-	}
-	h.wantMessages(1)
-	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Poisoned != 1 {
-		t.Fatalf("after the grace period: %+v", r)
-	}
-	h.wantMessages(0)
 }
 
 // The destination snapshot is recorded before the copy starts, so a start resumed after
