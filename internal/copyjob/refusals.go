@@ -88,7 +88,7 @@ func (s *Service) startCopyError(ctx context.Context, job *Job, err error) *Erro
 }
 
 // pendingCopyError names the job that owns the copy pending on the destination, or
-// says that it is a copy this app did not start.
+// says that no job records it.
 func (s *Service) pendingCopyError(ctx context.Context, job *Job, err error) *Error {
 	cur, cerr := s.blobs.CopyState(ctx, job.Destination.BlobRef)
 	if cerr == nil && cur.CopyID != "" {
@@ -99,7 +99,7 @@ func (s *Service) pendingCopyError(ctx context.Context, job *Job, err error) *Er
 			return e
 		}
 		return newError(CodePendingCopyOperation, "destination",
-			fmt.Sprintf("a copy this app did not start (copy %s) is pending on the destination", cur.CopyID), err)
+			fmt.Sprintf("copy %s is pending on the destination and no job of this app records it (another client's copy, or one another request is starting right now)", cur.CopyID), err)
 	}
 	return newError(CodePendingCopyOperation, "destination", "a copy is already pending on the destination", err)
 }

@@ -313,7 +313,7 @@ func TestStartPendingCopyOperation(t *testing.T) {
 		e := wantCode(t, err, copyjob.CodePendingCopyOperation)
 		// No invented owner (issue 10, case 8): the message names the foreign copy, and
 		// the job is the refused one.
-		if !strings.Contains(e.Message, foreign) || !strings.Contains(e.Message, "did not start") || e.Job == nil || e.Job.Status != copyjob.StatusStartFailed {
+		if !strings.Contains(e.Message, foreign) || !strings.Contains(e.Message, "no job of this app records it") || e.Job == nil || e.Job.Status != copyjob.StatusStartFailed {
 			t.Fatalf("error = %+v, want the foreign copy %s named", e, foreign)
 		}
 		h.wantNoLeases()
