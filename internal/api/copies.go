@@ -228,3 +228,23 @@ func (s *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
 	}
 	s.resp.writeJob(w, job, false)
 }
+
+// handleRetry starts a new attempt of a failed copy or a refused start (POST
+// .../retry), answered like a start: 202 while it runs, 200 when it ended at once.
+func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
+	id, err := pathJobID(r)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	if _, err := readBody(r); err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	job, err := s.copies.Retry(r.Context(), id)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
+	}
+	s.resp.writeJob(w, job, true)
+}

@@ -49,7 +49,7 @@ func statusFor(code copyjob.Code) int {
 	case copyjob.CodeJobNotFound, copyjob.CodeContainerNotFound, copyjob.CodeSourceNotFound:
 		return http.StatusNotFound
 	case copyjob.CodeCopyNotPending, copyjob.CodeDestinationExists, copyjob.CodePendingCopyOperation, copyjob.CodeSourceLeased,
-		copyjob.CodeDestinationLeased, copyjob.CodeStorageRefused, copyjob.CodeStartRetriesExhausted:
+		copyjob.CodeDestinationLeased, copyjob.CodeStorageRefused, copyjob.CodeStartRetriesExhausted, copyjob.CodeCopyNotRetryable:
 		return http.StatusConflict
 	case copyjob.CodeIdempotencyMismatch:
 		return http.StatusUnprocessableEntity

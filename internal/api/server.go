@@ -75,10 +75,12 @@ func (s *Server) routeTable() []route {
 		{"GET", "/copies", key(s.handleList)},
 		{"GET", "/copies/{id}", key(s.handleGet)},
 		{"POST", "/copies/{id}/abort", key(s.handleAbort)},
+		{"POST", "/copies/{id}/retry", key(s.handleRetry)},
 		{"GET", "/openapi.json", http.HandlerFunc(s.handleOpenAPI)}, // the API description: no key
 		{"", "/copies", s.methodNotAllowed("GET, POST, OPTIONS")},
 		{"", "/copies/{id}", s.methodNotAllowed("GET")},
 		{"", "/copies/{id}/abort", s.methodNotAllowed("POST")},
+		{"", "/copies/{id}/retry", s.methodNotAllowed("POST")},
 		{"", "/openapi.json", s.methodNotAllowed("GET")},
 	}
 }

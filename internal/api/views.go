@@ -34,9 +34,21 @@ type JobView struct {
 	StartedAt           *time.Time      `json:"startedAt,omitempty"`
 	CompletedAt         *time.Time      `json:"completedAt,omitempty"`
 	LastPolledAt        *time.Time      `json:"lastPolledAt,omitempty"`
+	// History holds the outcomes of earlier attempts, oldest first (POST .../retry).
+	History []OutcomeView `json:"history,omitempty"`
 	// Links follow the async request-reply pattern (Durable Functions names).
 	StatusQueryGetURI string `json:"statusQueryGetUri"`
 	AbortPostURI      string `json:"abortPostUri,omitempty"`
+	RetryPostURI      string `json:"retryPostUri,omitempty"`
+}
+
+// OutcomeView is an earlier attempt's outcome.
+type OutcomeView struct {
+	Status            copyjob.Status `json:"status"`
+	StatusDescription string         `json:"statusDescription,omitempty"`
+	CopyID            string         `json:"copyId,omitempty"`
+	StartedAt         *time.Time     `json:"startedAt,omitempty"`
+	CompletedAt       *time.Time     `json:"completedAt,omitempty"`
 }
 
 // SourceView is the copy's source: its URL never carries a SAS.
@@ -160,6 +172,13 @@ func newJobView(j *copyjob.Job, prefix string) JobView {
 		if j.Status == copyjob.StatusPending {
 			v.AbortPostURI = prefix + "/copies/" + j.ID + "/abort"
 		}
+		if j.Status.Retryable() {
+			v.RetryPostURI = prefix + "/copies/" + j.ID + "/retry"
+		}
+	}
+	for _, o := range j.History {
+		v.History = append(v.History, OutcomeView{Status: o.Status, StatusDescription: redact.Text(o.StatusDescription),
+			CopyID: o.CopyID, StartedAt: o.StartedAt, CompletedAt: o.CompletedAt})
 	}
 	return v
 }

@@ -228,3 +228,39 @@ func TestTickLinesCarryTheInvocationID(t *testing.T) {
 		t.Fatalf("no outcome line for %s in the invocation's Logs or the log", job.ID)
 	}
 }
+
+// Issue 16: a copy that failed because its source SAS expired is retried with POST
+// .../retry: same job id, a freshly signed SAS, the failure kept in history.
+func TestRetryAfterTheSourceSASExpired(t *testing.T) {
+	h := newHarness(t, nil)
+	src := h.upload("acct2", "src", "expire.bin", []byte(strings.Repeat("e", 64)))
+	job := h.startPending(map[string]any{"source": src, "destination": map[string]any{"account": "sim", "container": "dst", "blob": "expire.bin"},
+		"leaseSource": true, "sasLifetime": "1h"})
+	h.clock.Advance(2 * time.Hour) // the copy is slower than the SAS lasts
+	if err := h.sim.Complete(simAccount, "dst", "expire.bin"); err != nil {
+		t.Fatal(err)
+	}
+	h.tickUntil("failure recorded", func() bool { return h.record(job.ID).Status.Terminal() })
+	failed := h.getJob(job.ID)
+	if failed.Status != copyjob.StatusFailed || failed.RetryPostURI != "/api/copies/"+job.ID+"/retry" {
+		t.Fatalf("failed job %+v", failed)
+	}
+	h.clock.Advance(-2 * time.Hour) // storage's clock agrees with the app's again
+	r := h.do(http.MethodPost, "/api/copies/"+job.ID+"/retry", nil, nil)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("retry: %d %s", r.status, r.body)
+	}
+	j := r.job(t)
+	if j.ID != job.ID || j.Status != copyjob.StatusPending || j.CopyID == job.CopyID || len(j.History) != 1 ||
+		j.History[0].Status != copyjob.StatusFailed || j.Source.SASExpiresAt == nil || !j.Source.SASExpiresAt.After(*failed.Source.SASExpiresAt) {
+		t.Fatalf("retried job %+v", j)
+	}
+	if err := h.sim.Complete(simAccount, "dst", "expire.bin"); err != nil {
+		t.Fatal(err)
+	}
+	h.tickUntil("success recorded", func() bool { return h.record(job.ID).Status == copyjob.StatusSuccess })
+	if r := h.do(http.MethodPost, "/api/copies/"+job.ID+"/retry", nil, nil); r.status != http.StatusConflict ||
+		r.errorResponse(t).Error.Code != string(copyjob.CodeCopyNotRetryable) {
+		t.Fatalf("retry of a success: %d %s", r.status, r.body)
+	}
+}

@@ -58,6 +58,7 @@ const (
 	CodeStorageRefused        Code = "StorageRequestRefused"
 	CodeStartRetriesExhausted Code = "StartRetriesExhausted"
 	CodeInternal              Code = "InternalError"
+	CodeCopyNotRetryable      Code = "CopyNotRetryable"
 )
 
 // Error is a domain error with a stable code; the HTTP layer maps codes to statuses.

@@ -188,6 +188,9 @@ type Job struct {
 	// Refusal is the error a permanently refused start answered; a replay of the same
 	// request answers it again, with the same status and body.
 	Refusal *Refusal `json:"refusal,omitempty"`
+	// History holds the outcomes of earlier attempts, oldest first, when the job was
+	// retried (POST .../retry): a recorded outcome is never changed, a retry appends.
+	History []Outcome `json:"history,omitempty"`
 
 	// RequestHash identifies the request that created the job, so a retry with the same
 	// idempotency key but another body is refused.
@@ -205,6 +208,18 @@ type Claim struct {
 	Token string    `json:"token"`
 	Actor Actor     `json:"actor"`
 	Until time.Time `json:"until"`
+}
+
+// Outcome is one attempt's terminal state, kept in History when the job is retried.
+type Outcome struct {
+	Status            Status     `json:"status"`
+	StatusDescription string     `json:"statusDescription,omitempty"`
+	CopyID            string     `json:"copyId,omitempty"`
+	Progress          Progress   `json:"progress"`
+	StartedAt         *time.Time `json:"startedAt,omitempty"`
+	CompletedAt       *time.Time `json:"completedAt,omitempty"`
+	Refusal           *Refusal   `json:"refusal,omitempty"`
+	Callback          *Callback  `json:"callback,omitempty"`
 }
 
 // Refusal is a permanent start refusal as the API answered it.

@@ -342,6 +342,11 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resumi
 		IfNotExists:  !job.Options.Overwrite,
 		RequiresSync: job.Options.RequiresSync,
 	}
+	if opts.IfNotExists && len(job.History) > 0 && s.residueOfEarlierAttempt(ctx, job) {
+		// overwrite false protects what others wrote, not the blob this job's own failed
+		// attempt left behind.
+		opts.IfNotExists = false
+	}
 	// Storage's adapters do not retry Copy Blob (see Blobs.StartCopy): a failed try is
 	// retried here, and only after the destination shows no copy of this job.
 	for try := 1; ; try++ {
@@ -376,6 +381,21 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resumi
 	}
 }
 
+// residueOfEarlierAttempt tells whether the destination still carries the copy of one
+// of the job's earlier (failed or aborted) attempts.
+func (s *Service) residueOfEarlierAttempt(ctx context.Context, job *Job) bool {
+	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
+	if err != nil || cur.CopyID == "" || cur.Status == StatusPending {
+		return false
+	}
+	for _, earlier := range job.History {
+		if earlier.CopyID == cur.CopyID {
+			return true
+		}
+	}
+	return false
+}
+
 // copyTries and copyRetryDelay bound the retries of one start attempt's Copy Blob.
 const (
 	copyTries      = 3
@@ -406,6 +426,11 @@ func (s *Service) ownCopy(ctx context.Context, job *Job) (CopyState, copyVerdict
 	}
 	if cur.LastModified.Before(job.CreatedAt.Add(-clockSkew)) || !sameBlobURL(cur.SourceURL, job.Source.URL) {
 		return cur, copyNotOurs
+	}
+	for _, earlier := range job.History {
+		if earlier.CopyID == cur.CopyID {
+			return cur, copyNotOurs // an earlier attempt's copy, before a retry
+		}
 	}
 	if owner := s.findOwner(ctx, job.Destination.BlobRef, cur.CopyID); owner != nil && owner.ID != job.ID {
 		return cur, copyNotOurs

@@ -36,6 +36,9 @@ import (
 //	terminal -> *           nobody: a terminal record's outcome never changes. Only the
 //	                        bookkeeping of its effects (lease state, callback attempts)
 //	                        is written afterwards, by the claim holder.
+//	failed|startFailed      a retry (ActorRetry, POST .../retry) once every effect is
+//	  -> starting           done: the outcome moves, unchanged, into History and a new
+//	                        attempt starts under a start claim.
 //
 // Status reads never write: a GET must be safe, and a reader that settled jobs would be
 // one more concurrent settle path (the duplicate callbacks of issue 10 came from
@@ -57,6 +60,7 @@ const (
 	ActorReplay Actor = "replay" // a retry of the same request or a redelivered event
 	ActorTick   Actor = "tick"   // the status timer
 	ActorAbort  Actor = "abort"  // POST .../abort
+	ActorRetry  Actor = "retry"  // POST .../retry
 )
 
 // transitions lists the allowed status changes; "" is a record being created.
@@ -99,7 +103,7 @@ func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) 
 			*job = *cur
 			return err
 		}
-		if !CanTransition(cur.Status, next.Status) || (cur.Status.Terminal() && !sameOutcome(cur, next)) {
+		if !CanTransition(cur.Status, next.Status) && !isRetry(cur, next) || (cur.Status.Terminal() && !sameOutcome(cur, next) && !isRetry(cur, next)) {
 			*job = *cur
 			return fmt.Errorf("%w: %s -> %s is not a transition", errStale, cur.Status, next.Status)
 		}
@@ -118,6 +122,35 @@ func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) 
 		}
 		cur = newest
 	}
+}
+
+// Retryable statuses: a new attempt may follow these outcomes.
+func (s Status) Retryable() bool { return s == StatusFailed || s == StatusStartFailed }
+
+// isRetry reports whether next is a retry of the terminal cur: a new "starting" attempt
+// whose History ends with cur's outcome, unchanged.
+func isRetry(cur, next *Job) bool {
+	if !cur.Status.Retryable() || next.Status != StatusStarting || len(next.History) != len(cur.History)+1 {
+		return false
+	}
+	last := next.History[len(next.History)-1]
+	return last.Status == cur.Status && last.StatusDescription == cur.StatusDescription && last.CopyID == cur.CopyID &&
+		timeEqual(last.CompletedAt, cur.CompletedAt)
+}
+
+// outcomeOf is the job's current terminal state, as History keeps it.
+func outcomeOf(j *Job) Outcome {
+	o := Outcome{Status: j.Status, StatusDescription: j.StatusDescription, CopyID: j.CopyID, Progress: j.Progress,
+		StartedAt: j.StartedAt, CompletedAt: j.CompletedAt}
+	if j.Refusal != nil {
+		r := *j.Refusal
+		o.Refusal = &r
+	}
+	if j.Callback != nil {
+		cb := *j.Callback
+		o.Callback = &cb
+	}
+	return o
 }
 
 // sameOutcome reports whether two versions of a job tell the same outcome: what a
@@ -154,6 +187,7 @@ func cloneJob(j *Job) *Job {
 		r := *j.Refusal
 		c.Refusal = &r
 	}
+	c.History = append([]Outcome(nil), j.History...)
 	return &c
 }
 

@@ -1,0 +1,98 @@
+package copyjob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// Retry starts a new attempt of a job whose copy failed (an expired source SAS, a
+// rotated key, a source that was briefly unreadable) or whose start was refused: same
+// job id, a freshly signed source SAS, the earlier outcome kept in History. It answers
+// like Start. A job that is running, succeeded, or still finishing its last attempt's
+// effects (lease release, callback) cannot be retried (CopyNotRetryable, 409).
+//
+// Order, as in Start: a tracking message first (a message without a matching attempt
+// is dropped by the tick), then the transition to "starting" with a start claim in one
+// compare-and-swap write (so two retries racing start one attempt), then the attempt.
+func (s *Service) Retry(ctx context.Context, id string) (*Job, error) {
+	job, err := s.records.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, newError(CodeJobNotFound, "id", "no copy job with id "+id, err)
+	}
+	if err != nil {
+		return nil, storageError("cannot read the job record", err)
+	}
+	if err := s.retryable(job); err != nil {
+		return job, err
+	}
+	log := s.log.With("jobId", job.ID, "operation", "retry")
+	ctx = context.WithoutCancel(ctx)
+	msg, err := s.queue.Enqueue(ctx, ticketFor(&Job{ID: job.ID, Destination: job.Destination, CreatedAt: s.cfg.Now().UTC(),
+		Lease: job.Lease, Source: job.Source}).encode(), s.cfg.FirstPoll)
+	if err != nil {
+		return job, storageError("cannot enqueue the tracking message", err)
+	}
+	claim := s.newClaim(ActorRetry, s.cfg.StartGrace)
+	err = s.write(ctx, job, func(j *Job) error {
+		if err := s.retryable(j); err != nil {
+			return err
+		}
+		j.History = append(j.History, outcomeOf(j))
+		j.Status, j.StatusDescription, j.CopyID, j.Progress = StatusStarting, "", "", Progress{}
+		j.StartedAt, j.CompletedAt, j.LastPolled, j.Refusal = nil, nil, nil, nil
+		j.StartFailures, j.NextAttemptAt, j.CopyUncertain, j.PoisonReason, j.RestoredFrom = 0, nil, false, "", ""
+		j.Polls, j.Claim = 0, claim
+		if j.Options.LeaseSource && j.Source.Ref != nil {
+			// The earlier lease was released with the outcome; a new one is named before
+			// it is taken, as at the first start.
+			j.Lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring}
+		}
+		if j.Callback != nil {
+			j.Callback = &Callback{URL: j.Callback.URL}
+		}
+		return nil
+	})
+	if err != nil {
+		s.dropMessage(ctx, msg, log)
+		var coded *Error
+		if errors.As(err, &coded) {
+			return job, coded
+		}
+		return job, storageError("cannot record the new attempt", err)
+	}
+	log.InfoContext(ctx, "retrying the copy", "attempt", len(job.History)+1)
+	lifetime, lerr := s.sasLifetime(job.Options.SASLifetime)
+	if lerr != nil {
+		lifetime = s.cfg.SASLifetime
+	}
+	prepared, err := s.blobs.PrepareSource(ctx, job.Source.URL, job.Destination.BlobRef, lifetime)
+	if err != nil {
+		err = s.fail(ctx, job, claim.Token, sourceError(err), log)
+	} else {
+		job.Source.SASExpiresAt, job.Source.SASKind = prepared.Source.SASExpiresAt, prepared.Source.SASKind
+		err = s.attempt(ctx, job, prepared.ReadURL, claim.Token, false, log)
+	}
+	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
+		s.dropMessage(ctx, msg, log)
+	}
+	return job, err
+}
+
+// retryable tells whether a new attempt may follow the job's state.
+func (s *Service) retryable(j *Job) error {
+	notRetryable := func(msg string) error {
+		e := newError(CodeCopyNotRetryable, "id", msg, nil)
+		e.Job = j
+		return e
+	}
+	switch {
+	case !j.Status.Retryable():
+		return notRetryable(fmt.Sprintf("the copy is %s: only failed or startFailed copies can be retried", j.Status))
+	case s.hasLeftovers(j) || s.claimLive(j):
+		return notRetryable("the last attempt is still being finished (its lease or callback); retry in a minute")
+	}
+	return nil
+}
