@@ -70,28 +70,52 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 		return job, blobError("destination", "cannot abort the copy", err)
 	}
 	log.InfoContext(ctx, "copy aborted")
+	// The outcome is recorded before the restore copy starts: once the job is terminal
+	// nobody polls the destination again, so the restore's copy id can never be taken
+	// for an overwrite (copyIdMismatch).
 	outcome := CopyState{Status: StatusAborted, Progress: job.Progress, Description: "aborted by request"}
 	if opts.Restore {
-		snapRef := job.Destination.BlobRef
-		snapRef.Snapshot = job.DestinationSnapshot
-		snapURL, uerr := s.blobs.URL(snapRef)
-		if uerr == nil {
-			_, uerr = s.blobs.StartCopy(ctx, job.Destination.BlobRef, snapURL, StartCopyOptions{})
-		}
-		if uerr != nil {
-			outcome.Description = "aborted by request; restoring the destination snapshot failed: " + uerr.Error()
-			log.ErrorContext(ctx, "cannot restore the destination snapshot", "snapshot", job.DestinationSnapshot, "err", uerr)
-		} else {
-			job.RestoredFrom = job.DestinationSnapshot
-			outcome.Description = "aborted by request; destination restored from snapshot " + job.DestinationSnapshot
-		}
+		outcome.Description = "aborted by request; the destination is restored from snapshot " + job.DestinationSnapshot +
+			" (restoredFrom names it once the restore copy started)"
 	}
 	if err := s.settle(ctx, job, outcome, ActorAbort, guard, log); err != nil {
 		// The claim expires; the tick then reads storage (aborted) and records it.
 		log.WarnContext(ctx, "abort not recorded yet; the status tick records it", "err", err)
 		job.Status, job.StatusDescription = StatusAborted, outcome.Description
+		return job, nil
+	}
+	if opts.Restore && job.Status == StatusAborted {
+		s.restore(ctx, job, log)
 	}
 	return job, nil
+}
+
+// restore copies the destination snapshot taken before the copy back over the
+// destination of an aborted job, and records that it did (RestoredFrom).
+func (s *Service) restore(ctx context.Context, job *Job, log *slog.Logger) {
+	snapRef := job.Destination.BlobRef
+	snapRef.Snapshot = job.DestinationSnapshot
+	snapURL, err := s.blobs.URL(snapRef)
+	if err == nil {
+		_, err = s.blobs.StartCopy(ctx, job.Destination.BlobRef, snapURL, StartCopyOptions{})
+	}
+	if err != nil {
+		log.ErrorContext(ctx, "cannot restore the destination snapshot", "snapshot", job.DestinationSnapshot, "err", err)
+		return
+	}
+	snapshot := job.DestinationSnapshot
+	werr := s.write(ctx, job, func(j *Job) error {
+		if j.Status != StatusAborted || j.RestoredFrom != "" {
+			return errStale
+		}
+		j.RestoredFrom = snapshot
+		return nil
+	})
+	if werr != nil {
+		log.WarnContext(ctx, "the destination was restored but the record does not say so yet", "snapshot", snapshot, "err", werr)
+		job.RestoredFrom = snapshot
+	}
+	log.InfoContext(ctx, "destination restored from its snapshot", "snapshot", snapshot)
 }
 
 // giveBack releases a claim this actor holds without changing anything else.

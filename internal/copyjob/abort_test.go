@@ -156,8 +156,13 @@ func TestAbortRestoreFailsIsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != copyjob.StatusAborted || got.RestoredFrom != "" || !strings.Contains(got.StatusDescription, "restoring") {
+	// The abort is recorded before the restore; a failed restore leaves restoredFrom
+	// empty, which the description says is how to tell.
+	if got.Status != copyjob.StatusAborted || got.RestoredFrom != "" || !strings.Contains(got.StatusDescription, "restoredFrom names it") {
 		t.Fatalf("job = %+v", got)
+	}
+	if rec := h.wantStatus(job.ID, copyjob.StatusAborted); rec.RestoredFrom != "" {
+		t.Fatalf("record says restored from %s", rec.RestoredFrom)
 	}
 }
 

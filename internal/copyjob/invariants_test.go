@@ -180,6 +180,10 @@ func (w *world) run() {
 		if w.crashy && w.chance(0.3) {
 			w.env.Records.FailNext(copyjobtest.OpUpdate, errBusy)
 		}
+		if w.chance(0.1) {
+			// The record lands, its answer is lost (the review's finding 2).
+			w.env.Records.LoseNextAnswer(copyjobtest.OpCreate, errBusy)
+		}
 	})
 	wg.Wait()
 }

@@ -307,36 +307,29 @@ func TestRefusedStartLeavesNoSnapshot(t *testing.T) {
 }
 
 // lostAnswerBlobs carries Copy Blob out and then loses its answer, as a client timeout
-// or a 500 OperationTimedOut does; retry says what the SDK's retry then meets.
+// or a 500 OperationTimedOut does (the adapter makes one try: no SDK retry).
 type lostAnswerBlobs struct {
 	*copyjobtest.Blobs
-	retry bool
 }
 
 func (l *lostAnswerBlobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readURL string, opts copyjob.StartCopyOptions) (copyjob.CopyState, error) {
 	if _, err := l.Blobs.StartCopy(ctx, dst, readURL, opts); err != nil {
 		return copyjob.CopyState{}, err
 	}
-	if l.retry {
-		_, err := l.Blobs.StartCopy(ctx, dst, readURL, opts) // 409 PendingCopyOperation or 412
-		return copyjob.CopyState{}, err
-	}
 	return copyjob.CopyState{}, fmt.Errorf("%w: storage answered 500 OperationTimedOut", copyjob.ErrUnavailable)
 }
 
-// Case 7: Copy Blob is carried out but its answer is lost; the SDK's retry meets the
-// job's own copy. The job adopts it (pending, lease held), never refuses it.
+// Case 7: Copy Blob is carried out but its answer is lost. The job reads the destination
+// and adopts its own copy (pending, lease held), never refuses it nor copies again.
 func TestLostCopyAnswerIsAdopted(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		retry     bool
 		overwrite bool
 		status    copyjob.Status
 	}{
-		{"500 after the copy started", false, true, copyjob.StatusPending},
-		{"retry meets PendingCopyOperation", true, true, copyjob.StatusPending},
-		{"retry meets BlobAlreadyExists (overwrite false)", true, false, copyjob.StatusPending},
-		{"synchronous copy, retry meets 412", true, false, copyjob.StatusSuccess},
+		{"pending copy", true, copyjob.StatusPending},
+		{"pending copy, overwrite false", false, copyjob.StatusPending},
+		{"synchronous copy", false, copyjob.StatusSuccess},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := copyjobtest.NewEnv()
@@ -345,11 +338,14 @@ func TestLostCopyAnswerIsAdopted(t *testing.T) {
 				env.Blobs.SetStartStatus(copyjob.StatusSuccess)
 			}
 			cfg := testConfig()
-			svc := copyjob.NewService(&lostAnswerBlobs{Blobs: env.Blobs, retry: tc.retry}, env.Records, env.Queue, env.Notifier, withClock(cfg, env), nil)
+			svc := copyjob.NewService(&lostAnswerBlobs{Blobs: env.Blobs}, env.Records, env.Queue, env.Notifier, withClock(cfg, env), nil)
 			job, _, err := svc.Start(context.Background(), copyjob.StartRequest{Source: srcURL, Destination: dstRef,
 				Options: copyjob.Options{LeaseSource: true, Overwrite: tc.overwrite}})
 			if err != nil || job.Status != tc.status || job.CopyID == "" {
 				t.Fatalf("job %+v err %v", job, err)
+			}
+			if n := len(env.Blobs.StartCopyCalls()); n != 1 {
+				t.Fatalf("%d Copy Blob calls, want 1", n)
 			}
 			rec := env.Records.Job(job.ID)
 			want := copyjob.LeaseHeld

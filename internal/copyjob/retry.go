@@ -73,7 +73,7 @@ func (s *Service) Retry(ctx context.Context, id string) (*Job, error) {
 		err = s.fail(ctx, job, claim.Token, sourceError(err), log)
 	} else {
 		job.Source.SASExpiresAt, job.Source.SASKind = prepared.Source.SASExpiresAt, prepared.Source.SASKind
-		err = s.attempt(ctx, job, prepared.ReadURL, claim.Token, false, log)
+		err = s.attempt(ctx, job, prepared.ReadURL, claim.Token, log)
 	}
 	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
 		s.dropMessage(ctx, msg, log)

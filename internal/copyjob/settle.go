@@ -38,9 +38,6 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 		if j.CompletedAt == nil {
 			j.CompletedAt = &now
 		}
-		if outcome.Status == StatusAborted {
-			j.RestoredFrom = started.RestoredFrom
-		}
 		j.Claim, j.StartFailures, j.NextAttemptAt = nil, 0, nil
 		if j.Callback != nil && j.Callback.DeliveryID == "" {
 			j.Callback.DeliveryID = uuid.NewString()

@@ -103,20 +103,22 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	}
 	faultpoint.Hit("start:enqueued")
 	if err := s.records.Create(ctx, job); err != nil {
-		if !errors.Is(err, ErrExists) {
-			s.dropMessage(ctx, msg, log)
-			return nil, false, storageError("cannot write the job record", err)
-		}
 		existing, gerr := s.records.Get(ctx, id)
-		if gerr != nil || !holds(existing, token) {
+		switch {
+		case gerr == nil && holds(existing, token):
+			// Our own Create landed and its answer was lost (or the SDK's retry met it).
+			job = existing
+		case errors.Is(err, ErrExists) && gerr == nil:
 			s.dropMessage(ctx, msg, log)
 			return s.replay(ctx, id, req.RequestHash)
+		default:
+			// The record may or may not exist: the message stays, so that a record that
+			// did land is followed; the tick drops it when there is neither record nor copy.
+			return nil, false, storageError("cannot write the job record", err)
 		}
-		// Our own Create landed and its answer was lost (the SDK's retry met it).
-		job = existing
 	}
 	faultpoint.Hit("start:recorded")
-	err = s.attempt(ctx, job, prepared.ReadURL, token, false, log)
+	err = s.attempt(ctx, job, prepared.ReadURL, token, log)
 	if job.Status == StatusPending && holds(job, token) {
 		// The copy runs but its record still says "starting": let the message name the
 		// copy, so that whoever takes the start over follows it instead of guessing.
@@ -149,7 +151,10 @@ func (s *Service) replay(ctx context.Context, id, requestHash string) (*Job, boo
 	switch {
 	case job.Status == StatusStartFailed && job.Refusal != nil:
 		return job, false, refusalError(job)
-	case job.Status == StatusStarting && !s.claimLive(job):
+	case job.Status == StatusStarting && job.Claim == nil:
+		// A start that failed transiently and gave its claim back: the retry is the
+		// point. A claim left to expire (a crashed or stalled start) is the tick's to
+		// take over: its tracking message may name a copy the record does not.
 		return job, false, s.resumeStart(ctx, job, ActorReplay, "")
 	}
 	return job, false, nil
@@ -181,7 +186,21 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownC
 	log.InfoContext(ctx, "attempting the start again", "attempts", job.Attempts, "startFailures", job.StartFailures)
 	job.CopyUncertain = job.CopyUncertain || abandoned
 	if knownCopy != "" && job.CopyID == "" {
-		return s.followKnownCopy(ctx, job, token, knownCopy, log)
+		return s.followKnownCopy(ctx, job, token, knownCopy, log, actor)
+	}
+	// Before anything else (a snapshot, the lease, preparing the source), look for a
+	// copy an earlier attempt started: nothing may refuse, or snapshot over, the job's
+	// own running copy.
+	if job.CopyUncertain || job.Attempts > 0 {
+		switch cur, v := s.ownCopy(ctx, job); v {
+		case copyOurs:
+			log.InfoContext(ctx, "adopted the copy an earlier attempt started", "copyId", cur.CopyID)
+			job.Attempts++
+			return s.adopt(ctx, job, token, cur, log)
+		case copyUnknown:
+			return s.postpone(ctx, job, token, newError(CodeStorageUnavailable, "destination",
+				"cannot read the destination to tell whether an earlier attempt started the copy", nil), log)
+		}
 	}
 	lifetime, lerr := s.sasLifetime(job.Options.SASLifetime)
 	if lerr != nil {
@@ -192,13 +211,13 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownC
 		return s.fail(ctx, job, token, sourceError(err), log)
 	}
 	job.Source.SASExpiresAt = prepared.Source.SASExpiresAt
-	return s.attempt(ctx, job, prepared.ReadURL, token, true, log)
+	return s.attempt(ctx, job, prepared.ReadURL, token, log)
 }
 
 // followKnownCopy records the outcome of the copy a start began but could not record:
 // adopted while the destination still carries it, copyIdMismatch (or
 // destinationMissing) once something else replaced it; never a second Copy Blob.
-func (s *Service) followKnownCopy(ctx context.Context, job *Job, token, copyID string, log *slog.Logger) error {
+func (s *Service) followKnownCopy(ctx context.Context, job *Job, token, copyID string, log *slog.Logger, actor Actor) error {
 	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return s.fail(ctx, job, token, blobError("destination", "cannot read the destination", err), log)
@@ -210,16 +229,21 @@ func (s *Service) followKnownCopy(ctx context.Context, job *Job, token, copyID s
 	outcome, _, _ := s.outcome(job, cur, err)
 	now := s.cfg.Now().UTC()
 	job.StartedAt = &now
-	return s.settle(ctx, job, outcome, ActorTick, startGuard(token), log)
+	return s.settle(ctx, job, outcome, actor, startGuard(token), log)
 }
 
 // attempt takes a "starting" job whose start claim (token) it holds as far as it goes:
-// snapshot, lease, copy, record. Its storage calls end by StartDeadline. resuming is
-// true when an earlier attempt (a crashed start, a transient failure) may have started
-// the copy already.
-func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, resuming bool, log *slog.Logger) error {
+// snapshot, lease, copy, record. Its storage calls end startMargin before the claim
+// does (StartDeadline after the claim was taken), so a request still in flight then is
+// finished by storage before anyone may take the start over.
+func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, log *slog.Logger) error {
 	began := time.Now()
-	actx, cancel := context.WithTimeout(ctx, s.cfg.StartDeadline)
+	deadline := time.Now().Add(s.cfg.StartDeadline)
+	if job.Claim != nil {
+		// Measured from the claim, not from here: preparing the source took some of it.
+		deadline = time.Now().Add(job.Claim.Until.Sub(s.cfg.Now()) - s.startMargin())
+	}
+	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	job.Attempts++
 	dst := job.Destination.BlobRef
@@ -277,7 +301,7 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 	if !s.inTime(job, token, s.startMargin()) {
 		return late()
 	}
-	state, err := s.copyOnce(actx, job, readURL, resuming, log)
+	state, err := s.copyOnce(actx, job, readURL, log)
 	if err != nil {
 		return s.fail(ctx, job, token, s.startCopyError(ctx, job, err), log)
 	}
@@ -289,6 +313,18 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 // adopt records a copy that runs (or ran) for the job, started by this attempt or an
 // earlier one: pending, or its terminal outcome at once.
 func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyState, log *slog.Logger) error {
+	if job.Lease != nil && job.Lease.State == LeaseAcquiring && state.Status == StatusPending {
+		// Adopted from an attempt that died after leasing (a start leases before Copy
+		// Blob): confirm the lease is ours; acquiring again with the same id succeeds.
+		switch err := s.blobs.AcquireLease(ctx, *job.Source.Ref, job.Lease.ID); {
+		case err == nil:
+			job.Lease.State = LeaseHeld
+		case errors.Is(err, ErrLeaseConflict), errors.Is(err, ErrNotFound):
+			job.Lease.State = LeaseNotAcquired
+		default:
+			log.WarnContext(ctx, "cannot confirm the source lease of an adopted copy; it is released with the outcome", "err", err)
+		}
+	}
 	now := s.cfg.Now().UTC()
 	job.CopyID, job.StartedAt = state.CopyID, &now
 	log = log.With("copyId", job.CopyID)
@@ -319,22 +355,13 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 	return nil
 }
 
-// copyOnce starts the copy unless an earlier attempt of this job already did: a crash
-// after Copy Blob, or a Copy Blob whose answer was lost (a timeout, a 500) while storage
-// carried it out, so that the SDK's retry met the job's own copy (409
-// PendingCopyOperation, or 412 with overwrite false). Such a copy is adopted, never
-// abandoned; only a foreign copy is a conflict. When the destination cannot be read to
-// tell, the attempt fails transiently: refusing could abandon the job's own copy.
-func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resuming bool, log *slog.Logger) (CopyState, error) {
-	if resuming || job.Attempts > 1 {
-		switch cur, v := s.ownCopy(ctx, job); v {
-		case copyOurs:
-			log.InfoContext(ctx, "adopted the copy an earlier attempt started", "copyId", cur.CopyID)
-			return cur, nil
-		case copyUnknown:
-			return CopyState{}, fmt.Errorf("%w: cannot read the destination to tell whether an earlier attempt started the copy", ErrUnavailable)
-		}
-	}
+// copyOnce starts the copy: one Copy Blob, retried only after a try whose answer was
+// lost (a timeout, a 500) and once the destination shows no copy of this job. A copy a
+// lost answer did start is adopted, never abandoned; only a foreign copy is a conflict.
+// When the destination cannot be read to tell, the attempt fails transiently: refusing
+// could abandon the job's own copy. (Copies of earlier attempts are looked for by
+// resumeStart, before anything else.)
+func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, log *slog.Logger) (CopyState, error) {
 	opts := StartCopyOptions{
 		Metadata:     job.Options.Metadata,
 		Tags:         job.Options.Tags,
@@ -348,12 +375,20 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resumi
 		opts.IfNotExists = false
 	}
 	// Storage's adapters do not retry Copy Blob (see Blobs.StartCopy): a failed try is
-	// retried here, and only after the destination shows no copy of this job.
+	// retried here, and only after the destination shows no copy of this job. A 409/412
+	// is the job's own copy only after a try whose answer was lost; on a first try it
+	// means the destination was busy or present before: a real conflict.
+	lost := false
 	for try := 1; ; try++ {
+		if try > 1 && !s.inTime(job, job.claimToken(), s.startMargin()) {
+			return CopyState{}, fmt.Errorf("%w: the start ran past its deadline", ErrUnavailable)
+		}
 		state, err := s.blobs.StartCopy(ctx, job.Destination.BlobRef, readURL, opts)
-		if err == nil || !(errors.Is(err, ErrPendingCopy) || errors.Is(err, ErrExists) || errors.Is(err, ErrUnavailable)) {
+		unavailable := errors.Is(err, ErrUnavailable)
+		if err == nil || !(unavailable || (lost && (errors.Is(err, ErrPendingCopy) || errors.Is(err, ErrExists)))) {
 			return state, err
 		}
+		lost = lost || unavailable
 		cur, v := s.ownCopy(ctx, job)
 		switch {
 		case v == copyOurs:
@@ -361,20 +396,22 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, resumi
 			return cur, nil
 		case v == copyUnknown:
 			job.CopyUncertain = true
-			if !errors.Is(err, ErrUnavailable) {
+			if !unavailable {
 				// Not a refusal yet: it may be this job's own copy.
 				err = fmt.Errorf("%w: %v (and the destination could not be read to tell whose copy it is)", ErrUnavailable, err)
 			}
 			return state, err
-		case !errors.Is(err, ErrUnavailable):
+		case !unavailable:
 			return state, err // a foreign copy or blob: a real conflict
 		case try >= copyTries || ctx.Err() != nil:
+			job.CopyUncertain = true // no verdict; it may have run and been replaced already
 			return state, err
 		}
 		// Storage gave no verdict and the destination shows no copy of this job: it did
 		// not start (or ran and was replaced already, which no read can tell).
 		select {
 		case <-ctx.Done():
+			job.CopyUncertain = true
 			return state, err
 		case <-time.After(time.Duration(try) * copyRetryDelay):
 		}
@@ -529,6 +566,10 @@ func (s *Service) refuse(ctx context.Context, job *Job, token string, cause *Err
 	}, log)
 	if err != nil {
 		log.ErrorContext(ctx, "cannot record the refused start; the claim expires and the tick retries", "err", err)
+	} else if job.Status != StatusStartFailed || job.Refusal == nil {
+		// Another actor took the start over and settled it (its outcome is in job): that
+		// is the answer, not this attempt's refusal.
+		return nil
 	}
 	log.WarnContext(ctx, "copy not started", "code", cause.Code, "err", cause.Err)
 	cause.Job = orJob(cause.Job, job)

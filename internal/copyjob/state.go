@@ -157,8 +157,7 @@ func outcomeOf(j *Job) Outcome {
 // terminal record may never change.
 func sameOutcome(a, b *Job) bool {
 	return a.Status == b.Status && a.StatusDescription == b.StatusDescription && a.CopyID == b.CopyID &&
-		a.Progress == b.Progress && timeEqual(a.CompletedAt, b.CompletedAt) &&
-		a.RestoredFrom == b.RestoredFrom && (a.Refusal == nil) == (b.Refusal == nil) && (a.Refusal == nil || *a.Refusal == *b.Refusal)
+		a.Progress == b.Progress && timeEqual(a.CompletedAt, b.CompletedAt) && (a.Refusal == nil) == (b.Refusal == nil) && (a.Refusal == nil || *a.Refusal == *b.Refusal)
 }
 
 func timeEqual(a, b *time.Time) bool {
@@ -217,6 +216,14 @@ func (s *Service) startMargin() time.Duration { return s.cfg.StartGrace - s.cfg.
 // lease release fit in it).
 func (s *Service) effectsMargin() time.Duration { return s.cfg.EffectsGrace / 2 }
 
+// claimToken is the token of the job's claim, "" without one.
+func (j *Job) claimToken() string {
+	if j.Claim == nil {
+		return ""
+	}
+	return j.Claim.Token
+}
+
 // holds reports whether the job's claim is the one with token.
 func holds(j *Job, token string) bool { return j.Claim != nil && j.Claim.Token == token }
 
@@ -229,6 +236,9 @@ var errLostClaim = errors.New("another actor holds the job")
 func (s *Service) takeClaim(ctx context.Context, job *Job, actor Actor, ttl time.Duration, statuses ...Status) (string, error) {
 	claim := s.newClaim(actor, ttl)
 	err := s.write(ctx, job, func(j *Job) error {
+		if holds(j, claim.Token) {
+			return nil // this very claim landed, its answer lost (the write re-read it)
+		}
 		if !statusIn(j.Status, statuses) {
 			return errStale
 		}

@@ -20,7 +20,10 @@ type ticket struct {
 	// Polls counts the visits that rescheduled the message; it drives the backoff.
 	Polls int64 `json:"polls"`
 	// Failures counts failed visits in a row; MaxFailures of them poison the message.
+	// Outages counts visits in a row that storage was unavailable for: they only drive
+	// the backoff.
 	Failures int64    `json:"failures,omitempty"`
+	Outages  int64    `json:"outages,omitempty"`
 	Progress Progress `json:"progress"`
 	// Unrecorded: Start named the copy here because it could not write it to the record,
 	// which still says "starting": the fast path must not skip the record then.
@@ -87,6 +90,10 @@ const (
 	outResumed
 	outPoisoned
 	outFailed
+	// outUnavailable: a visit that failed because storage was unavailable. Retried
+	// with backoff like outFailed, but not counted towards poisoning: a storage outage
+	// must not strand every pending job (the copies go on, and so must their tracking).
+	outUnavailable
 	outDropped
 )
 
@@ -108,8 +115,8 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 			defer wg.Done()
 			for m := range work {
 				o := s.safeProcess(ctx, m)
-				if o == outFailed {
-					s.retryLater(ctx, m)
+				if o == outFailed || o == outUnavailable {
+					s.retryLater(ctx, m, o == outFailed)
 				}
 				mu.Lock()
 				switch o {
@@ -121,7 +128,7 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 					report.Resumed++
 				case outPoisoned:
 					report.Poisoned++
-				case outFailed:
+				case outFailed, outUnavailable:
 					report.Failed++
 				case outDropped:
 					report.Dropped++
@@ -209,7 +216,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		}
 		if stateErr != nil && !errors.Is(stateErr, ErrNotFound) {
 			log.WarnContext(ctx, "cannot read copy status", "err", stateErr)
-			return outFailed
+			return visitFailed(stateErr)
 		}
 		read = true
 	}
@@ -220,7 +227,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	}
 	if err != nil {
 		log.WarnContext(ctx, "cannot read the job record", "err", err)
-		return outFailed
+		return visitFailed(err)
 	}
 	log = log.With("copyId", job.CopyID)
 
@@ -236,12 +243,12 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	outcome, terminal, err := s.outcome(job, state, stateErr)
 	if err != nil {
 		log.WarnContext(ctx, "cannot poll the copy", "err", err)
-		return outFailed
+		return visitFailed(err)
 	}
 	if terminal {
 		if err := s.settle(ctx, job, outcome, ActorTick, s.pendingGuard(job.CopyID), log); err != nil {
 			log.WarnContext(ctx, "cannot record the outcome", "err", err)
-			return outFailed
+			return visitFailed(err)
 		}
 		if !job.Status.Terminal() {
 			// An abort holds the job: come back when its claim ends.
@@ -277,11 +284,15 @@ func (s *Service) orphan(ctx context.Context, m Message, t ticket, log *slog.Log
 	state, err := s.blobs.CopyState(ctx, *t.Dest)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		log.WarnContext(ctx, "cannot read the destination of an orphan message", "err", err)
-		return outFailed
+		return visitFailed(err)
 	}
 	ours := err == nil && state.CopyID != "" &&
 		(state.CopyID == t.CopyID || (t.CopyID == "" && !state.LastModified.Before(t.Created.Add(-clockSkew))))
 	if !ours && t.CopyID == "" {
+		// No copy of this job runs: a lease the ticket names may be released safely.
+		if !s.releaseOrphanLease(ctx, t, log) {
+			return outFailed
+		}
 		log.WarnContext(ctx, "dropping the tracking message of a start that crashed before writing its job record; nothing was started")
 		if err := s.queue.Delete(ctx, m); err != nil {
 			return outFailed
@@ -323,16 +334,34 @@ func (s *Service) recordProgress(ctx context.Context, job *Job, progress Progres
 	}
 }
 
+// visitFailed classifies a failed visit: storage unavailable (not counted towards
+// poisoning) or anything else (counted).
+func visitFailed(err error) outcome {
+	if errors.Is(err, ErrUnavailable) || isUnclassified(err) {
+		return outUnavailable
+	}
+	return outFailed
+}
+
 // retryLater counts a failed visit in the ticket and brings the message back after a
 // backoff that grows with the failures in a row, instead of waiting out the whole
 // visibility.
-func (s *Service) retryLater(ctx context.Context, m Message) {
+func (s *Service) retryLater(ctx context.Context, m Message, count bool) {
 	t, err := decodeTicket(m.Text)
 	if err != nil {
 		return // poisoned already
 	}
-	t.Failures++
-	if _, err := s.queue.Update(ctx, m, t.encode(), s.backoff(t.Failures)); err != nil {
+	wait := s.backoff(t.Failures + 1)
+	if count {
+		t.Failures++
+		wait = s.backoff(t.Failures)
+	} else {
+		// Storage unavailable: back off like any failure, up to the poll interval,
+		// without counting towards poisoning.
+		t.Outages++
+		wait = s.backoff(t.Outages)
+	}
+	if _, err := s.queue.Update(ctx, m, t.encode(), wait); err != nil {
 		s.log.DebugContext(ctx, "cannot reschedule a failed message; it returns after the visibility timeout", "messageId", m.ID, "err", err)
 	}
 }
@@ -346,7 +375,7 @@ func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress
 		}
 	}
 	t.Progress = progress
-	t.Failures = 0 // a success ends a run of failures
+	t.Failures, t.Outages = 0, 0 // a success ends a run of failures
 	next := s.backoff(t.Polls + 1)
 	if next >= s.visitVisibility() && t.encode() == m.Text {
 		// The dequeue hid the message for as long as the next poll waits, and the ticket
@@ -356,7 +385,7 @@ func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress
 	t.Polls++
 	if _, err := s.queue.Update(ctx, m, t.encode(), next); err != nil {
 		log.WarnContext(ctx, "cannot reschedule the tracking message", "err", err)
-		return outFailed
+		return visitFailed(err)
 	}
 	return outPending
 }
@@ -382,7 +411,7 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 		case errors.Is(err, errLostClaim), errors.Is(err, errStale):
 		default:
 			log.WarnContext(ctx, "cannot claim the job's leftovers", "err", err)
-			return outFailed
+			return visitFailed(err)
 		}
 	}
 	if s.hasLeftovers(job) || s.claimLive(job) {
@@ -393,13 +422,13 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 			wait = max(wait, job.Claim.Until.Sub(s.cfg.Now()))
 		}
 		if _, err := s.queue.Update(ctx, m, ticketFor(job).encode(), wait); err != nil {
-			return outFailed
+			return visitFailed(err)
 		}
 		return outPending
 	}
 	if err := s.queue.Delete(ctx, m); err != nil {
 		log.WarnContext(ctx, "cannot delete the tracking message", "err", err)
-		return outFailed
+		return visitFailed(err)
 	}
 	return outCompleted
 }

@@ -173,7 +173,9 @@ func TestTickPoisonsAfterMaxFailuresInARow(t *testing.T) {
 	job := h.start(leasedReq())
 	cfg := h.svc.Config()
 	h.tickAfter(cfg.FirstPoll) // one good poll: the message now names the copy
-	h.Blobs.FailAlways(copyjobtest.OpCopyState, errBusy)
+	// A permanent failure (the app lost its role on the destination); storage being
+	// unavailable never poisons (TestStorageOutageNeverPoisonsPendingJobs).
+	h.Blobs.FailAlways(copyjobtest.OpCopyState, fmt.Errorf("403 AuthorizationPermissionMismatch: %w", copyjob.ErrForbidden))
 
 	at := h.Clock.Now().Add(time.Hour)
 	h.Clock.Set(at)
