@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/api"
@@ -308,8 +310,17 @@ func (a *App) runTick(ctx context.Context, info funchost.TimerInfo, log *funchos
 // Run serves until ctx ends. Standalone, it also runs statusfn on its schedule; under
 // the host the host's timer invokes /statusfn instead.
 func (a *App) Run(ctx context.Context) error {
+	// Listen before anything else runs: with the address taken, the handler must exit
+	// non-zero at once rather than log "started" and run timer ticks unreachable.
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", a.addr)
+	if err != nil {
+		return listenError(a.addr, a.hosted, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errs := make(chan error, 2)
-	go func() { errs <- funchost.Serve(ctx, a.addr, a.handler, a.Log, 30*time.Second) }()
+	go func() { errs <- funchost.ServeListener(ctx, ln, a.handler, a.Log, 30*time.Second) }()
 	running := 1
 	if !a.hosted {
 		timer, _ := a.Status.TimerBinding()
@@ -324,7 +335,20 @@ func (a *App) Run(ctx context.Context) error {
 	for range running {
 		if err := <-errs; err != nil && first == nil && !errors.Is(err, context.Canceled) {
 			first = err
+			cancel() // one part failed: stop the other rather than run half an app
 		}
 	}
 	return first
+}
+
+// listenError explains a failed listen; a taken address is the usual case (an earlier
+// handler, or another `make run`, still running).
+func listenError(addr string, hosted bool, err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if hosted {
+		return fmt.Errorf("listen on %s (FUNCTIONS_CUSTOMHANDLER_PORT): the port is already in use by another process: %w", addr, err)
+	}
+	return fmt.Errorf("listen on %s: the address is already in use by another process (an earlier handler or `make run` still running?); stop it or set BLOBCOPY_LISTEN_ADDRESS to a free host:port: %w", addr, err)
 }

@@ -50,6 +50,12 @@ func Serve(ctx context.Context, addr string, h http.Handler, logger *slog.Logger
 	return serveListener(ctx, ln, h, logger, shutdownTimeout)
 }
 
+// ServeListener is Serve on a listener the caller opened, so that a caller can
+// fail fast (and say why) when the address is taken before starting anything else.
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger, shutdownTimeout time.Duration) error {
+	return serveListener(ctx, ln, h, logger, shutdownTimeout)
+}
+
 func serveListener(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger, shutdownTimeout time.Duration) error {
 	if logger == nil {
 		logger = slog.Default()
