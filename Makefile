@@ -20,6 +20,7 @@ QUEUE_PORT    ?= 10001
 TABLE_PORT    ?= 10002
 HANDLER_PORT  ?= 7071
 SLOWDEMO_PORT ?= 10005
+CALLBACK_PORT ?= 10006
 # make run DEBUG=1 writes Azurite's debug log to .azurite/debug.log (it holds SAS tokens).
 DEBUG ?=
 
@@ -77,7 +78,7 @@ go-deps:
 # pass SIGINT on to its children.
 run: prereqs azurite go-deps host
 	@AZURITE=$(AZURITE) BLOB_PORT=$(BLOB_PORT) QUEUE_PORT=$(QUEUE_PORT) TABLE_PORT=$(TABLE_PORT) \
-	 HANDLER_PORT=$(HANDLER_PORT) SLOWDEMO_PORT=$(SLOWDEMO_PORT) DEBUG=$(DEBUG) \
+	 HANDLER_PORT=$(HANDLER_PORT) SLOWDEMO_PORT=$(SLOWDEMO_PORT) CALLBACK_PORT=$(CALLBACK_PORT) DEBUG=$(DEBUG) \
 	 ./scripts/run-local.sh -watch-pid $$PPID
 
 ## test: vet, cross-compile check, unit and integration tests (each starts its own

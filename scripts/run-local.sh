@@ -7,7 +7,7 @@
 #
 # Ports and options come from the environment (make run passes them):
 #   BLOB_PORT QUEUE_PORT TABLE_PORT (10000-10002), HANDLER_PORT (7071),
-#   SLOWDEMO_PORT (10005), DEBUG=1 (Azurite debug log in .azurite/debug.log), AZURITE.
+#   SLOWDEMO_PORT (10005), CALLBACK_PORT (10006), DEBUG=1 (Azurite debug log in .azurite/debug.log), AZURITE.
 # Extra arguments go to devstack (bin/devstack -h lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ args=(
 	-azurite "${AZURITE:-.tools/node_modules/.bin/azurite}"
 	-handler bin/handler
 	-blob-port "${BLOB_PORT:-10000}" -queue-port "${QUEUE_PORT:-10001}" -table-port "${TABLE_PORT:-10002}"
-	-handler-port "${HANDLER_PORT:-7071}" -slowdemo-port "${SLOWDEMO_PORT:-10005}"
+	-handler-port "${HANDLER_PORT:-7071}" -slowdemo-port "${SLOWDEMO_PORT:-10005}" -callback-port "${CALLBACK_PORT:-10006}"
 )
 case "${DEBUG:-}" in
 	"" | 0 | false) ;;

@@ -75,7 +75,7 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// args are devstack's flags for ports (blob, queue, table, handler, slowdemo) and a
+// args are devstack's flags for ports (blob, queue, table, handler, slowdemo, callbacks) and a
 // throw-away data folder.
 func args(t *testing.T, ports []int) []string {
 	devstack, handler := binaries(t)
@@ -84,7 +84,7 @@ func args(t *testing.T, ports []int) []string {
 		"-azurite", filepath.Join(repoRoot(t), ".tools", "node_modules", ".bin", "azurite"),
 		"-handler", handler, "-data", t.TempDir(), "-small-demo",
 		"-blob-port", strconv.Itoa(ports[0]), "-queue-port", strconv.Itoa(ports[1]), "-table-port", strconv.Itoa(ports[2]),
-		"-handler-port", strconv.Itoa(ports[3]), "-slowdemo-port", strconv.Itoa(ports[4]),
+		"-handler-port", strconv.Itoa(ports[3]), "-slowdemo-port", strconv.Itoa(ports[4]), "-callback-port", strconv.Itoa(ports[5]),
 	}
 }
 
@@ -133,7 +133,7 @@ func TestSignalStopsEverything(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			devstack, _ := binaries(t)
-			ports := freePorts(t, 5)
+			ports := freePorts(t, 6)
 			out := &syncbuf.Buffer{}
 			cmd := exec.Command(devstack, args(t, ports)...)
 			cmd.Dir = repoRoot(t)
@@ -178,7 +178,7 @@ func TestSignalStopsEverything(t *testing.T) {
 // free.
 func TestPortInUseIsNeverReused(t *testing.T) {
 	devstack, _ := binaries(t)
-	ports := freePorts(t, 5)
+	ports := freePorts(t, 6)
 	orphan, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])))
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestMakeInterruptedAloneStopsEverything(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			devstack, _ := binaries(t)
-			ports := freePorts(t, 5)
+			ports := freePorts(t, 6)
 			dir := t.TempDir()
 			recipe := devstack + " -watch-pid $$PPID"
 			for _, a := range args(t, ports) {

@@ -34,6 +34,7 @@ type config struct {
 	tablePort         int
 	handlerPort       int
 	simPort           int
+	callbackPort      int
 	debug             bool
 	pending           time.Duration
 	watchPID          int
@@ -104,6 +105,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.tablePort, "table-port", 10002, "Azurite table port")
 	fs.IntVar(&c.handlerPort, "handler-port", 7071, "the handler's port")
 	fs.IntVar(&c.simPort, "slowdemo-port", 10005, "the copy simulator's port (account slowdemo)")
+	fs.IntVar(&c.callbackPort, "callback-port", 10006, "a local receiver of completion callbacks (it prints them)")
 	fs.BoolVar(&c.debug, "debug", false, "write Azurite's debug log to <data>/debug.log (it holds every SAS in full)")
 	fs.DurationVar(&c.pending, "slowdemo-pending", 20*time.Second, "how long a copy into slowdemo stays pending")
 	fs.IntVar(&c.watchPID, "watch-pid", 0, "stop when this process (make) exits or is interrupted")
@@ -119,7 +121,7 @@ func parseFlags(args []string) (config, error) {
 	for _, p := range []struct {
 		name string
 		port int
-	}{{"blob-port", c.blobPort}, {"queue-port", c.queuePort}, {"table-port", c.tablePort}, {"handler-port", c.handlerPort}, {"slowdemo-port", c.simPort}} {
+	}{{"blob-port", c.blobPort}, {"queue-port", c.queuePort}, {"table-port", c.tablePort}, {"handler-port", c.handlerPort}, {"slowdemo-port", c.simPort}, {"callback-port", c.callbackPort}} {
 		if p.port < 1 || p.port > 65535 {
 			return c, fmt.Errorf("-%s %d is not a port number (1-65535)", p.name, p.port)
 		}

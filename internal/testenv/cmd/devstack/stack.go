@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,7 @@ type stack struct {
 	sim     *copysim.Server
 	auto    *copysim.AutoProgress
 	handler *proc
+	sink    *http.Server
 
 	exited   chan exit
 	stopOnce sync.Once
@@ -100,10 +102,11 @@ func (s *stack) start(ctx context.Context) error {
 	if _, err := os.Stat(cfg.azurite); err != nil {
 		return fmt.Errorf("azurite is not installed at %s: `make run` installs it with npm (make azurite)", cfg.azurite)
 	}
-	simListener, err := checkPorts(cfg)
+	simListener, sinkListener, err := checkPorts(cfg)
 	if err != nil {
 		return err
 	}
+	s.sink = callbackSink(sinkListener, s.log.With("component", "callbacks"))
 	if err := s.startAzurite(ctx); err != nil {
 		simListener.Close()
 		return err
@@ -208,6 +211,9 @@ func (s *stack) stop() {
 		if s.sim != nil {
 			s.sim.Close()
 		}
+		if s.sink != nil {
+			_ = s.sink.Close()
+		}
 		s.azurite.terminate(s.cfg.stopGrace)
 	})
 }
@@ -221,8 +227,10 @@ blobcopy is running; Ctrl-C (or SIGTERM) stops everything.
   Azurite   %s and %s (data in %s/, log %s/azurite.log)
   slowdemo  %s (copy simulator: copies stay pending %s, then succeed)
   demo      %s in containers source (and backup) of %s and %s
+  callbacks %s/... (a receiver that prints each callback here)
 `, api, api, s.blobEndpoint(devAccount), s.blobEndpoint(secondAccount), c.dataDir, c.dataDir,
-		s.sim.AccountEndpoint(slowdemoAccount), c.pending, demoBlobs(!c.skipBigDemoObject), devAccount, secondAccount)
+		s.sim.AccountEndpoint(slowdemoAccount), c.pending, demoBlobs(!c.skipBigDemoObject), devAccount, secondAccount,
+		callbackURL(c.callbackPort))
 	if c.handlerPort != 7071 {
 		fmt.Fprintf(w, "  CLI       export BLOBCOPY_URL=%s\n", api)
 	}
@@ -252,38 +260,42 @@ func waitListening(ctx context.Context, port int, p *proc) error {
 	}
 }
 
-// checkPorts fails when any port is taken, naming it and its holder; it keeps the
-// simulator's port, which devstack serves itself, so nobody takes it meanwhile.
-func checkPorts(cfg config) (net.Listener, error) {
+// checkPorts fails when any port is taken, naming it and its holder. It keeps the ports
+// devstack serves itself (simulator, callback receiver), so nobody takes them meanwhile.
+func checkPorts(cfg config) (sim, sink net.Listener, err error) {
 	var taken []string
+	var kept []net.Listener
 	for _, p := range []struct {
 		what string
 		port int
 		flag string
+		keep *net.Listener
 	}{
-		{"Azurite blob", cfg.blobPort, "BLOB_PORT"}, {"Azurite queue", cfg.queuePort, "QUEUE_PORT"},
-		{"Azurite table", cfg.tablePort, "TABLE_PORT"}, {"the handler", cfg.handlerPort, "HANDLER_PORT"},
+		{"Azurite blob", cfg.blobPort, "BLOB_PORT", nil}, {"Azurite queue", cfg.queuePort, "QUEUE_PORT", nil},
+		{"Azurite table", cfg.tablePort, "TABLE_PORT", nil}, {"the handler", cfg.handlerPort, "HANDLER_PORT", nil},
+		{"slowdemo simulator", cfg.simPort, "SLOWDEMO_PORT", &sim}, {"callback receiver", cfg.callbackPort, "CALLBACK_PORT", &sink},
 	} {
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
 		if err != nil {
 			taken = append(taken, fmt.Sprintf("  %d (%s, make run %s=...): %s", p.port, p.what, p.flag, holder(p.port)))
 			continue
 		}
-		ln.Close()
-	}
-	sim, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.simPort)))
-	if err != nil {
-		taken = append(taken, fmt.Sprintf("  %d (slowdemo simulator, make run SLOWDEMO_PORT=...): %s", cfg.simPort, holder(cfg.simPort)))
+		if p.keep == nil {
+			ln.Close()
+			continue
+		}
+		*p.keep = ln
+		kept = append(kept, ln)
 	}
 	if len(taken) > 0 {
-		if sim != nil {
-			sim.Close()
+		for _, ln := range kept {
+			ln.Close()
 		}
-		return nil, fmt.Errorf("ports already in use, nothing started:\n%s\n"+
+		return nil, nil, fmt.Errorf("ports already in use, nothing started:\n%s\n"+
 			"An Azurite or handler left from an earlier run? Stop that process; or choose free ports as shown (README, \"Ports\").",
 			strings.Join(taken, "\n"))
 	}
-	return sim, nil
+	return sim, sink, nil
 }
 
 // holder names the process listening on port when lsof can tell.
