@@ -157,7 +157,9 @@ func watch(ctx context.Context, c *client, o *output, id string, interval time.D
 			if err != nil {
 				return err
 			}
-			bar.update(j)
+			if !j.terminal() || bar.pb != nil { // no bar for a copy that had already ended
+				bar.update(j)
+			}
 			if j.terminal() {
 				bar.finish(j)
 				bar.close()

@@ -29,14 +29,9 @@ func (o *output) failure(err error) error {
 	return err
 }
 
+// raw prints an answer as the API sent it (compact JSON), one document per line.
 func (o *output) raw(b []byte) {
-	var buf bytes.Buffer
-	if json.Indent(&buf, b, "", "  ") != nil {
-		buf.Reset()
-		buf.Write(b)
-	}
-	buf.WriteByte('\n')
-	_, _ = o.stdout.Write(buf.Bytes())
+	_, _ = o.stdout.Write(append(bytes.TrimSpace(b), '\n'))
 }
 
 // started shows a start's answer: 202 (pending, poll it) or 200 (finished at once);

@@ -52,7 +52,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "devstack:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "devstack")
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
@@ -62,7 +62,7 @@ func run(args []string) int {
 		go watchParent(ctx, cfg.watchPID, func(why string) { cancel(errors.New(why)) })
 	}
 
-	st := &stack{cfg: cfg, log: log}
+	st := &stack{cfg: cfg, base: log, log: log.With("component", "devstack")}
 	defer st.stop()
 	if err := st.start(ctx); err != nil {
 		if ctx.Err() != nil {

@@ -33,8 +33,9 @@ const startTimeout = 60 * time.Second
 
 // stack is the running set of processes; stop undoes start, whatever part of it ran.
 type stack struct {
-	cfg config
-	log *slog.Logger
+	cfg  config
+	base *slog.Logger // for the simulator and the callback receiver
+	log  *slog.Logger // devstack's own lines
 
 	azurite *proc
 	sim     *copysim.Server
@@ -106,13 +107,15 @@ func (s *stack) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.sink = callbackSink(sinkListener, s.log.With("component", "callbacks"))
+	s.sink = callbackSink(sinkListener, s.base.With("component", "callbacks"))
 	if err := s.startAzurite(ctx); err != nil {
 		simListener.Close()
 		return err
 	}
-	s.auto = &copysim.AutoProgress{Duration: cfg.pending, Logger: s.log.With("component", "slowdemo")}
-	s.sim, err = copysim.NewOnListener(copysim.Options{FetchSource: true, OnCopyStart: s.auto.OnCopyStart}, simListener)
+	s.auto = &copysim.AutoProgress{Duration: cfg.pending, Logger: s.base.With("component", "slowdemo")}
+	// SyncInternalCopies: a copy within slowdemo (abort --restore copying a snapshot back)
+	// ends at once, as Azure usually does within an account; copies from Azurite are slow.
+	s.sim, err = copysim.NewOnListener(copysim.Options{FetchSource: true, SyncInternalCopies: true, OnCopyStart: s.auto.OnCopyStart}, simListener)
 	if err != nil {
 		return err
 	}
