@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -81,15 +80,6 @@ func (a answer) job() (*job, error) {
 		return nil, fmt.Errorf("the answer is not a job (%v): %.200s", err, a.body)
 	}
 	return &j, nil
-}
-
-// retryAfter is the server's suggested wait, 0 when it gave none.
-func (a answer) retryAfter() time.Duration {
-	n, err := strconv.Atoi(a.header.Get("Retry-After"))
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }
 
 func (c *client) do(ctx context.Context, method, path string, body any, header map[string]string) (answer, error) {
