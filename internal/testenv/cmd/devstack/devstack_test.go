@@ -280,3 +280,27 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("defaults = %+v, %v", c, err)
 	}
 }
+
+// TestCaughtSignals: the caught-signals mask read from /proc (Linux) and from ps (the
+// way other systems read it) agree, and show a handler devstack's watch relies on.
+func TestCaughtSignals(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err == nil && ignored(t, os.Getpid(), syscall.SIGINT) {
+		t.Skip("SIGINT is ignored here (tests run in the background), so sh cannot trap it")
+	}
+	cmd := exec.Command("sh", "-c", "trap 'exit 0' INT; sleep 30 & wait")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	time.Sleep(200 * time.Millisecond)
+	byPS, ok := caughtByPS(cmd.Process.Pid)
+	if !ok {
+		t.Skip("ps does not report sigcatch here")
+	}
+	if byPS&(1<<(uint(syscall.SIGINT)-1)) == 0 {
+		t.Errorf("ps shows mask %x without SIGINT, which sh traps", byPS)
+	}
+	if byProc, ok := caught(cmd.Process.Pid); !ok || byProc != byPS {
+		t.Errorf("caught = %x, %v; ps says %x", byProc, ok, byPS)
+	}
+}
