@@ -1,50 +1,31 @@
 #!/usr/bin/env bash
-# Starts Azurite on loopback (unless something already serves its ports) and runs the
-# handler standalone. Ctrl-C stops both.
+# The local stack (what `make run` runs): Azurite with accounts devstoreaccount1 and acct2,
+# the copy simulator as account slowdemo, the demo blobs, and the handler. bin/devstack
+# (internal/testenv/cmd/devstack) starts and supervises them all: SIGINT or SIGTERM to
+# this script (or to `make run`) stops every one and frees every port within seconds; a
+# port already in use stops the start with a message, it is never reused.
+#
+# Ports and options come from the environment (make run passes them):
+#   BLOB_PORT QUEUE_PORT TABLE_PORT (10000-10002), HANDLER_PORT (7071),
+#   SLOWDEMO_PORT (10005), CALLBACK_PORT (10006), DEBUG=1 (Azurite debug log in .azurite/debug.log), AZURITE.
+# Extra arguments go to devstack (bin/devstack -h lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-AZURITE=${AZURITE:-.tools/node_modules/.bin/azurite}
-mkdir -p .azurite
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for bin in bin/devstack bin/handler; do
+	[ -x "$bin" ] || { echo "$bin is missing: run 'make run' (or 'make host') to build it" >&2; exit 1; }
+done
 
-azurite_pid=""
-if port_open 10000 && port_open 10001; then
-  echo "Azurite (or another storage emulator) already listens on 10000/10001: using it"
-else
-  # A second account (acct2) for the cross-account examples; it reuses Azurite's
-  # well-known development key, so local.settings.json holds no other secret.
-  DEV_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-  AZURITE_ACCOUNTS="devstoreaccount1:$DEV_KEY;acct2:$DEV_KEY" \
-  "$AZURITE" --silent --skipApiVersionCheck --loose --location .azurite --debug .azurite/debug.log \
-    --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1 >.azurite/azurite.log 2>&1 &
-  azurite_pid=$!
-  for _ in $(seq 1 60); do port_open 10000 && port_open 10001 && break; sleep 0.5; done
-  port_open 10000 || { echo "Azurite did not start; see .azurite/azurite.log"; exit 1; }
-  echo "Azurite started (pid $azurite_pid), data in .azurite/"
-fi
-cleanup() { [ -n "$azurite_pid" ] && kill "$azurite_pid" 2>/dev/null || true; }
-trap cleanup EXIT
+args=(
+	-azurite "${AZURITE:-.tools/node_modules/.bin/azurite}"
+	-handler bin/handler
+	-blob-port "${BLOB_PORT:-10000}" -queue-port "${QUEUE_PORT:-10001}" -table-port "${TABLE_PORT:-10002}"
+	-handler-port "${HANDLER_PORT:-7071}" -slowdemo-port "${SLOWDEMO_PORT:-10005}" -callback-port "${CALLBACK_PORT:-10006}"
+)
+case "${DEBUG:-}" in
+	"" | 0 | false) ;;
+	*) args+=(-debug) ;;
+esac
 
-./handler -ensure-storage
-# Demo containers used by the README's curl examples.
-/usr/bin/python3 - <<'PY' || true
-from azure.storage.blob import BlobServiceClient
-cs = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-      "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-      "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")
-for account in ("devstoreaccount1", "acct2"):
-    svc = BlobServiceClient.from_connection_string(cs.replace("devstoreaccount1", account))
-    for c in ("source", "backup"):
-        try:
-            svc.create_container(c)
-        except Exception:
-            pass
-    svc.get_blob_client("source", "hello.txt").upload_blob(("hello from " + account + "\n").encode(), overwrite=True)
-    print("demo blob: http://127.0.0.1:10000/%s/source/hello.txt" % account)
-PY
-echo "handler on http://127.0.0.1:7071 (Ctrl-C stops it)"
-./handler &
-handler_pid=$!
-trap 'kill -TERM $handler_pid 2>/dev/null; wait $handler_pid; cleanup' INT TERM
-wait $handler_pid
+# exec: devstack gets this script's signals directly, with no shell in between.
+exec bin/devstack "${args[@]}" "$@"

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/api"
@@ -396,10 +398,16 @@ func (a *App) runTick(ctx context.Context, info funchost.TimerInfo, log *funchos
 // needing it answer 503 until then) and serves until ctx ends. Standalone, it also
 // runs statusfn on its schedule; under the host the host's timer invokes /statusfn.
 func (a *App) Run(ctx context.Context) error {
-	ln, err := funchost.Listen(ctx, a.addr)
+	// Listen before anything else runs: with the address taken, the handler must exit
+	// non-zero at once rather than log "started" and run timer ticks unreachable; and
+	// the host's readiness ping must be answered whatever storage does.
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", a.addr)
 	if err != nil {
-		return err
+		return listenError(a.addr, a.hosted, err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errs := make(chan error, 2)
 	go func() {
 		errs <- funchost.Serve(ctx, ln, a.handler, a.Log, funchost.ServerOptions{
@@ -423,7 +431,20 @@ func (a *App) Run(ctx context.Context) error {
 	for range running {
 		if err := <-errs; err != nil && first == nil && !errors.Is(err, context.Canceled) {
 			first = err
+			cancel() // one part failed: stop the other rather than run half an app
 		}
 	}
 	return first
+}
+
+// listenError explains a failed listen; a taken address is the usual case (an earlier
+// handler, or another `make run`, still running).
+func listenError(addr string, hosted bool, err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if hosted {
+		return fmt.Errorf("listen on %s (FUNCTIONS_CUSTOMHANDLER_PORT): the port is already in use by another process: %w", addr, err)
+	}
+	return fmt.Errorf("listen on %s: the address is already in use by another process (an earlier handler or `make run` still running?); stop it or set BLOBCOPY_LISTEN_ADDRESS to a free host:port: %w", addr, err)
 }
