@@ -118,6 +118,7 @@ func buildStart(p *Policy, req *CopyRequest, origin string) (copyjob.StartReques
 	if err := p.CheckSource(req.Source); err != nil {
 		return copyjob.StartRequest{}, err
 	}
+	source := normalizeSource(req.Source)
 	if err := p.CheckDestination(*req.Destination); err != nil {
 		return copyjob.StartRequest{}, err
 	}
@@ -136,11 +137,23 @@ func buildStart(p *Policy, req *CopyRequest, origin string) (copyjob.StartReques
 	}
 	return copyjob.StartRequest{
 		Origin:      origin,
-		Source:      req.Source,
+		Source:      source,
 		Destination: copyjob.BlobRef{Account: account, Container: req.Destination.Container, Blob: req.Destination.Blob},
 		Options:     opts,
 		CallbackURL: req.CallbackURL,
 	}, nil
+}
+
+// normalizeSource percent-encodes a source URL's path ("dir/été 1.txt" becomes
+// "dir/%C3%A9t%C3%A9%201.txt"): Copy Blob's x-ms-copy-source must be a valid URL, and a
+// raw one made storage answer a misleading 403. An encoded path is kept as sent; the
+// query (a caller's SAS) is never touched.
+func normalizeSource(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // CheckSource refused it already
+	}
+	return u.String()
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ type CopyRequest struct {
 	Snapshot    bool              `json:"snapshotDestination,omitempty"`
 	SASLifetime string            `json:"sasLifetime,omitempty"`
 	CallbackURL string            `json:"callbackUrl,omitempty"`
+	// CreateContainer (default true, like AzCopy) creates a missing destination
+	// container; false answers 404 ContainerNotFound instead.
+	CreateContainer *bool `json:"createContainer,omitempty"`
 }
 
 // DestinationInput names the destination blob.
@@ -76,7 +80,8 @@ func decodeStrict(body []byte, v any) error {
 			return badRequest(CodeInvalidJSON, typ.Field, fmt.Sprintf("%s must be a JSON %s, not %s", fieldName(typ.Field), typ.Type.Kind(), typ.Value))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return badRequest(CodeUnknownField, f, fmt.Sprintf("unknown field %q", f))
+			path := unknownFieldPath(body, reflect.TypeOf(v), f)
+			return badRequest(CodeUnknownField, path, fmt.Sprintf("unknown field %q", path))
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return badRequest(CodeInvalidJSON, "", "truncated JSON")
 		}
@@ -86,6 +91,55 @@ func decodeStrict(body []byte, v any) error {
 		return badRequest(CodeInvalidJSON, "", "trailing data after the JSON object")
 	}
 	return nil
+}
+
+// unknownFieldPath finds where an unknown field stands in body, as a dotted path
+// ("destination.name"): encoding/json names only the key. It walks the JSON against
+// the type the body decodes into; name alone when it cannot tell.
+func unknownFieldPath(body []byte, t reflect.Type, name string) string {
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		return name
+	}
+	if path, ok := findUnknown(doc, t, name, ""); ok {
+		return path
+	}
+	return name
+}
+
+func findUnknown(doc any, t reflect.Type, name, prefix string) (string, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	obj, ok := doc.(map[string]any)
+	if !ok || t.Kind() != reflect.Struct {
+		return "", false
+	}
+	known := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		known[strings.ToLower(tag)] = f.Type
+	}
+	for key, val := range obj {
+		ft, ok := known[strings.ToLower(key)]
+		if !ok {
+			if key == name {
+				return prefix + key, true
+			}
+			continue
+		}
+		if path, ok := findUnknown(val, ft, name, prefix+key+"."); ok {
+			return path, true
+		}
+	}
+	return "", false
 }
 
 func fieldName(f string) string {
@@ -138,6 +192,7 @@ func (c *CopyRequest) toOptions() (copyjob.Options, error) {
 		Metadata:            c.Metadata,
 		Tags:                c.Tags,
 		Overwrite:           c.Overwrite == nil || *c.Overwrite,
+		ContainerMustExist:  c.CreateContainer != nil && !*c.CreateContainer,
 		RequiresSync:        c.RequireSync,
 		LeaseSource:         c.LeaseSource,
 		SnapshotDestination: c.Snapshot,

@@ -87,6 +87,7 @@ type OptionsView struct {
 	LeaseSource         bool              `json:"leaseSource,omitempty"`
 	SnapshotDestination bool              `json:"snapshotDestination,omitempty"`
 	SASLifetime         string            `json:"sasLifetime,omitempty"`
+	CreateContainer     bool              `json:"createContainer"`
 }
 
 // ProgressView is x-ms-copy-progress in bytes.
@@ -185,7 +186,8 @@ func newJobView(j *copyjob.Job, prefix string) JobView {
 
 func optionsView(o copyjob.Options) OptionsView {
 	v := OptionsView{Metadata: o.Metadata, Tags: o.Tags, Tier: o.Tier, Overwrite: o.Overwrite,
-		RequiresSync: o.RequiresSync, LeaseSource: o.LeaseSource, SnapshotDestination: o.SnapshotDestination}
+		RequiresSync: o.RequiresSync, LeaseSource: o.LeaseSource, SnapshotDestination: o.SnapshotDestination,
+		CreateContainer: !o.ContainerMustExist}
 	if o.SASLifetime != 0 {
 		v.SASLifetime = time.Duration(o.SASLifetime).String()
 	}

@@ -175,7 +175,7 @@ func (b *Blobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readURL stri
 		tier = to.Ptr(blob.AccessTier(opts.Tier))
 	}
 	state, err := b.startCopy(ctx, bc, readURL, opts, access, tier)
-	if errors.Is(err, copyjob.ErrNotFound) && bloberror.HasCode(err, bloberror.ContainerNotFound) {
+	if opts.CreateContainer && errors.Is(err, copyjob.ErrNotFound) && bloberror.HasCode(err, bloberror.ContainerNotFound) {
 		// Like AzCopy, create a missing destination container (the allowlist has
 		// already said the container is acceptable), then try once more.
 		a, _ := b.account(dst.Account)

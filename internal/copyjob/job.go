@@ -129,6 +129,9 @@ type Options struct {
 	LeaseSource         bool              `json:"leaseSource,omitempty"`
 	SnapshotDestination bool              `json:"snapshotDestination,omitempty"`
 	SASLifetime         Duration          `json:"sasLifetime,omitempty"`
+	// ContainerMustExist: a missing destination container is refused
+	// (ContainerNotFound), not created (the default, like AzCopy).
+	ContainerMustExist bool `json:"containerMustExist,omitempty"`
 }
 
 // Callback is an optional completion notification.

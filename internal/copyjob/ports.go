@@ -30,6 +30,8 @@ type StartCopyOptions struct {
 	Tier         string
 	IfNotExists  bool // If-None-Match: * on the destination: atomic "don't overwrite"
 	RequiresSync bool // Copy Blob From URL: answers when done
+	// CreateContainer creates a missing destination container and tries again.
+	CreateContainer bool
 }
 
 // Blobs is what the domain needs from blob storage, across every configured account.

@@ -363,11 +363,12 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 // resumeStart, before anything else.)
 func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, log *slog.Logger) (CopyState, error) {
 	opts := StartCopyOptions{
-		Metadata:     job.Options.Metadata,
-		Tags:         job.Options.Tags,
-		Tier:         job.Options.Tier,
-		IfNotExists:  !job.Options.Overwrite,
-		RequiresSync: job.Options.RequiresSync,
+		Metadata:        job.Options.Metadata,
+		Tags:            job.Options.Tags,
+		Tier:            job.Options.Tier,
+		IfNotExists:     !job.Options.Overwrite,
+		RequiresSync:    job.Options.RequiresSync,
+		CreateContainer: !job.Options.ContainerMustExist,
 	}
 	if opts.IfNotExists && len(job.History) > 0 && s.residueOfEarlierAttempt(ctx, job) {
 		// overwrite false protects what others wrote, not the blob this job's own failed
