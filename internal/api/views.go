@@ -14,8 +14,11 @@ import (
 
 // JobView is a job as the API shows it.
 type JobView struct {
-	ID                  string          `json:"id"`
-	Origin              string          `json:"origin,omitempty"`
+	ID     string `json:"id"`
+	Origin string `json:"origin,omitempty"`
+	// Owner is shown to Copies.Admin callers only (caller.go): an owner is a person's
+	// or an application's directory object id.
+	Owner               string          `json:"owner,omitempty"`
 	EventID             string          `json:"eventId,omitempty"`
 	Source              SourceView      `json:"source"`
 	Destination         DestinationView `json:"destination"`
