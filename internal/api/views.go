@@ -14,11 +14,8 @@ import (
 
 // JobView is a job as the API shows it.
 type JobView struct {
-	ID     string `json:"id"`
-	Origin string `json:"origin,omitempty"`
-	// Owner is shown to Copies.Admin callers only (caller.go): an owner is a person's
-	// or an application's directory object id.
-	Owner               string          `json:"owner,omitempty"`
+	ID                  string          `json:"id"`
+	Origin              string          `json:"origin,omitempty"`
 	EventID             string          `json:"eventId,omitempty"`
 	Source              SourceView      `json:"source"`
 	Destination         DestinationView `json:"destination"`
@@ -40,6 +37,9 @@ type JobView struct {
 	// Links follow the async request-reply pattern (Durable Functions names).
 	StatusQueryGetURI string `json:"statusQueryGetUri"`
 	AbortPostURI      string `json:"abortPostUri,omitempty"`
+	// Owner is shown to Copies.Admin callers only (caller.go): an owner is a person's
+	// or an application's directory object id.
+	Owner string `json:"owner,omitempty"`
 }
 
 // SourceView is the copy's source: its URL never carries a SAS.
