@@ -146,6 +146,19 @@ param vnetEnabled bool = false
 @description('Address space of the virtual network (vnetEnabled).')
 param vnetAddressPrefix string = '10.40.0.0/16'
 
+// --- Callers and owners (README "Callers and owners") ------------------------------------------
+
+@description('''Turn on App Service Authentication with Microsoft Entra ID (modules/auth.bicep): callers
+that send an Entra access token own the copies they start and see only theirs, unless they hold
+the app role Copies.ReadAll or Copies.Admin. Also sets BLOBCOPY_TRUST_CLIENT_PRINCIPAL=true.''')
+param entraAuthEnabled bool = false
+
+@description('Client id of the API\'s Entra app registration, which declares the app roles Copies.ReadAll and Copies.Admin (entraAuthEnabled).')
+param entraClientId string = ''
+
+@description('Client ids of the applications allowed to call with a token; empty: any (entraAuthEnabled).')
+param entraAllowedApplications array = []
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -291,6 +304,17 @@ module app 'modules/app.bicep' = {
     eventGridFunctionKey: eventGridFunctionKey
     recordRetentionDays: recordRetentionDays
     appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
+    trustClientPrincipal: entraAuthEnabled ? 'true' : 'false'
+  }
+}
+
+module auth 'modules/auth.bicep' = if (entraAuthEnabled) {
+  name: 'blobcopy-auth'
+  scope: rg
+  params: {
+    functionAppName: app.outputs.functionAppName
+    clientId: entraClientId
+    allowedApplications: entraAllowedApplications
   }
 }
 

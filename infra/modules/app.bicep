@@ -52,6 +52,9 @@ param recordRetentionDays int
 @description('Subnet the app is integrated with (delegated to Microsoft.App/environments); empty: no VNet integration.')
 param appSubnetId string
 
+@description('BLOBCOPY_TRUST_CLIENT_PRINCIPAL: \'true\' when main.bicep turns App Service Authentication on.')
+param trustClientPrincipal string = 'false'
+
 var appName = 'func-blobcopy-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 20)}'
 var deadLetterContainerName = 'eventgrid-deadletter'
@@ -398,6 +401,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'COPY_RULES'
           value: copyRules
+        }
+        {
+          name: 'BLOBCOPY_TRUST_CLIENT_PRINCIPAL'
+          value: trustClientPrincipal
         }
         {
           name: 'BLOBCOPY_LOG_LEVEL'

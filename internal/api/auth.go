@@ -5,11 +5,16 @@ import (
 	"net/http"
 )
 
-// Auth is the standalone-mode key check. Under the Functions host the host checks keys
-// before forwarding, so Keys is empty and Disabled true.
+// Auth is the standalone-mode key check, and whether the client principal header is
+// trusted. Under the Functions host the host checks keys before forwarding, so Keys is
+// empty and Disabled true.
 type Auth struct {
 	Keys     []string
 	Disabled bool
+	// TrustClientPrincipal: read X-MS-CLIENT-PRINCIPAL (caller.go). Only where nobody but
+	// the platform can set it: under the host with App Service Authentication on, or
+	// standalone on loopback for tests (internal/app decides).
+	TrustClientPrincipal bool
 }
 
 // requireKey checks the function key in standalone mode (x-functions-key or ?code=), in

@@ -48,6 +48,11 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 		s.resp.writeError(w, r, err)
 		return
 	}
+	caller := callerFrom(r.Context())
+	if origin == "api" {
+		start.Owner = caller.Owner // webhook-form jobs, like Event Grid's, have no owner
+	}
+	idCaller := Caller{Owner: start.Owner}
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
 		key = r.Header.Get("Repeatability-Request-ID")
@@ -57,7 +62,7 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 			s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "Idempotency-Key", "the idempotency key is longer than 256 characters"))
 			return
 		}
-		start.JobID = JobIDFor("idempotency-key", key)
+		start.JobID = JobIDFor(idCaller.jobIDKey(key))
 	}
 	start.RequestHash = hash
 	job, created, err := s.copies.Start(r.Context(), start)
@@ -65,10 +70,17 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 		s.resp.writeError(w, r, err)
 		return
 	}
+	if !created && job.Owner != start.Owner {
+		// Ids are derived per owner, so this takes a hash collision; never replay
+		// another caller's job.
+		s.resp.writeError(w, r, &copyjob.Error{Code: copyjob.CodeIdempotencyMismatch, Target: "Idempotency-Key",
+			Message: "the idempotency key names another request; use a new key"})
+		return
+	}
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	s.resp.writeJob(w, job, true)
+	s.resp.writeJobFor(w, caller, job, true)
 }
 
 // applyRule fills in the webhook form {"rule","source"}: the source must lie in the
@@ -162,12 +174,16 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.resp.writeError(w, r, err)
 		return
 	}
+	caller := callerFrom(r.Context())
 	job, err := s.copies.Get(r.Context(), id)
+	if err == nil && !caller.canRead(job) {
+		err = jobNotFound(id) // another owner's job answers as a missing one
+	}
 	if err != nil {
-		s.resp.writeError(w, r, err)
+		s.resp.writeError(w, r, sameNotFound(id, err))
 		return
 	}
-	s.resp.writeJob(w, job, false)
+	s.resp.writeJobFor(w, caller, job, false)
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +197,8 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.Limit = n
 	}
+	caller := callerFrom(r.Context())
+	caller.listScope(&opts)
 	page, err := s.copies.List(r.Context(), opts)
 	if err != nil {
 		s.resp.writeError(w, r, err)
@@ -188,7 +206,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	out := ListView{Value: make([]JobView, 0, len(page.Jobs))}
 	for _, j := range page.Jobs {
-		out.Value = append(out.Value, s.resp.view(j))
+		out.Value = append(out.Value, s.resp.viewFor(caller, j))
 	}
 	if page.NextMarker != "" {
 		next := url.Values{"marker": {page.NextMarker}}
@@ -234,12 +252,23 @@ func (s *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Restore = req.Restore || b
 	}
-	job, err := s.copies.Abort(r.Context(), id, copyjob.AbortOptions{Restore: req.Restore})
+	caller := callerFrom(r.Context())
+	job, err := s.copies.Abort(r.Context(), id, copyjob.AbortOptions{Restore: req.Restore, Allow: caller.allowAbort})
 	if err != nil {
-		s.resp.writeError(w, r, err)
+		s.resp.writeError(w, r, sameNotFound(id, err))
 		return
 	}
-	s.resp.writeJob(w, job, false)
+	s.resp.writeJobFor(w, caller, job, false)
+}
+
+// sameNotFound makes every JobNotFound answer for id the same, whether the record is
+// missing or belongs to someone the caller may not see: the storage cause a missing
+// record carries would otherwise tell the two apart.
+func sameNotFound(id string, err error) error {
+	if copyjob.CodeOf(err) == copyjob.CodeJobNotFound {
+		return jobNotFound(id)
+	}
+	return err
 }
 
 // handleRetry starts a new attempt of a failed copy or a refused start (POST
@@ -254,10 +283,11 @@ func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
 		s.resp.writeError(w, r, err)
 		return
 	}
-	job, err := s.copies.Retry(r.Context(), id)
+	caller := callerFrom(r.Context())
+	job, err := s.copies.Retry(r.Context(), id, copyjob.RetryOptions{Allow: caller.allowAbort})
 	if err != nil {
-		s.resp.writeError(w, r, err)
+		s.resp.writeError(w, r, sameNotFound(id, err))
 		return
 	}
-	s.resp.writeJob(w, job, true)
+	s.resp.writeJobFor(w, caller, job, true)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
@@ -90,9 +91,14 @@ type responder struct {
 	retryAfter time.Duration
 }
 
-// writeJob answers with a job: 202 + Location + Retry-After while it runs (for a
-// start), 200 with the final state otherwise.
+// writeJob answers with a job as a key caller sees it.
 func (s responder) writeJob(w http.ResponseWriter, job *copyjob.Job, isStart bool) {
+	s.writeJobFor(w, Caller{}, job, isStart)
+}
+
+// writeJobFor answers with a job as the caller sees it: 202 + Location + Retry-After
+// while it runs (for a start), 200 with the final state otherwise.
+func (s responder) writeJobFor(w http.ResponseWriter, c Caller, job *copyjob.Job, isStart bool) {
 	status := http.StatusOK
 	if !job.Status.Terminal() {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(s.retryAfter/time.Second))))
@@ -101,10 +107,19 @@ func (s responder) writeJob(w http.ResponseWriter, job *copyjob.Job, isStart boo
 		}
 	}
 	w.Header().Set("Location", s.prefix+"/copies/"+job.ID)
-	writeJSON(w, status, s.view(job))
+	writeJSON(w, status, s.viewFor(c, job))
 }
 
 func (s responder) view(j *copyjob.Job) JobView { return newJobView(j, s.prefix) }
+
+// viewFor is the job as the caller sees it: the owner only for Copies.Admin.
+func (s responder) viewFor(c Caller, j *copyjob.Job) JobView {
+	v := newJobView(j, s.prefix)
+	if c.Admin {
+		v.Owner = j.Owner
+	}
+	return v
+}
 
 // writeError answers err in Azure's error shape, with the code also in x-ms-error-code.
 // Messages are scrubbed: a storage error can quote a URL.
@@ -124,9 +139,13 @@ func (s responder) writeError(w http.ResponseWriter, r *http.Request, err error)
 		if derr.Err != nil && status < 500 {
 			body.Error.Details = []ErrorDetail{{Code: "Cause", Message: derr.Err.Error()}}
 		}
-		if derr.Job != nil {
-			v := s.view(derr.Job)
+		// The job an error is about (e.g. the one whose copy is pending on the
+		// destination) is shown, and named, only to a caller who may read it.
+		if c := callerFrom(r.Context()); derr.Job != nil && c.canRead(derr.Job) {
+			v := s.viewFor(c, derr.Job)
 			body.Job = &v
+		} else if derr.Job != nil {
+			body.Error = hideJob(body.Error, derr.Job.ID)
 		}
 	default:
 		status = http.StatusInternalServerError
@@ -147,4 +166,20 @@ func (s responder) writeError(w http.ResponseWriter, r *http.Request, err error)
 		"status", status, "code", body.Error.Code, "err", err)
 	w.Header().Set("x-ms-error-code", body.Error.Code)
 	writeJSON(w, status, body)
+}
+
+// hideJob takes a job's id out of an error a caller may not see that job in.
+func hideJob(d ErrorDetail, id string) ErrorDetail {
+	hide := func(m string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(m, "job "+id, "another caller's job"), id, "(another caller's job)")
+	}
+	d.Message = hide(d.Message)
+	details := make([]ErrorDetail, len(d.Details))
+	for i, x := range d.Details {
+		details[i] = hideJob(x, id)
+	}
+	if d.Details != nil {
+		d.Details = details
+	}
+	return d
 }

@@ -331,8 +331,10 @@ func (h *eventHandler) start(ctx context.Context, e eventgrid.Event, rule rules.
 		// whole delivery.
 		out.Outcome, out.Reason = OutcomeRefused, redact.Text(err.Error())
 		var de *copyjob.Error
-		if errors.As(err, &de) && de.Job != nil {
-			out.JobID = de.Job.ID
+		if errors.As(err, &de) && de.Job != nil && de.Job.Owner == "" {
+			out.JobID = de.Job.ID // an owned job stays hidden from Event Grid (caller.go)
+		} else if de != nil && de.Job != nil {
+			out.Reason = hideJob(ErrorDetail{Message: out.Reason}, de.Job.ID).Message
 		}
 	}
 	return out

@@ -3,6 +3,8 @@
 // Functions host forwards and requests in standalone mode.
 //
 // Files: server.go (routes and the access log), auth.go (the standalone key check),
+// principal.go (App Service Authentication's client principal), caller.go (who may see
+// and abort which job),
 // policy.go (what sources, destinations and callbacks are accepted), copies.go (the
 // copy handlers), events.go (Event Grid deliveries), ids.go (job id derivation),
 // views.go (the answers' types), errors.go (Azure's error shape).
@@ -68,7 +70,7 @@ type route struct {
 // routeTable lists every route Routes registers; openapi_test.go checks openapi.json
 // against it.
 func (s *Server) routeTable() []route {
-	key := func(h http.HandlerFunc) http.Handler { return s.auth.requireKey(s.resp, h) }
+	key := func(h http.HandlerFunc) http.Handler { return s.auth.requireKey(s.resp, s.auth.identify(s.resp, h)) }
 	return []route{
 		{"POST", "/copies", key(s.handlePost)},
 		{"OPTIONS", "/copies", http.HandlerFunc(s.events.serveOptions)}, // CloudEvents handshake: no key

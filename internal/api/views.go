@@ -40,6 +40,9 @@ type JobView struct {
 	StatusQueryGetURI string `json:"statusQueryGetUri"`
 	AbortPostURI      string `json:"abortPostUri,omitempty"`
 	RetryPostURI      string `json:"retryPostUri,omitempty"`
+	// Owner is shown to Copies.Admin callers only (caller.go): an owner is a person's
+	// or an application's directory object id.
+	Owner string `json:"owner,omitempty"`
 }
 
 // OutcomeView is an earlier attempt's outcome.

@@ -243,20 +243,49 @@ func (a *App) accounts(own config.StorageAccount, opts azstorage.Options) ([]*az
 }
 
 func (a *App) auth() (api.Auth, error) {
+	trust, err := a.trustClientPrincipal()
+	if err != nil {
+		return api.Auth{}, err
+	}
 	if a.hosted {
-		return api.Auth{Disabled: true}, nil // the host checks keys before forwarding
+		return api.Auth{Disabled: true, TrustClientPrincipal: trust}, nil // the host checks keys before forwarding
 	}
 	keys := list(a.Settings.Get("BLOBCOPY_FUNCTION_KEYS", ""))
 	if len(keys) > 0 {
-		return api.Auth{Keys: keys}, nil
+		return api.Auth{Keys: keys, TrustClientPrincipal: trust}, nil
 	}
 	if boolSetting(a.Settings, "BLOBCOPY_AUTH_DISABLED") {
 		if !funchost.IsLoopbackAddress(a.addr) {
 			return api.Auth{}, fmt.Errorf("BLOBCOPY_AUTH_DISABLED=true is allowed only on a loopback address, not %s", a.addr)
 		}
-		return api.Auth{Disabled: true}, nil
+		return api.Auth{Disabled: true, TrustClientPrincipal: trust}, nil
 	}
 	return api.Auth{}, errors.New("standalone mode needs BLOBCOPY_FUNCTION_KEYS (comma-separated keys) or, on loopback, BLOBCOPY_AUTH_DISABLED=true")
+}
+
+// trustClientPrincipal decides whether X-MS-CLIENT-PRINCIPAL may be believed. Only App
+// Service Authentication strips that header from incoming requests, so under the host
+// the setting takes effect only while the platform says its authentication is on
+// (WEBSITE_AUTH_ENABLED); the operator's setting is asked too, because Flex Consumption
+// documented Easy Auth as unsupported (unauthenticated callers not blocked), so the
+// platform's flag alone is not taken as proof. Standalone, nothing strips it: loopback
+// only, for tests.
+func (a *App) trustClientPrincipal() (bool, error) {
+	if !boolSetting(a.Settings, "BLOBCOPY_TRUST_CLIENT_PRINCIPAL") {
+		return false, nil
+	}
+	if a.hosted {
+		if !boolSetting(a.Settings, "WEBSITE_AUTH_ENABLED") {
+			// Refusing to start would only make the host restart the handler.
+			a.Log.Warn("BLOBCOPY_TRUST_CLIENT_PRINCIPAL=true but App Service Authentication is off (WEBSITE_AUTH_ENABLED is not true): X-MS-CLIENT-PRINCIPAL is ignored and every caller is a key caller")
+			return false, nil
+		}
+		return true, nil
+	}
+	if !funchost.IsLoopbackAddress(a.addr) {
+		return false, fmt.Errorf("BLOBCOPY_TRUST_CLIENT_PRINCIPAL=true is allowed in standalone mode only on a loopback address, not %s: nothing strips a forged X-MS-CLIENT-PRINCIPAL there", a.addr)
+	}
+	return true, nil
 }
 
 func serviceConfig(s funchost.Settings, host funchost.HostConfig) (copyjob.Config, error) {

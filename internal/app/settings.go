@@ -42,5 +42,7 @@ var Settings = []Setting{
 	{"BLOBCOPY_LISTEN_ADDRESS", "127.0.0.1:7071", "Standalone listen address (ignored under the Functions host, which sets FUNCTIONS_CUSTOMHANDLER_PORT).", true, false},
 	{"BLOBCOPY_FUNCTION_KEYS", "", "Standalone mode: comma-separated keys accepted in `x-functions-key` or `?code=`.", true, false},
 	{"BLOBCOPY_AUTH_DISABLED", "true (local only)", "Standalone mode on a loopback address only: accept requests without a key.", true, false},
+	{"BLOBCOPY_TRUST_CLIENT_PRINCIPAL", "false", "Read the caller's identity from `X-MS-CLIENT-PRINCIPAL` (README \"Callers and owners\"). Under the host it takes effect only while App Service Authentication is on (`WEBSITE_AUTH_ENABLED=True`, which the platform sets); standalone only on a loopback address, for tests. Otherwise the header is ignored: a client could forge it.", true, true},
+	{"WEBSITE_AUTH_ENABLED", "", "Set by App Service when App Service Authentication is on (read-only); the handler trusts `X-MS-CLIENT-PRINCIPAL` under the host only then.", false, false},
 	{"BLOBCOPY_LOG_LEVEL", "info", "debug, info, warn or error.", true, true},
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -19,8 +20,9 @@ import (
 )
 
 // Records stores job records as JSON blobs ("jobs/<id>.json") in one container,
-// written with ETag concurrency. The status is mirrored in blob metadata so a listing
-// filters without reading every document.
+// written with ETag concurrency. The status and the owner are mirrored in blob metadata
+// (written by the same Put Blob as the document) so a listing filters without reading
+// every document.
 type Records struct {
 	container *container.Client
 }
@@ -54,7 +56,7 @@ func (r *Records) put(ctx context.Context, job *copyjob.Job, cond *blob.Modified
 	}
 	resp, err := r.blob(job.ID).UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
 		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-		Metadata:         map[string]*string{"status": to.Ptr(string(job.Status))},
+		Metadata:         recordMetadata(job),
 		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
 	})
 	if err != nil {
@@ -135,8 +137,11 @@ func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.L
 		if item.Name == nil {
 			continue
 		}
-		if opts.Status != "" && metadataStatus(item.Metadata) != string(opts.Status) {
+		if opts.Status != "" && metadataValue(item.Metadata, "status") != string(opts.Status) {
 			continue
+		}
+		if opts.ByOwner && metadataOwner(item.Metadata) != opts.Owner {
+			continue // another owner's record is never read
 		}
 		id := strings.TrimSuffix(strings.TrimPrefix(*item.Name, recordPrefix), ".json")
 		job, err := r.Get(ctx, id)
@@ -146,15 +151,40 @@ func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.L
 		if opts.Status != "" && job.Status != opts.Status {
 			continue
 		}
+		if opts.ByOwner && job.Owner != opts.Owner {
+			continue
+		}
 		page.Jobs = append(page.Jobs, job)
 	}
 	page.NextMarker = deref(resp.NextMarker)
 	return page, nil
 }
 
-func metadataStatus(md map[string]*string) string {
+// recordMetadata is what a listing filters on. Metadata values are HTTP header values:
+// the owner is query-escaped so any identity (an object id is a GUID, but a name id may
+// hold any character) fits; records without an owner carry no "owner" entry.
+func recordMetadata(job *copyjob.Job) map[string]*string {
+	md := map[string]*string{"status": to.Ptr(string(job.Status))}
+	if job.Owner != "" {
+		md["owner"] = to.Ptr(url.QueryEscape(job.Owner))
+	}
+	return md
+}
+
+// metadataOwner is the owner a record's metadata names ("" when none, as for records
+// written before owners were recorded, which have none).
+func metadataOwner(md map[string]*string) string {
+	v := metadataValue(md, "owner")
+	owner, err := url.QueryUnescape(v)
+	if err != nil {
+		return v
+	}
+	return owner
+}
+
+func metadataValue(md map[string]*string, key string) string {
 	for k, v := range md {
-		if strings.EqualFold(k, "status") && v != nil {
+		if strings.EqualFold(k, key) && v != nil {
 			return *v
 		}
 	}

@@ -12,6 +12,10 @@ type AbortOptions struct {
 	// Restore copies the destination snapshot taken before the copy back over the
 	// destination, rolling the aborted copy back.
 	Restore bool
+	// Allow, when set, is asked with the job as recorded before anything else happens;
+	// an error it returns is Abort's answer (the HTTP layer answers JobNotFound for a
+	// job the caller may not see). Nil allows every job.
+	Allow func(*Job) error
 }
 
 // Abort aborts a pending copy with its recorded copy id. It first claims the pending
@@ -24,6 +28,11 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 	}
 	if err != nil {
 		return nil, storageError("cannot read the job record", err)
+	}
+	if opts.Allow != nil {
+		if err := opts.Allow(job); err != nil {
+			return nil, err
+		}
 	}
 	notPending := func(j *Job) error {
 		e := newError(CodeCopyNotPending, "id", fmt.Sprintf("the copy is %s, not pending", j.Status), nil)

@@ -199,6 +199,11 @@ type Job struct {
 	// idempotency key but another body is refused.
 	RequestHash string `json:"requestHash,omitempty"`
 
+	// Owner is the stable identity of the caller who started the job (see
+	// api/principal.go); "" for jobs started with a function key alone, by Event Grid or
+	// by the webhook form. It never changes after the start.
+	Owner string `json:"owner,omitempty"`
+
 	// ETag is the record's concurrency token; not part of the document.
 	ETag string `json:"-"`
 }

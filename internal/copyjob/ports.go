@@ -73,6 +73,11 @@ type ListOptions struct {
 	Status Status
 	Marker string
 	Limit  int
+	// ByOwner lists only the jobs whose Owner equals Owner ("" selects the jobs without
+	// an owner); otherwise every owner's jobs are listed. Stores filter on what they
+	// keep beside the record (azstorage: blob metadata), not by reading every record.
+	ByOwner bool
+	Owner   string
 }
 
 // ListPage is one page of jobs.

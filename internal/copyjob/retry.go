@@ -8,6 +8,13 @@ import (
 	"github.com/google/uuid"
 )
 
+// RetryOptions tune a retry.
+type RetryOptions struct {
+	// Allow, when set, is asked with the job as recorded before anything else happens
+	// (the caller may act on this job: see AbortOptions.Allow).
+	Allow func(*Job) error
+}
+
 // Retry starts a new attempt of a job whose copy failed (an expired source SAS, a
 // rotated key, a source that was briefly unreadable) or whose start was refused: same
 // job id, a freshly signed source SAS, the earlier outcome kept in History. It answers
@@ -17,13 +24,18 @@ import (
 // Order, as in Start: a tracking message first (a message without a matching attempt
 // is dropped by the tick), then the transition to "starting" with a start claim in one
 // compare-and-swap write (so two retries racing start one attempt), then the attempt.
-func (s *Service) Retry(ctx context.Context, id string) (*Job, error) {
+func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job, error) {
 	job, err := s.records.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, newError(CodeJobNotFound, "id", "no copy job with id "+id, err)
 	}
 	if err != nil {
 		return nil, storageError("cannot read the job record", err)
+	}
+	if opts.Allow != nil {
+		if err := opts.Allow(job); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.retryable(job); err != nil {
 		return job, err

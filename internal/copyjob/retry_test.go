@@ -22,7 +22,7 @@ func TestRetryAFailedCopy(t *testing.T) {
 	failed := h.wantStatus(job.ID, copyjob.StatusFailed)
 	h.wantLeaseReleased(failed)
 
-	got, err := h.svc.Retry(h.ctx, job.ID)
+	got, err := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{})
 	if err != nil || got.Status != copyjob.StatusPending || got.CopyID == failed.CopyID {
 		t.Fatalf("retry: %+v %v", got, err)
 	}
@@ -55,7 +55,7 @@ func TestRetryARefusedStart(t *testing.T) {
 	job, _, err := h.svc.Start(h.ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef})
 	wantCode(t, err, copyjob.CodeDestinationExists)
 	h.Blobs.Delete(dstRef)
-	got, err := h.svc.Retry(h.ctx, job.ID)
+	got, err := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{})
 	if err != nil || got.Status != copyjob.StatusPending {
 		t.Fatalf("retry: %+v %v", got, err)
 	}
@@ -67,9 +67,9 @@ func TestRetryARefusedStart(t *testing.T) {
 func TestRetryRefusesWhatCannotBeRetried(t *testing.T) {
 	h := newHarness(t)
 	pending := h.start(leasedReq())
-	_, err := h.svc.Retry(h.ctx, pending.ID)
+	_, err := h.svc.Retry(h.ctx, pending.ID, copyjob.RetryOptions{})
 	wantCode(t, err, copyjob.CodeCopyNotRetryable)
-	_, err = h.svc.Retry(h.ctx, "nope")
+	_, err = h.svc.Retry(h.ctx, "nope", copyjob.RetryOptions{})
 	wantCode(t, err, copyjob.CodeJobNotFound)
 
 	// A failed copy whose lease release has not succeeded yet: its attempt is still
@@ -78,17 +78,17 @@ func TestRetryRefusesWhatCannotBeRetried(t *testing.T) {
 	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, errBusy)
 	h.tickAfter(time.Minute)
 	h.wantStatus(pending.ID, copyjob.StatusFailed)
-	_, err = h.svc.Retry(h.ctx, pending.ID)
+	_, err = h.svc.Retry(h.ctx, pending.ID, copyjob.RetryOptions{})
 	wantCode(t, err, copyjob.CodeCopyNotRetryable)
 	h.Blobs.Heal("")
 	h.tickAfter(time.Hour)
-	if _, err := h.svc.Retry(h.ctx, pending.ID); err != nil {
+	if _, err := h.svc.Retry(h.ctx, pending.ID, copyjob.RetryOptions{}); err != nil {
 		t.Fatalf("retry after the lease was released: %v", err)
 	}
 	_ = h.Blobs.CompleteCopy(dstRef)
 	h.tickAfter(time.Hour)
 	h.wantStatus(pending.ID, copyjob.StatusSuccess)
-	_, err = h.svc.Retry(h.ctx, pending.ID)
+	_, err = h.svc.Retry(h.ctx, pending.ID, copyjob.RetryOptions{})
 	wantCode(t, err, copyjob.CodeCopyNotRetryable) // succeeded
 }
 
@@ -103,7 +103,7 @@ func TestConcurrentRetriesStartOneAttempt(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = h.svc.Retry(context.Background(), job.ID) }()
+		go func() { defer wg.Done(); _, errs[i] = h.svc.Retry(context.Background(), job.ID, copyjob.RetryOptions{}) }()
 	}
 	wg.Wait()
 	ok := 0

@@ -23,6 +23,8 @@ type StartRequest struct {
 	RequestHash string
 	Origin      string
 	EventID     string
+	// Owner is recorded as Job.Owner ("" for no owner).
+	Owner       string
 	Source      string
 	Destination BlobRef
 	Options     Options
@@ -76,6 +78,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		ID:          id,
 		Origin:      req.Origin,
 		EventID:     req.EventID,
+		Owner:       req.Owner,
 		Source:      prepared.Source,
 		Destination: Destination{BlobRef: req.Destination, URL: dstURL},
 		Options:     req.Options,

@@ -14,7 +14,8 @@ import (
 // Records is an in-memory copyjob.Records. Records are stored as JSON (so a field that
 // does not survive encoding is caught) with an ETag that changes on every write.
 // Create and Update set job.ETag to the new value; Update with a stale ETag returns
-// copyjob.ErrConflict. List orders by id; its marker is the last id returned.
+// copyjob.ErrConflict. List orders by id; its marker is the last id returned; it
+// filters by status and by owner.
 type Records struct {
 	Faults
 	mu   sync.Mutex
@@ -131,6 +132,9 @@ func (r *Records) List(_ context.Context, opts copyjob.ListOptions) (copyjob.Lis
 	for _, id := range ids {
 		j := decode(r.docs[id])
 		if opts.Status != "" && j.Status != opts.Status {
+			continue
+		}
+		if opts.ByOwner && j.Owner != opts.Owner {
 			continue
 		}
 		if len(page.Jobs) == limit {

@@ -18,6 +18,7 @@ func RunRecords(t *testing.T, newRecords func(t *testing.T) copyjob.Records) {
 	t.Run("create, get, update", func(t *testing.T) { recordsCRUD(t, newRecords(t)) })
 	t.Run("concurrent updates", func(t *testing.T) { recordsRace(t, newRecords(t)) })
 	t.Run("list pages", func(t *testing.T) { recordsList(t, newRecords(t)) })
+	t.Run("list by owner", func(t *testing.T) { recordsListByOwner(t, newRecords(t)) })
 	t.Run("transient faults", func(t *testing.T) { recordsTransient(t, newRecords(t)) })
 }
 
@@ -176,6 +177,61 @@ func recordsList(t *testing.T, r copyjob.Records) {
 	}
 }
 
+// recordsListByOwner: ByOwner selects one owner's jobs ("" the jobs without an owner),
+// combines with the status filter and pages; an owner that needs escaping in metadata
+// (a name id may hold any character) is kept exactly.
+func recordsListByOwner(t *testing.T, r copyjob.Records) {
+	owners := []string{"oid:11111111-1111-1111-1111-111111111111", "", "sub:Jöns Jacob / bär=1;x", "oid:22222222-2222-2222-2222-222222222222"}
+	want := map[string][]string{}
+	wantPending := map[string][]string{}
+	for i := range 12 {
+		owner := owners[i%len(owners)]
+		status := copyjob.StatusPending
+		if i%3 == 0 {
+			status = copyjob.StatusSuccess
+		}
+		id := fmt.Sprintf("job-owner-%02d", i)
+		job := newJob(id, status)
+		job.Owner = owner
+		if err := r.Create(ctx(t), job); err != nil {
+			t.Fatalf("Create %s: %v", id, err)
+		}
+		want[owner] = append(want[owner], id)
+		if status == copyjob.StatusPending {
+			wantPending[owner] = append(wantPending[owner], id)
+		}
+	}
+	for _, owner := range owners {
+		got := listAll(t, r, copyjob.ListOptions{Limit: 2, ByOwner: true, Owner: owner})
+		if !slices.Equal(got, want[owner]) {
+			t.Errorf("owner %q, limit 2: %v, want %v", owner, got, want[owner])
+		}
+		pending := listAll(t, r, copyjob.ListOptions{Limit: 2, ByOwner: true, Owner: owner, Status: copyjob.StatusPending})
+		if !slices.Equal(pending, wantPending[owner]) {
+			t.Errorf("owner %q, pending: %v, want %v", owner, pending, wantPending[owner])
+		}
+	}
+	if got := listAll(t, r, copyjob.ListOptions{Limit: 5, ByOwner: true, Owner: "oid:nobody"}); len(got) != 0 {
+		t.Errorf("an owner without jobs lists %v", got)
+	}
+	if got := listAll(t, r, copyjob.ListOptions{Limit: 5}); len(got) != 12 {
+		t.Errorf("without ByOwner: %d jobs, want all 12", len(got))
+	}
+	// The owner survives the round trip and later updates.
+	got, err := r.Get(ctx(t), "job-owner-02")
+	if err != nil || got.Owner != owners[2] {
+		t.Fatalf("Get job-owner-02: owner %q, %v; want %q", got.Owner, err, owners[2])
+	}
+	got.Status = copyjob.StatusFailed
+	if err := r.Update(ctx(t), got); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	failed := listAll(t, r, copyjob.ListOptions{Limit: 5, ByOwner: true, Owner: owners[2], Status: copyjob.StatusFailed})
+	if !slices.Equal(failed, []string{"job-owner-02"}) {
+		t.Errorf("after an update, owner %q failed: %v", owners[2], failed)
+	}
+}
+
 // listAll follows NextMarker to the end; each page holds at most Limit jobs.
 func listAll(t *testing.T, r copyjob.Records, opts copyjob.ListOptions) []string {
 	t.Helper()
@@ -191,6 +247,9 @@ func listAll(t *testing.T, r copyjob.Records, opts copyjob.ListOptions) []string
 		for _, j := range page.Jobs {
 			if opts.Status != "" && j.Status != opts.Status {
 				t.Errorf("listed %s with status %s, filter %s", j.ID, j.Status, opts.Status)
+			}
+			if opts.ByOwner && j.Owner != opts.Owner {
+				t.Errorf("listed %s of owner %q, filter %q", j.ID, j.Owner, opts.Owner)
 			}
 			if j.ETag == "" {
 				t.Errorf("listed %s without its ETag", j.ID)
