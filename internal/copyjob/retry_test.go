@@ -103,7 +103,10 @@ func TestConcurrentRetriesStartOneAttempt(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = h.svc.Retry(context.Background(), job.ID, copyjob.RetryOptions{}) }()
+		go func() {
+			defer wg.Done()
+			_, errs[i] = h.svc.Retry(context.Background(), job.ID, copyjob.RetryOptions{})
+		}()
 	}
 	wg.Wait()
 	ok := 0
