@@ -78,11 +78,13 @@ func (s *Service) startCopyError(ctx context.Context, job *Job, err error) *Erro
 	case errors.Is(err, ErrSourceNotFound):
 		return newError(CodeSourceNotFound, "source", "the source blob does not exist", err)
 	case errors.Is(err, ErrSourceUnreadable):
-		return newError(CodeSourceNotReadable, "source", "storage cannot read the source", err)
+		return newError(CodeSourceNotReadable, "source", "storage cannot read the source (a SAS that expired or lacks read, "+
+			"or the source account's firewall or private endpoints keeping the destination's service out: see docs/network.md)", err)
 	case errors.Is(err, ErrNotFound):
 		return newError(CodeContainerNotFound, "destination.container", "the destination container does not exist", err)
 	case errors.Is(err, ErrForbidden):
-		return newError(CodeForbidden, "destination", "the app is not authorized to write the destination", err)
+		return newError(CodeForbidden, "destination", "the app is not authorized to write the destination (its role, the "+
+			"destination account's firewall, or its permitted scope for copy operations: see docs/network.md)", err)
 	}
 	return blobError("destination", "cannot start the copy", err)
 }

@@ -438,3 +438,31 @@ func TestTerminalRecordsNeverChange(t *testing.T) {
 		t.Fatal("transition table")
 	}
 }
+
+// Issue 16, network: what storage answers behind a firewall, private endpoints or a
+// permitted copy scope maps to a 4xx naming the side at fault (docs/network.md).
+func TestNetworkRefusalsNameTheSideAtFault(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		code   copyjob.Code
+		target string
+	}{
+		{"destination firewall or copy scope", fmt.Errorf("%w: storage answered 403 AuthorizationFailure", copyjob.ErrForbidden), copyjob.CodeForbidden, "destination"},
+		{"source firewall", fmt.Errorf("%w: storage answered 403 CannotVerifyCopySource", copyjob.ErrSourceUnreadable), copyjob.CodeSourceNotReadable, "source"},
+		{"source missing", fmt.Errorf("%w: storage answered 404 CannotVerifyCopySource", copyjob.ErrSourceNotFound), copyjob.CodeSourceNotFound, "source"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.Blobs.FailNext(copyjobtest.OpStartCopy, tc.err)
+			_, _, err := h.svc.Start(h.ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef})
+			e := wantCode(t, err, tc.code)
+			if e.Target != tc.target || copyjob.Retryable(err) {
+				t.Fatalf("target %q retryable %v: %v", e.Target, copyjob.Retryable(err), err)
+			}
+			if tc.code != copyjob.CodeSourceNotFound && !strings.Contains(e.Message, "docs/network.md") {
+				t.Errorf("message %q does not point to docs/network.md", e.Message)
+			}
+		})
+	}
+}
