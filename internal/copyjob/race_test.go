@@ -8,14 +8,14 @@ import (
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
 )
 
-// An abort lands while a tick records progress: the tick's write conflicts and the
-// abort's outcome stays.
-func TestTickProgressWriteRacesAbort(t *testing.T) {
+// An abort lands while a tick polls the copy: the tick's terminal write (if storage
+// already showed an end) or its next poll finds the abort's outcome, which stays.
+func TestTickPollRacesAbort(t *testing.T) {
 	h := newHarness(t)
 	job := h.start(leasedReq())
 	h.tickAfter(time.Minute) // the message now names the copy
 	_ = h.Blobs.SetCopyProgress(dstRef, 77, srcSize)
-	h.Records.OnNext(copyjobtest.OpUpdate, func() {
+	h.Blobs.OnNext(copyjobtest.OpCopyState, func() {
 		if _, err := h.svc.Abort(h.ctx, job.ID, copyjob.AbortOptions{}); err != nil {
 			t.Errorf("abort: %v", err)
 		}

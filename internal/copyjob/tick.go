@@ -24,7 +24,9 @@ type ticket struct {
 	// the backoff.
 	Failures int64    `json:"failures,omitempty"`
 	Outages  int64    `json:"outages,omitempty"`
-	Progress Progress `json:"progress"`
+	// Progress is no longer written (a moving progress must not cost a queue write);
+	// kept so that messages written by earlier versions still decode.
+	Progress Progress `json:"progress,omitzero"`
 	// Unrecorded: Start named the copy here because it could not write it to the record,
 	// which still says "starting": the fast path must not skip the record then.
 	Unrecorded bool `json:"unrecorded,omitempty"`
@@ -41,7 +43,7 @@ type ticketLease struct {
 }
 
 func ticketFor(job *Job) ticket {
-	t := ticket{JobID: job.ID, Progress: job.Progress, Created: job.CreatedAt}
+	t := ticket{JobID: job.ID, Created: job.CreatedAt}
 	if job.Lease != nil && job.Source.Ref != nil {
 		t.Lease = &ticketLease{Source: *job.Source.Ref, ID: job.Lease.ID}
 	}
@@ -257,10 +259,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		// The settle just made its callback attempt: a retry waits for a later visit.
 		return s.finishTerminal(ctx, m, job, false, log)
 	}
-	if job.Progress != outcome.Progress {
-		s.recordProgress(ctx, job, outcome.Progress, log)
-	}
-	return s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
+	return s.keepPolling(ctx, m, ticketFor(job), outcome.Progress, log)
 }
 
 // orphan handles a message whose job record does not exist. Start enqueues before it
@@ -318,21 +317,6 @@ func (s *Service) releaseOrphanLease(ctx context.Context, t ticket, log *slog.Lo
 	return s.releaseLease(ctx, orphan, log)
 }
 
-// recordProgress writes live progress to a pending record so that lists show it.
-func (s *Service) recordProgress(ctx context.Context, job *Job, progress Progress, log *slog.Logger) {
-	now := s.cfg.Now().UTC()
-	copyID := job.CopyID
-	err := s.write(ctx, job, func(j *Job) error {
-		if j.Status != StatusPending || j.CopyID != copyID {
-			return errStale
-		}
-		j.Progress, j.LastPolled = progress, &now
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStale) {
-		log.WarnContext(ctx, "cannot record progress", "err", err)
-	}
-}
 
 // visitFailed classifies a failed visit: storage unavailable (not counted towards
 // poisoning) or anything else (counted).
@@ -367,14 +351,12 @@ func (s *Service) retryLater(ctx context.Context, m Message, count bool) {
 }
 
 // keepPolling hides the message with exponential backoff: no busy loop on long copies.
-// Progress is written to the record when it changed, so status reads see it.
+// A poll writes nothing to the record: progress is read live by status reads, and the
+// record is written on state changes only (issue 13: a poll whose progress moved cost
+// four requests, it now costs the one Get Blob Properties). progress is for the log.
 func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress Progress, log *slog.Logger) outcome {
-	if t.Progress != progress && t.CopyID != "" {
-		if job, err := s.records.Get(ctx, t.JobID); err == nil && job.Status == StatusPending && job.CopyID == t.CopyID {
-			s.recordProgress(ctx, job, progress, log)
-		}
-	}
-	t.Progress = progress
+	log.DebugContext(ctx, "copy still pending", "bytesCopied", progress.BytesCopied, "bytesTotal", progress.BytesTotal)
+	t.Progress = Progress{}
 	t.Failures, t.Outages = 0, 0 // a success ends a run of failures
 	next := s.backoff(t.Polls + 1)
 	if next >= s.visitVisibility() && t.encode() == m.Text {
