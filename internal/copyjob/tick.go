@@ -22,8 +22,8 @@ type ticket struct {
 	// Failures counts failed visits in a row; MaxFailures of them poison the message.
 	// Outages counts visits in a row that storage was unavailable for: they only drive
 	// the backoff.
-	Failures int64    `json:"failures,omitempty"`
-	Outages  int64    `json:"outages,omitempty"`
+	Failures int64 `json:"failures,omitempty"`
+	Outages  int64 `json:"outages,omitempty"`
 	// Progress is no longer written (a moving progress must not cost a queue write);
 	// kept so that messages written by earlier versions still decode.
 	Progress Progress `json:"progress,omitzero"`
@@ -316,7 +316,6 @@ func (s *Service) releaseOrphanLease(ctx context.Context, t ticket, log *slog.Lo
 	orphan := &Job{ID: t.JobID, Source: Source{Ref: &t.Lease.Source}, Lease: &Lease{ID: t.Lease.ID, State: LeaseHeld}}
 	return s.releaseLease(ctx, orphan, log)
 }
-
 
 // visitFailed classifies a failed visit: storage unavailable (not counted towards
 // poisoning) or anything else (counted).
