@@ -111,8 +111,9 @@ func TestPendingCopyLifecycle(t *testing.T) {
 			if err := h.sim.SetProgress(simAccount, "dst", blobName, 40); err != nil {
 				t.Fatal(err)
 			}
-			// The tick records progress; the status read shows it live anyway.
-			h.tickUntil("progress recorded", func() bool { return h.record(job.ID).Progress.BytesCopied == 40 })
+			// The tick polls (and writes nothing: issue 13); the status read shows the
+			// progress live.
+			h.invokeTimer()
 			if j := h.getJob(job.ID); j.Status != copyjob.StatusPending || j.Progress != (api.ProgressView{BytesCopied: 40, BytesTotal: 100}) || j.Percent != 40 {
 				t.Fatalf("pending job = %s %+v %v%%", j.Status, j.Progress, j.Percent)
 			}
