@@ -367,6 +367,9 @@ const (
 // record that is gone is fine: the tick handles a message without a record. A record
 // whose poisonReason differs was poisoned again since (a second tracking message of
 // the same job, whose entry is still in the poison queue): its reason is kept.
+// The record is decoded and written back as this build's copyjob.Job: a CLI older than
+// the deployed app would drop the fields it does not know, hence docs/operations.md asks
+// for the CLI of the deployed commit.
 func clearPoisonReason(ctx context.Context, records recordStore, jobID, reason string) (string, error) {
 	for range 10 {
 		job, err := records.Get(ctx, jobID)
