@@ -32,12 +32,18 @@ const (
 // and then for at most this long.
 const poisonHold = 2 * time.Minute
 
+// storageOptions configure the storage clients: none in production (azcore's defaults,
+// DefaultAzureCredential or managed identity for identity-based settings); tests point
+// them at Azurite's HTTPS and OAuth.
+var storageOptions azstorage.Options
+
 // operator is the app's own storage, reached directly as the app reaches it: the
 // tracking queue with its poison twin, and the job records.
 type operator struct {
 	queue     *azstorage.Queue
 	records   recordStore
 	account   string
+	endpoint  string // the queue service, for messages
 	queueName string
 }
 
@@ -64,16 +70,16 @@ func openStorage(appDir string, environ []string) (*operator, error) {
 	if own.QueueEndpoint == "" {
 		return nil, fmt.Errorf("AzureWebJobsStorage: the queue service of account %s cannot be told from the settings; set AzureWebJobsStorage__queueServiceUri", own.Name)
 	}
-	acct, err := azstorage.NewAccount("", own, azstorage.Options{})
+	acct, err := azstorage.NewAccount("", own, storageOptions)
 	if err != nil {
 		return nil, fmt.Errorf("AzureWebJobsStorage: %w", err)
 	}
 	queueName := settings.Get("COPY_QUEUE_NAME", defaultQueue)
-	mainQ, err := azstorage.NewQueueClient(own, queueName, azstorage.Options{})
+	mainQ, err := azstorage.NewQueueClient(own, queueName, storageOptions)
 	if err != nil {
 		return nil, fmt.Errorf("COPY_QUEUE_NAME: %w", err)
 	}
-	poisonQ, err := azstorage.NewQueueClient(own, queueName+"-poison", azstorage.Options{})
+	poisonQ, err := azstorage.NewQueueClient(own, queueName+"-poison", storageOptions)
 	if err != nil {
 		return nil, fmt.Errorf("COPY_QUEUE_NAME: %w", err)
 	}
@@ -81,6 +87,7 @@ func openStorage(appDir string, environ []string) (*operator, error) {
 		queue:     azstorage.NewQueue(mainQ, poisonQ),
 		records:   azstorage.NewRecords(acct, settings.Get("COPY_RECORDS_CONTAINER", defaultRecords)),
 		account:   own.Name,
+		endpoint:  own.QueueEndpoint,
 		queueName: queueName,
 	}, nil
 }
@@ -92,7 +99,7 @@ func (op *operator) hold(ctx context.Context) ([]azstorage.PoisonMessage, error)
 		return nil, fmt.Errorf("account %s has no queue %s-poison: has the app run with these settings (AzureWebJobsStorage, COPY_QUEUE_NAME)?", op.account, op.queueName)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (the settings name account %s, queue service %s)", err, op.account, op.endpoint)
 	}
 	sort.SliceStable(held, func(i, j int) bool { return poisonedAt(held[i]).Before(poisonedAt(held[j])) })
 	return held, nil

@@ -296,6 +296,39 @@ func TestPoisonQueueBeyondOnePeek(t *testing.T) {
 	}
 }
 
+// TestIdentityBasedSettings: AzureWebJobsStorage__blobServiceUri / __queueServiceUri
+// with a token credential (Azurite's OAuth mode over HTTPS), as a deployed app's
+// account that refuses Shared Key is reached.
+func TestIdentityBasedSettings(t *testing.T) {
+	az := azurite.Start(t, azurite.Options{OAuth: true})
+	storageOptions = azstorage.Options{ClientOptions: az.ClientOptions(), Credential: az.TokenCredential()}
+	t.Cleanup(func() { storageOptions = azstorage.Options{} })
+	env := map[string]string{
+		"AzureWebJobsStorage__blobServiceUri":  az.BlobEndpoint(azurite.DevAccountName),
+		"AzureWebJobsStorage__queueServiceUri": az.QueueEndpoint(azurite.DevAccountName),
+	}
+	dir := t.TempDir()
+	op := ops(t, env, dir)
+	ctx := context.Background()
+	if err := op.queue.EnsureQueues(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.queue.Poison(ctx, `{"jobId":"by-identity","polls":1,"failures":5}`, "5 attempts in a row failed"); err != nil {
+		t.Fatal(err)
+	}
+	if v := listPoison(t, env, "--app-dir", dir); len(v) != 1 {
+		t.Fatalf("entries: %+v", v)
+	}
+	r := cli(t, env, "requeue-poison", "--all", "--app-dir", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "(job by-identity)") || !strings.Contains(r.stdout, recordGone) {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	held, err := op.queue.Dequeue(ctx, 32, time.Minute)
+	if err != nil || len(held) != 1 || held[0].Text != `{"jobId":"by-identity","polls":1,"failures":0}` {
+		t.Fatalf("tracking queue: %+v, %v", held, err)
+	}
+}
+
 func TestResetFailureCounters(t *testing.T) {
 	tests := []struct {
 		in, want, err string
