@@ -21,8 +21,9 @@
 // (AzureWebJobsStorage or its identity-based settings, COPY_QUEUE_NAME,
 // COPY_RECORDS_CONTAINER), from the environment over --app-dir's local.settings.json.
 //
-// Exit status: 0 on success; 1 when the API refuses, or when a watched copy ends other
-// than success (failed, aborted, ...); 2 for a usage error.
+// Exit status: 0 on success; 1 when the API refuses, when a watched copy ends other
+// than success (failed, aborted, ...), or when requeue-poison leaves an entry it was
+// asked for; 2 for a usage error.
 package main
 
 import (
@@ -155,26 +156,36 @@ func dispatch(ctx context.Context, args []string, environ []string, stdout, stde
 	}
 	o := &output{stdout: stdout, stderr: stderr}
 	if f.storage != nil {
-		f.fs.StringVar(&f.appDir, "app-dir", ".", "the function app folder whose local.settings.json supplies unset settings")
-		if err := f.parse(rest); err != nil {
-			return err
-		}
-		o.json = f.json
-		op, err := openStorage(f.appDir, environ)
-		if err != nil {
-			return err
-		}
-		return f.storage(ctx, op, o)
+		return runOperator(ctx, f, rest, environ, o)
 	}
+	return runAPI(ctx, f, rest, environ, o)
+}
+
+// runAPI runs a command of the HTTP API.
+func runAPI(ctx context.Context, f *flags, args, environ []string, o *output) error {
 	base := getenv(environ, "BLOBCOPY_URL")
 	if base == "" {
 		base = defaultURL
 	}
 	f.fs.StringVar(&f.url, "url", base, "the API's base URL")
-	if err := f.parse(rest); err != nil {
+	if err := f.parse(args); err != nil {
 		return err
 	}
 	o.json = f.json
 	c := &client{base: strings.TrimRight(f.url, "/"), key: getenv(environ, "BLOBCOPY_KEY"), http: &http.Client{Timeout: 60 * time.Second}}
 	return f.action(ctx, c, o)
+}
+
+// runOperator runs an operator command on the app's storage.
+func runOperator(ctx context.Context, f *flags, args, environ []string, o *output) error {
+	f.fs.StringVar(&f.appDir, "app-dir", ".", "the function app folder whose local.settings.json supplies unset settings")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	o.json = f.json
+	op, err := openStorage(f.appDir, environ)
+	if err != nil {
+		return err
+	}
+	return f.storage(ctx, op, o)
 }

@@ -357,16 +357,19 @@ func (op *operator) recordWouldBe(ctx context.Context, jobID, reason string) str
 		return recordClean
 	case job.PoisonReason != reason:
 		return recordLaterReason
+	case job.Status == copyjob.StatusStarting && job.StartFailures > 0:
+		return "poisonReason would be cleared, transient start failures reset"
 	}
 	return "poisonReason would be cleared"
 }
 
 // What clearPoisonReason did to the job record.
 const (
-	recordCleared     = "poisonReason cleared"
-	recordGone        = "no job record"
-	recordClean       = "no poisonReason"
-	recordLaterReason = "poisonReason kept: a later poisoning wrote it"
+	recordCleared      = "poisonReason cleared"
+	recordClearedStart = "poisonReason cleared, transient start failures reset"
+	recordGone         = "no job record"
+	recordClean        = "no poisonReason"
+	recordLaterReason  = "poisonReason kept: a later poisoning wrote it"
 )
 
 // clearPoisonReason removes the poisonReason this entry left on the job record, with a
@@ -391,10 +394,18 @@ func clearPoisonReason(ctx context.Context, records recordStore, jobID, reason s
 			return recordLaterReason, nil
 		}
 		job.PoisonReason = ""
+		done := recordCleared
+		if job.Status == copyjob.StatusStarting && job.StartFailures > 0 {
+			// A start poisoned after 3 x COPY_MAX_FAILURES transient failures would be
+			// poisoned again at its first visit: its count in the record is reset like the
+			// ticket's, so that the tick attempts the start again.
+			job.StartFailures = 0
+			done = recordClearedStart
+		}
 		err = records.Update(ctx, job)
 		switch {
 		case err == nil:
-			return recordCleared, nil
+			return done, nil
 		case errors.Is(err, copyjob.ErrConflict), errors.Is(err, copyjob.ErrNotFound):
 			continue // written or deleted since the read: read again
 		default:

@@ -400,6 +400,8 @@ func TestClearPoisonReason(t *testing.T) {
 	}{
 		{"cleared", &copyjob.Job{ID: "j", ETag: "1", PoisonReason: "r"}, 0, recordCleared, ""},
 		{"cleared after concurrent writes", &copyjob.Job{ID: "j", ETag: "1", PoisonReason: "r"}, 2, recordCleared, ""},
+		{"a starting job's start failures reset", &copyjob.Job{ID: "j", ETag: "1", Status: copyjob.StatusStarting, StartFailures: 15, PoisonReason: "r"}, 0, recordClearedStart, ""},
+		{"a pending job's start failures kept", &copyjob.Job{ID: "j", ETag: "1", Status: copyjob.StatusPending, StartFailures: 2, PoisonReason: "r"}, 0, recordCleared, ""},
 		{"record gone", nil, 0, recordGone, ""},
 		{"nothing to clear", &copyjob.Job{ID: "j", ETag: "1"}, 0, recordClean, ""},
 		{"a later poisoning's reason is kept", &copyjob.Job{ID: "j", ETag: "1", PoisonReason: "later"}, 0, recordLaterReason, "later"},
@@ -413,6 +415,10 @@ func TestClearPoisonReason(t *testing.T) {
 			}
 			if f.job != nil && f.job.PoisonReason != tt.reason {
 				t.Errorf("poisonReason = %q, want %q", f.job.PoisonReason, tt.reason)
+			}
+			if f.job != nil && tt.record.Status == copyjob.StatusStarting && f.job.StartFailures != 0 ||
+				tt.record != nil && tt.record.Status == copyjob.StatusPending && f.job.StartFailures != tt.record.StartFailures {
+				t.Errorf("startFailures = %d", f.job.StartFailures)
 			}
 		})
 	}
