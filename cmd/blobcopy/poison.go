@@ -418,7 +418,7 @@ func clearPoisonReason(ctx context.Context, records recordStore, jobID, reason s
 func (o *output) requeueResults(results []requeueResult, dryRun bool) error {
 	failed := 0
 	for i := range results {
-		results[i].Error = redact.Text(results[i].Error)
+		results[i].Error, results[i].Record = redact.Text(results[i].Error), redact.Text(results[i].Record)
 		if results[i].Action != "requeued" && results[i].Action != "wouldRequeue" {
 			failed++
 		}
