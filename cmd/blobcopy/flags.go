@@ -14,11 +14,17 @@ type flags struct {
 	name   string
 	fs     *flag.FlagSet
 	args   []string
-	nargs  int    // positional arguments required
+	nargs  int    // positional arguments required; -1: any number
 	argsOf string // their names, for messages
 	url    string
+	appDir string
 	json   bool
-	action func(context.Context, *client, *output) error
+	// action runs a command of the HTTP API; storage, one of the operator commands that
+	// work on the app's storage directly. A command sets one of them.
+	action  func(context.Context, *client, *output) error
+	storage func(context.Context, *operator, *output) error
+	// check, when set, validates the parsed command line before anything is opened.
+	check func() error
 }
 
 func newFlags(name string) *flags {
@@ -39,8 +45,11 @@ func (f *flags) parse(args []string) error {
 		f.args = append(f.args, rest[0])
 		args = rest[1:]
 	}
-	if len(f.args) != f.nargs {
+	if f.nargs >= 0 && len(f.args) != f.nargs {
 		return usageError{fmt.Sprintf("%s needs %s, got %d argument(s)", f.name, f.argsOf, len(f.args))}
+	}
+	if f.check != nil {
+		return f.check()
 	}
 	return nil
 }

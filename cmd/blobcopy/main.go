@@ -1,5 +1,6 @@
 // Command blobcopy is the command-line client of the blobcopy API: start a copy, read
-// its status, watch it with a live progress bar, abort it, list copies.
+// its status, watch it with a live progress bar, abort it, list copies; and, for
+// operators, list and requeue poisoned tracking messages.
 //
 //	blobcopy start SOURCE [ACCOUNT:]CONTAINER/BLOB [--lease-source] [--tier T] [--tag k=v]...
 //	               [--metadata k=v]... [--overwrite=false] [--snapshot-destination]
@@ -8,13 +9,21 @@
 //	blobcopy watch ID
 //	blobcopy abort ID [--restore]
 //	blobcopy list [--status S] [--limit N]
+//	blobcopy list-poison
+//	blobcopy requeue-poison (MESSAGE_ID... | --all) [--dry-run]
 //
-// Every command takes --url (default $BLOBCOPY_URL, else http://127.0.0.1:7071) and
+// The API commands take --url (default $BLOBCOPY_URL, else http://127.0.0.1:7071) and
 // --json (print the API's answers unchanged, for scripts). The function key, when the
 // handler needs one, comes from $BLOBCOPY_KEY only, so it never shows in a process list.
 //
-// Exit status: 0 on success; 1 when the API refuses, or when a watched copy ends other
-// than success (failed, aborted, ...); 2 for a usage error.
+// list-poison and requeue-poison are operator commands: they work on the app's own
+// storage directly (no HTTP route exposes the poison queue), configured like the app
+// (AzureWebJobsStorage or its identity-based settings, COPY_QUEUE_NAME,
+// COPY_RECORDS_CONTAINER), from the environment over --app-dir's local.settings.json.
+//
+// Exit status: 0 on success; 1 when the API refuses, when a watched copy ends other
+// than success (failed, aborted, ...), or when requeue-poison leaves an entry it was
+// asked for; 2 for a usage error.
 package main
 
 import (
@@ -28,6 +37,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
 const defaultURL = "http://127.0.0.1:7071"
@@ -44,19 +55,39 @@ commands:
   abort ID [--restore]      abort a pending copy (--restore: put back the snapshot taken at start)
   list [--status S] [--limit N]   list copies, page after page
 
+operator commands (the app's storage directly, no --url; [--app-dir DIR] [--json]):
+  list-poison               show every poison queue entry: message id, job id, when, reason
+  requeue-poison MESSAGE_ID... | --all [--dry-run]
+                            after fixing the cause: put each message back on the tracking
+                            queue (failure counts reset), clear the job's poisonReason,
+                            then delete the entry; --dry-run only says what it would do
+
 environment:
   BLOBCOPY_URL   the API's base URL (default ` + defaultURL + `)
   BLOBCOPY_KEY   a function key, sent as x-functions-key (not needed by make run)
+  AzureWebJobsStorage (a connection string, or UseDevelopmentStorage=true), or
+  AzureWebJobsStorage__accountName / __queueServiceUri / __blobServiceUri with
+  __credential / __clientId (signed-in Azure CLI or managed identity), COPY_QUEUE_NAME,
+  COPY_RECORDS_CONTAINER: the app's storage, for the operator commands; unset ones are
+  read from the Values of DIR/local.settings.json (--app-dir, default .)
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }
 
-// env is the part of the environment the CLI reads (os.Getenv in production).
-type env func(string) string
+// getenv reads a variable from environ (os.Environ's form; a later entry wins).
+func getenv(environ []string, name string) string {
+	value := ""
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			value = v
+		}
+	}
+	return value
+}
 
 // usageError is a mistake on the command line: exit status 2.
 type usageError struct{ msg string }
@@ -71,8 +102,8 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.msg }
 
-func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, getenv, stdout, stderr)
+func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, environ, stdout, stderr)
 	var ue usageError
 	var ee exitError
 	switch {
@@ -87,12 +118,14 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		}
 		return ee.code
 	default:
-		fmt.Fprintln(stderr, "blobcopy:", err)
+		// Storage errors may quote a request URL; a SAS-based connection string puts its
+		// signature there.
+		fmt.Fprintln(stderr, "blobcopy:", redact.Text(err.Error()))
 		return 1
 	}
 }
 
-func dispatch(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+func dispatch(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"no command"}
 	}
@@ -102,21 +135,7 @@ func dispatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return nil
 	}
 	f := newFlags(cmd)
-	base := getenv("BLOBCOPY_URL")
-	if base == "" {
-		base = defaultURL
-	}
-	f.fs.StringVar(&f.url, "url", base, "the API's base URL")
-	f.fs.BoolVar(&f.json, "json", false, "print the API's JSON answers")
-	o := &output{stdout: stdout, stderr: stderr}
-	run := func() error {
-		if err := f.parse(rest); err != nil {
-			return err
-		}
-		o.json = f.json
-		c := &client{base: strings.TrimRight(f.url, "/"), key: getenv("BLOBCOPY_KEY"), http: &http.Client{Timeout: 60 * time.Second}}
-		return f.action(ctx, c, o)
-	}
+	f.fs.BoolVar(&f.json, "json", false, "print JSON for scripts")
 	switch cmd {
 	case "start":
 		defineStart(f)
@@ -128,8 +147,45 @@ func dispatch(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		defineAbort(f)
 	case "list":
 		defineList(f)
+	case "list-poison":
+		defineListPoison(f)
+	case "requeue-poison":
+		defineRequeuePoison(f)
 	default:
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
-	return run()
+	o := &output{stdout: stdout, stderr: stderr}
+	if f.storage != nil {
+		return runOperator(ctx, f, rest, environ, o)
+	}
+	return runAPI(ctx, f, rest, environ, o)
+}
+
+// runAPI runs a command of the HTTP API.
+func runAPI(ctx context.Context, f *flags, args, environ []string, o *output) error {
+	base := getenv(environ, "BLOBCOPY_URL")
+	if base == "" {
+		base = defaultURL
+	}
+	f.fs.StringVar(&f.url, "url", base, "the API's base URL")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	o.json = f.json
+	c := &client{base: strings.TrimRight(f.url, "/"), key: getenv(environ, "BLOBCOPY_KEY"), http: &http.Client{Timeout: 60 * time.Second}}
+	return f.action(ctx, c, o)
+}
+
+// runOperator runs an operator command on the app's storage.
+func runOperator(ctx context.Context, f *flags, args, environ []string, o *output) error {
+	f.fs.StringVar(&f.appDir, "app-dir", ".", "the function app folder whose local.settings.json supplies unset settings")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	o.json = f.json
+	op, err := openStorage(f.appDir, environ)
+	if err != nil {
+		return err
+	}
+	return f.storage(ctx, op, o)
 }

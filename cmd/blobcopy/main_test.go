@@ -23,11 +23,11 @@ import (
 // the copy simulator as account slowdemo, driven like `make run`'s: copies stay pending
 // a moment with growing progress, then succeed.
 type stack struct {
+	app    *app.App
 	az     *azurite.Instance
 	sim    *copysim.Server
 	url    string
 	source string // a 1 MiB blob in Azurite
-	app    *app.App
 }
 
 func startStack(t *testing.T, settings map[string]string) *stack {
@@ -83,7 +83,7 @@ func startStack(t *testing.T, settings map[string]string) *stack {
 	if _, err := c.UploadBuffer(ctx, "source", "data.bin", bytes.Repeat([]byte("x"), 1<<20), nil); err != nil {
 		t.Fatal(err)
 	}
-	return &stack{az: az, sim: sim, url: srv.URL, source: az.BlobEndpoint(azurite.DevAccountName) + "/source/data.bin", app: a}
+	return &stack{app: a, az: az, sim: sim, url: srv.URL, source: az.BlobEndpoint(azurite.DevAccountName) + "/source/data.bin"}
 }
 
 type result struct {
@@ -97,7 +97,11 @@ func cli(t *testing.T, env map[string]string, args ...string) result {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := run(ctx, args, func(k string) string { return env[k] }, &out, &errOut)
+	environ := make([]string, 0, len(env))
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	code := run(ctx, args, environ, &out, &errOut)
 	return result{code: code, stdout: out.String(), stderr: errOut.String()}
 }
 
@@ -176,12 +180,13 @@ func TestCLIAgainstTheHandler(t *testing.T) {
 	})
 
 	t.Run("list filters by status", func(t *testing.T) {
-		// Status reads never write: lists show what the timer recorded, so let it poll.
-		time.Sleep(1100 * time.Millisecond) // COPY_FIRST_POLL
-		if _, err := s.app.Copies.Tick(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		r := cli(t, env, "list", "--status", "success")
+		// Lists show recorded states: a status read never writes, and the copy watched
+		// to its end is recorded success by the next tick.
+		var r result
+		s.tickUntil(t, "the watched copy recorded", func() bool {
+			r = cli(t, env, "list", "--status", "success")
+			return strings.Contains(r.stdout, "waited.bin")
+		})
 		if r.code != 0 || !strings.Contains(r.stdout, "slowdemo/backup/waited.bin") || strings.Contains(r.stdout, "aborted.bin") {
 			t.Errorf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 		}
@@ -229,6 +234,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"watch", "a", "b"}, "watch needs a job ID, got 2"},
 		{[]string{"list", "--limit", "-1"}, "--limit must not be negative"},
 		{[]string{"abort", "x", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"requeue-poison"}, "requeue-poison needs message ids"},
+		{[]string{"requeue-poison", "m1", "--all"}, "not both"},
+		{[]string{"list-poison", "m1"}, "list-poison needs no arguments"},
+		{[]string{"list-poison", "--url", "http://x"}, "flag provided but not defined: -url"},
 	}
 	for _, tt := range tests {
 		r := cli(t, map[string]string{"BLOBCOPY_URL": "http://127.0.0.1:1"}, tt.args...)
