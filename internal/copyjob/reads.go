@@ -66,6 +66,9 @@ func (s *Service) List(ctx context.Context, opts ListOptions) (ListPage, error) 
 		opts.Limit = 100
 	}
 	page, err := s.records.List(ctx, opts)
+	if errors.Is(err, ErrInvalidMarker) {
+		return ListPage{}, newError(CodeInvalidRequest, "marker", "the marker is not one a listing of this service returned", err)
+	}
 	if err != nil {
 		return ListPage{}, storageError("cannot list jobs", err)
 	}
