@@ -334,7 +334,7 @@ func (s *Service) retryLater(ctx context.Context, m Message, count bool) {
 	if err != nil {
 		return // poisoned already
 	}
-	wait := s.backoff(t.Failures + 1)
+	var wait time.Duration
 	if count {
 		t.Failures++
 		wait = s.backoff(t.Failures)
