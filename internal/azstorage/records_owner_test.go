@@ -38,9 +38,10 @@ func (c *readCounter) Do(req *policy.Request) (*http.Response, error) {
 	return req.Next()
 }
 
-// TestListByOwnerReadsOnlyTheOwnersRecords: the owner filter runs on the listing's
-// metadata; another owner's record document is never downloaded.
-func TestListByOwnerReadsOnlyTheOwnersRecords(t *testing.T) {
+// countingAccount is the app's account on a fresh Azurite, counting record reads and
+// listings.
+func countingAccount(t *testing.T) (*readCounter, *azstorage.Account) {
+	t.Helper()
 	az := azurite.Start(t, azurite.Options{})
 	counter := &readCounter{}
 	cfg := config.StorageAccount{Name: azurite.DevAccountName, BlobEndpoint: az.BlobEndpoint(azurite.DevAccountName),
@@ -51,6 +52,13 @@ func TestListByOwnerReadsOnlyTheOwnersRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return counter, a
+}
+
+// TestListByOwnerReadsOnlyTheOwnersRecords: the owner filter runs on the listing's
+// metadata; another owner's record document is never downloaded.
+func TestListByOwnerReadsOnlyTheOwnersRecords(t *testing.T) {
+	counter, a := countingAccount(t)
 	r := azstorage.NewRecords(a, unique("owners"))
 	if err := r.EnsureContainer(testCtx(t)); err != nil {
 		t.Fatal(err)
@@ -85,16 +93,7 @@ func TestListByOwnerReadsOnlyTheOwnersRecords(t *testing.T) {
 // records costs one List Blobs request (metadata of up to 5,000 records) and the 5
 // reads of the page: never a read per record, never an empty page while matches remain.
 func TestListPageCostsOneListingAndItsReads(t *testing.T) {
-	az := azurite.Start(t, azurite.Options{})
-	counter := &readCounter{}
-	cfg := config.StorageAccount{Name: azurite.DevAccountName, BlobEndpoint: az.BlobEndpoint(azurite.DevAccountName),
-		QueueEndpoint: az.QueueEndpoint(azurite.DevAccountName), AccountKey: az.Key(azurite.DevAccountName)}
-	copts := az.ClientOptions()
-	copts.PerCallPolicies = append(copts.PerCallPolicies, counter)
-	a, err := azstorage.NewAccount("", cfg, azstorage.Options{ClientOptions: copts})
-	if err != nil {
-		t.Fatal(err)
-	}
+	counter, a := countingAccount(t)
 	r := azstorage.NewRecords(a, unique("pages"))
 	if err := r.EnsureContainer(testCtx(t)); err != nil {
 		t.Fatal(err)

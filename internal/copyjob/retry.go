@@ -25,17 +25,9 @@ type RetryOptions struct {
 // is dropped by the tick), then the transition to "starting" with a start claim in one
 // compare-and-swap write (so two retries racing start one attempt), then the attempt.
 func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job, error) {
-	job, err := s.records.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, newError(CodeJobNotFound, "id", "no copy job with id "+id, err)
-	}
+	job, err := s.jobFor(ctx, id, opts.Allow)
 	if err != nil {
-		return nil, storageError("cannot read the job record", err)
-	}
-	if opts.Allow != nil {
-		if err := opts.Allow(job); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	if err := s.retryable(job); err != nil {
 		return job, err
