@@ -164,12 +164,14 @@ func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.L
 		switch {
 		case errors.Is(errs[i], copyjob.ErrNotFound):
 			continue // deleted between the listing and the read
-		case errs[i] != nil:
+		case errors.Is(errs[i], copyjob.ErrUnavailable):
 			return copyjob.ListPage{}, errs[i]
+		case errs[i] != nil:
+			continue // an unreadable record (not JSON) must not fail every page it is on
 		}
 		// The listing saw one version; the read may see a newer one. A job that no longer
 		// matches is left out (the stated consistency rule).
-		if !opts.Matches(copyjob.ListEntry{ID: job.ID, CreatedAt: job.CreatedAt, Status: job.Status, Owner: job.Owner, Origin: job.Origin}) {
+		if !opts.Matches(copyjob.ListEntry{ID: job.ID, CreatedAt: job.CreatedAt, Status: job.Status, Owner: job.Owner, Origin: job.Origin, CopyID: job.CopyID}) {
 			continue
 		}
 		page.Jobs = append(page.Jobs, job)
@@ -186,6 +188,7 @@ func listEntry(item *container.BlobItem) copyjob.ListEntry {
 		Status: copyjob.Status(metadataValue(item.Metadata, "status")),
 		Owner:  metadataOwner(item.Metadata),
 		Origin: metadataUnescaped(item.Metadata, "origin"),
+		CopyID: metadataValue(item.Metadata, "copyid"),
 	}
 	if at, err := time.Parse(time.RFC3339Nano, metadataValue(item.Metadata, "created")); err == nil {
 		e.CreatedAt = at
@@ -202,6 +205,9 @@ func recordMetadata(job *copyjob.Job) map[string]*string {
 	md := map[string]*string{
 		"status":  to.Ptr(string(job.Status)),
 		"created": to.Ptr(job.CreatedAt.UTC().Format(time.RFC3339Nano)),
+	}
+	if job.CopyID != "" {
+		md["copyid"] = to.Ptr(job.CopyID) // a GUID: finding a copy's owner is one listing
 	}
 	if job.Origin != "" {
 		md["origin"] = to.Ptr(url.QueryEscape(job.Origin)) // api, eventgrid, webhook, batch

@@ -75,6 +75,10 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 	// nobody polls the destination again, so the restore's copy id can never be taken
 	// for an overwrite (copyIdMismatch).
 	outcome := CopyState{Status: StatusAborted, Progress: job.Progress, Description: "aborted by request"}
+	if cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef); err == nil && cur.CopyID == job.CopyID {
+		// Polls no longer record progress: read how far the copy got.
+		outcome.Progress = cur.Progress
+	}
 	if opts.Restore {
 		outcome.Description = "aborted by request; the destination is restored from snapshot " + job.DestinationSnapshot +
 			" (restoredFrom names it once the restore copy started)"

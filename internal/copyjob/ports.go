@@ -91,6 +91,8 @@ type ListOptions struct {
 	Origin string
 	// CreatedAfter / CreatedBefore bound CreatedAt (exclusive) when not zero.
 	CreatedAfter, CreatedBefore time.Time
+	// CopyID selects the jobs recording that copy id (finding a copy's owner).
+	CopyID string
 }
 
 // ListEntry is what a store keeps beside a record for listing it.
@@ -100,12 +102,13 @@ type ListEntry struct {
 	Status    Status
 	Owner     string
 	Origin    string
+	CopyID    string
 }
 
 // Matches reports whether an entry passes the options' filters.
 func (o ListOptions) Matches(e ListEntry) bool {
 	return (o.Status == "" || e.Status == o.Status) && (!o.ByOwner || e.Owner == o.Owner) &&
-		(o.Origin == "" || e.Origin == o.Origin) &&
+		(o.Origin == "" || e.Origin == o.Origin) && (o.CopyID == "" || e.CopyID == o.CopyID) &&
 		(o.CreatedAfter.IsZero() || e.CreatedAt.After(o.CreatedAfter)) &&
 		(o.CreatedBefore.IsZero() || e.CreatedAt.Before(o.CreatedBefore))
 }

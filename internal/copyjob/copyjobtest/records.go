@@ -120,7 +120,7 @@ func (r *Records) List(_ context.Context, opts copyjob.ListOptions) (copyjob.Lis
 	entries := make([]copyjob.ListEntry, 0, len(r.docs))
 	for _, d := range r.docs {
 		j := decode(d)
-		entries = append(entries, copyjob.ListEntry{ID: j.ID, CreatedAt: j.CreatedAt, Status: j.Status, Owner: j.Owner, Origin: j.Origin})
+		entries = append(entries, copyjob.ListEntry{ID: j.ID, CreatedAt: j.CreatedAt, Status: j.Status, Owner: j.Owner, Origin: j.Origin, CopyID: j.CopyID})
 	}
 	ids, next, err := copyjob.PageOf(entries, opts)
 	if err != nil {
