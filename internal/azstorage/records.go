@@ -20,7 +20,7 @@ import (
 )
 
 // Records stores job records as JSON blobs ("jobs/<id>.json") in one container,
-// written with ETag concurrency. The status and the owner are mirrored in blob metadata
+// written with ETag concurrency. The status, the owner and the batch are mirrored in blob metadata
 // (written by the same Put Blob as the document) so a listing filters without reading
 // every document.
 type Records struct {
@@ -143,6 +143,9 @@ func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.L
 		if opts.ByOwner && metadataOwner(item.Metadata) != opts.Owner {
 			continue // another owner's record is never read
 		}
+		if opts.Batch != "" && metadataValue(item.Metadata, "batch") != opts.Batch {
+			continue
+		}
 		id := strings.TrimSuffix(strings.TrimPrefix(*item.Name, recordPrefix), ".json")
 		job, err := r.Get(ctx, id)
 		if err != nil {
@@ -152,6 +155,9 @@ func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.L
 			continue
 		}
 		if opts.ByOwner && job.Owner != opts.Owner {
+			continue
+		}
+		if opts.Batch != "" && job.Batch != opts.Batch {
 			continue
 		}
 		page.Jobs = append(page.Jobs, job)
@@ -167,6 +173,9 @@ func recordMetadata(job *copyjob.Job) map[string]*string {
 	md := map[string]*string{"status": to.Ptr(string(job.Status))}
 	if job.Owner != "" {
 		md["owner"] = to.Ptr(url.QueryEscape(job.Owner))
+	}
+	if job.Batch != "" {
+		md["batch"] = to.Ptr(job.Batch) // a batch id: letters, digits and hyphens
 	}
 	return md
 }

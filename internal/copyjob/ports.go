@@ -78,6 +78,9 @@ type ListOptions struct {
 	// keep beside the record (azstorage: blob metadata), not by reading every record.
 	ByOwner bool
 	Owner   string
+	// Batch lists only the children of that batch ("" lists every job), filtered on
+	// what stores keep beside the record (azstorage: the "batch" metadata entry).
+	Batch string
 }
 
 // ListPage is one page of jobs.

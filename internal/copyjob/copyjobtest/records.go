@@ -15,7 +15,7 @@ import (
 // does not survive encoding is caught) with an ETag that changes on every write.
 // Create and Update set job.ETag to the new value; Update with a stale ETag returns
 // copyjob.ErrConflict. List orders by id; its marker is the last id returned; it
-// filters by status and by owner.
+// filters by status, by owner and by batch.
 type Records struct {
 	Faults
 	mu   sync.Mutex
@@ -135,6 +135,9 @@ func (r *Records) List(_ context.Context, opts copyjob.ListOptions) (copyjob.Lis
 			continue
 		}
 		if opts.ByOwner && j.Owner != opts.Owner {
+			continue
+		}
+		if opts.Batch != "" && j.Batch != opts.Batch {
 			continue
 		}
 		if len(page.Jobs) == limit {
