@@ -188,7 +188,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	opts := copyjob.ListOptions{Status: copyjob.Status(q.Get("status")), Marker: q.Get("marker")}
+	opts := copyjob.ListOptions{Status: copyjob.Status(q.Get("status")), Marker: q.Get("marker"), Batch: q.Get("batch")}
+	if opts.Batch != "" && !validJobID(opts.Batch) {
+		s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "batch", "a batch id is 1-64 letters, digits or hyphens"))
+		return
+	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
@@ -215,6 +219,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		}
 		if opts.Limit != 0 {
 			next.Set("limit", strconv.Itoa(opts.Limit))
+		}
+		if opts.Batch != "" {
+			next.Set("batch", opts.Batch)
 		}
 		out.NextLink = s.resp.prefix + "/copies?" + next.Encode()
 	}
