@@ -197,7 +197,8 @@ func (s *Server) buildSubmit(req *BatchRequest) (batch.SubmitRequest, error) {
 		return batch.SubmitRequest{}, err
 	}
 	if d.Prefix != "" {
-		if err := ValidateBlobName(d.Prefix, "destination.prefix"); err != nil {
+		// A prefix may end with "/" (a folder); the names it begins must be valid.
+		if err := ValidateBlobName(d.Prefix+"x", "destination.prefix"); err != nil {
 			return batch.SubmitRequest{}, err
 		}
 	}
