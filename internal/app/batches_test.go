@@ -10,6 +10,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/api"
 	"github.com/blobcopy/blobcopy/internal/batch"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
 )
 
 func (h *harness) getBatch(id string) api.BatchView {
@@ -149,5 +150,79 @@ func TestBatchTooLargeOnAzurite(t *testing.T) {
 		!strings.Contains(got.Error.Message, "AzCopy") || len(h.batchChildren(v.ID)) != 0 {
 		b, _ := json.Marshal(got)
 		t.Fatalf("%s", b)
+	}
+}
+
+// TestBatchPendingOnSimulator: a batch whose children's copies stay pending in the copy
+// simulator, with source leases: a tick over pending children costs listings only (no
+// Get Blob Properties per child); failures are counted and named; an abort mid-batch
+// aborts the pending child through Abort Copy Blob; every source lease is released.
+func TestBatchPendingOnSimulator(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sim.CreateContainer(simAccount, "src")
+	for i := range 6 {
+		if err := h.sim.PutBlob(simAccount, "src", fmt.Sprintf("in/f%d.bin", i), []byte(strings.Repeat("d", 50)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := h.do(http.MethodPost, "/api/batches", map[string]any{
+		"source":      h.sim.AccountEndpoint(simAccount) + "/src/in/",
+		"destination": map[string]any{"account": "sim", "container": "dst", "prefix": "out/"},
+		"leaseSource": true,
+	}, nil)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	var v api.BatchView
+	decodeJSON(t, r.body, &v)
+	h.tickUntil("the children to start", func() bool { return h.getBatch(v.ID).Status == batch.StatusRunning })
+	h.invokeTimer() // a tracking pass records the counts
+	got := h.getBatch(v.ID)
+	if got.Started != 6 || got.Counts[copyjob.StatusPending] != 6 {
+		t.Fatalf("%+v", got)
+	}
+	for i := range 6 {
+		if l := h.sim.Lease(simAccount, "src", fmt.Sprintf("in/f%d.bin", i)); l.State != "leased" {
+			t.Fatalf("source f%d not leased while its copy is pending: %+v", i, l)
+		}
+	}
+	props, lists := h.sim.RequestCount(copysim.OpGetBlobProperties), h.sim.RequestCount(copysim.OpListBlobs)
+	h.invokeTimer()
+	if n := h.sim.RequestCount(copysim.OpGetBlobProperties) - props; n != 0 {
+		t.Fatalf("a tick over 6 pending children made %d Get Blob Properties", n)
+	}
+	if n := h.sim.RequestCount(copysim.OpListBlobs) - lists; n != 1 {
+		t.Fatalf("a tick made %d destination listings, want 1", n)
+	}
+
+	for i := range 4 {
+		if err := h.sim.Complete(simAccount, "dst", fmt.Sprintf("out/f%d.bin", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.sim.Fail(simAccount, "dst", "out/f4.bin", `500 InternalError "Copy failed."`); err != nil {
+		t.Fatal(err)
+	}
+	h.invokeTimer()
+	got = h.getBatch(v.ID)
+	if got.Status != batch.StatusRunning || got.Counts[copyjob.StatusSuccess] != 4 || got.Counts[copyjob.StatusFailed] != 1 ||
+		got.Counts[copyjob.StatusPending] != 1 || len(got.Failures) != 1 || got.Failures[0].Blob != "in/f4.bin" {
+		t.Fatalf("%+v", got)
+	}
+	if r := h.do(http.MethodPost, "/api/batches/"+v.ID+"/abort", nil, nil); r.status != http.StatusAccepted {
+		t.Fatalf("abort: %d %s", r.status, r.body)
+	}
+	h.tickUntil("the batch to be aborted", func() bool { return h.getBatch(v.ID).Status.Terminal() })
+	got = h.getBatch(v.ID)
+	if got.Status != batch.StatusAborted || got.Counts[copyjob.StatusAborted] != 1 || got.Counts[copyjob.StatusSuccess] != 4 {
+		t.Fatalf("%+v", got)
+	}
+	if cs, _ := h.sim.Copy(simAccount, "dst", "out/f5.bin"); cs.Status != copysim.StatusAborted {
+		t.Fatalf("the pending child's copy is %s", cs.Status)
+	}
+	for i := range 6 {
+		if l := h.sim.Lease(simAccount, "src", fmt.Sprintf("in/f%d.bin", i)); l.State == "leased" {
+			t.Fatalf("source f%d still leased after the batch ended: %+v", i, l)
+		}
 	}
 }
