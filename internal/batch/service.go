@@ -33,8 +33,10 @@ type Config struct {
 	PageSize int
 	// Concurrency bounds the children started at once (default 16).
 	Concurrency int
-	// TickBudget bounds one tick; ClaimTTL is how long a tick runner holds a batch
-	// (longer than TickBudget, so a live runner is never taken over).
+	// TickBudget bounds one tick; ClaimTTL is how long a tick runner holds a batch: a
+	// live runner is never taken over, and one that crashed is taken over after it.
+	// Default: TickBudget plus the copy service's StartGrace (a child start begun just
+	// before the budget ends finishes within it).
 	TickBudget time.Duration
 	ClaimTTL   time.Duration
 	Now        func() time.Time
@@ -52,9 +54,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TickBudget <= 0 {
 		c.TickBudget = 4 * time.Minute
-	}
-	if c.ClaimTTL <= c.TickBudget {
-		c.ClaimTTL = c.TickBudget + 2*time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -90,8 +89,12 @@ func NewService(d Deps, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
+	cfg = cfg.withDefaults()
+	if cfg.ClaimTTL <= cfg.TickBudget {
+		cfg.ClaimTTL = cfg.TickBudget + d.Copies.Config().StartGrace
+	}
 	return &Service{copies: d.Copies, records: d.Records, blobs: d.Blobs, store: d.Store, storage: d.Storage,
-		notifier: d.Notifier, cfg: cfg.withDefaults(), log: log}
+		notifier: d.Notifier, cfg: cfg, log: log}
 }
 
 // Config returns the effective configuration.
