@@ -94,7 +94,8 @@ func (s *Service) tickBatch(ctx context.Context, b *Batch) (TickReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer s.release(ctx, b, token)
+	defer s.release(ctx, b, token) // no request when the last write gave the batch back
+	active := !b.Status.Terminal()
 	if b.Status == StatusEnumerating && !b.AbortRequested {
 		if err := s.enumerate(ctx, b, token, &rep); err != nil {
 			return rep, err
@@ -107,7 +108,9 @@ func (s *Service) tickBatch(ctx context.Context, b *Batch) (TickReport, error) {
 		}
 	}
 	if b.Status.Terminal() {
-		rep.Finished++
+		if active {
+			rep.Finished++
+		}
 		if s.callbackDue(b) {
 			s.callback(ctx, b)
 		}
@@ -129,6 +132,9 @@ func (s *Service) guarded(ctx context.Context, b *Batch, token string, change fu
 }
 
 func (s *Service) release(ctx context.Context, b *Batch, token string) {
+	if b.Claim == nil || b.Claim.Token != token {
+		return // given back (or lost) already, as far as this runner knows
+	}
 	if err := s.guarded(ctx, b, token, func(x *Batch) { x.Claim = nil }); err != nil && !errors.Is(err, errLost) {
 		s.log.WarnContext(ctx, "cannot give the batch back; its claim expires by itself", "batch", b.ID, "err", err)
 	}

@@ -85,6 +85,11 @@ func (s *Service) track(ctx context.Context, b *Batch, token string, rep *TickRe
 				x.Status = StatusFailed
 			}
 		}
+		if !x.Status.Terminal() || !x.Active() {
+			// The pass's last write gives the batch back in the same request; a batch
+			// with its callback to deliver stays claimed until the attempt is recorded.
+			x.Claim = nil
+		}
 	})
 }
 
