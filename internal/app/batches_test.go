@@ -226,3 +226,17 @@ func TestBatchPendingOnSimulator(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchOfAMissingContainerFails: a source container that does not exist fails the
+// batch with ContainerNotFound, nothing started.
+func TestBatchOfAMissingContainerFails(t *testing.T) {
+	h := newHarness(t, nil)
+	r := h.do(http.MethodPost, "/api/batches", map[string]any{
+		"source": h.az.BlobEndpoint("devstoreaccount1") + "/no-such-container", "destination": map[string]any{"container": "bdst"}}, nil)
+	var v api.BatchView
+	decodeJSON(t, r.body, &v)
+	h.tickUntil("the batch to fail", func() bool { return h.getBatch(v.ID).Status.Terminal() })
+	if got := h.getBatch(v.ID); got.Status != batch.StatusFailed || got.Error == nil || got.Error.Code != string(copyjob.CodeContainerNotFound) {
+		t.Fatalf("%+v", got)
+	}
+}

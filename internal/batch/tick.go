@@ -12,6 +12,7 @@ import (
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/faultpoint"
+	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
 // TickReport counts what one batch tick did.
@@ -159,7 +160,7 @@ func (s *Service) enumerate(ctx context.Context, b *Batch, token string, rep *Ti
 			if errors.Is(err, copyjob.ErrUnavailable) || ctx.Err() != nil {
 				return fmt.Errorf("list the source: %w", err)
 			}
-			return s.refuse(ctx, b, token, copyjob.CodeOf(unavailable("", err)), "cannot list the source: "+err.Error())
+			return s.refuse(ctx, b, token, listingCode(err), redact.Text("cannot list the source: "+err.Error()))
 		}
 		switch b.Phase {
 		case PhaseCounting:
@@ -323,4 +324,15 @@ func (s *Service) refuse(ctx context.Context, b *Batch, token string, code copyj
 	}
 	s.log.WarnContext(ctx, "batch refused", "batch", b.ID, "code", code, "reason", msg)
 	return nil
+}
+
+// listingCode is the refusal code of a source listing storage refused for good.
+func listingCode(err error) copyjob.Code {
+	switch {
+	case errors.Is(err, copyjob.ErrNotFound):
+		return copyjob.CodeContainerNotFound
+	case errors.Is(err, copyjob.ErrForbidden):
+		return copyjob.CodeForbidden
+	}
+	return copyjob.CodeStorageRefused
 }
