@@ -45,7 +45,9 @@ type StartRequest struct {
 // the lease is acquired and the copy started, then the record says "pending". The start
 // gives up its storage calls at StartDeadline; after StartGrace its claim expires and
 // the tick (or a retry of the request) takes the start over: it adopts a copy that did
-// start, or starts it, and it always knows which lease to release.
+// start, or starts it, and it always knows which lease to release. A batch's child
+// (req.Batch) gets no message: its batch lists its records and takes it over the same
+// way (children.go); a child whose record was never written started nothing.
 func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, error) {
 	if req.Source == "" {
 		return nil, false, newError(CodeInvalidRequest, "source", "source is required", nil)
