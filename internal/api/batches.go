@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -29,6 +30,8 @@ type BatchRequest struct {
 	SASLifetime     string                 `json:"sasLifetime,omitempty"`
 	CallbackURL     string                 `json:"callbackUrl,omitempty"`
 	CreateContainer *bool                  `json:"createContainer,omitempty"`
+	// ChildCallbackURL is each child's own completion callback, beside the batch's one.
+	ChildCallbackURL string `json:"childCallbackUrl,omitempty"`
 }
 
 // BatchDestinationInput names the destination container and prefix.
@@ -63,9 +66,11 @@ type BatchView struct {
 	AbortRequested bool                   `json:"abortRequested,omitempty"`
 	Error          *ErrorDetail           `json:"error,omitempty"`
 	Callback       *CallbackView          `json:"callback,omitempty"`
-	CreatedAt      time.Time              `json:"createdAt"`
-	UpdatedAt      time.Time              `json:"updatedAt"`
-	CompletedAt    *time.Time             `json:"completedAt,omitempty"`
+	// ChildCallbackURL with every query value redacted.
+	ChildCallbackURL string     `json:"childCallbackUrl,omitempty"`
+	CreatedAt        time.Time  `json:"createdAt"`
+	UpdatedAt        time.Time  `json:"updatedAt"`
+	CompletedAt      *time.Time `json:"completedAt,omitempty"`
 	// Links: the batch itself, its abort, its children (GET /api/copies?batch=<id>).
 	StatusQueryGetURI string `json:"statusQueryGetUri"`
 	AbortPostURI      string `json:"abortPostUri,omitempty"`
@@ -112,6 +117,9 @@ func (s responder) batchView(c Caller, b *batch.Batch) BatchView {
 	if cb := b.Callback; cb != nil {
 		v.Callback = &CallbackView{URL: redactQuery(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,
 			DeliveredAt: cb.DeliveredAt, LastError: redact.Text(cb.LastError), GaveUp: cb.GaveUp}
+	}
+	if b.ChildCallbackURL != "" {
+		v.ChildCallbackURL = redactQuery(b.ChildCallbackURL)
 	}
 	if !b.Status.Terminal() {
 		v.AbortPostURI = s.prefix + "/batches/" + b.ID + "/abort"
@@ -208,8 +216,15 @@ func (s *Server) buildSubmit(req *BatchRequest) (batch.SubmitRequest, error) {
 	if err := s.policy.CheckDestination(DestinationInput{Account: d.Account, Container: d.Container}); err != nil {
 		return batch.SubmitRequest{}, err
 	}
-	if req.CallbackURL != "" {
-		if err := s.policy.CheckCallback(req.CallbackURL); err != nil {
+	for _, cb := range []struct{ url, target string }{{req.CallbackURL, "callbackUrl"}, {req.ChildCallbackURL, "childCallbackUrl"}} {
+		if cb.url == "" {
+			continue
+		}
+		if err := s.policy.CheckCallback(cb.url); err != nil {
+			var re *requestError
+			if errors.As(err, &re) {
+				re.detail.Target = cb.target
+			}
 			return batch.SubmitRequest{}, err
 		}
 	}
@@ -224,7 +239,8 @@ func (s *Server) buildSubmit(req *BatchRequest) (batch.SubmitRequest, error) {
 		account = ""
 	}
 	out := batch.SubmitRequest{RequestHash: batchRequestHash(req), Source: normalizeSource(req.Source),
-		Destination: batch.Location{Account: account, Container: d.Container, Prefix: d.Prefix}, Options: opts, CallbackURL: req.CallbackURL}
+		Destination: batch.Location{Account: account, Container: d.Container, Prefix: d.Prefix}, Options: opts, CallbackURL: req.CallbackURL,
+		ChildCallbackURL: req.ChildCallbackURL}
 	if req.Filter != nil {
 		out.Filter = batch.Filter{Suffix: req.Filter.Suffix, ModifiedSince: req.Filter.ModifiedSince}
 	}

@@ -128,6 +128,9 @@ type Batch struct {
 	Options     copyjob.Options   `json:"options"`
 	Filter      Filter            `json:"filter"`
 	Callback    *copyjob.Callback `json:"callback,omitempty"`
+	// ChildCallbackURL, when set, is every child's own completion callback (beside the
+	// batch's one).
+	ChildCallbackURL string `json:"childCallbackUrl,omitempty"`
 
 	Status Status `json:"status"`
 	Phase  Phase  `json:"phase"`

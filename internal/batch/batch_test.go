@@ -357,3 +357,36 @@ func TestBatchOfTenThousand(t *testing.T) {
 		t.Fatalf("%.4f requests per pending child", perChild)
 	}
 }
+
+// TestBatchChildCallbacks: with childCallbackUrl every child sends its own callback (a
+// copy's), and the batch its one; a child callback that failed keeps the batch running
+// until a later tick has sent it.
+func TestBatchChildCallbacks(t *testing.T) {
+	h := newHarness(t, batch.Config{})
+	h.putSource(3)
+	b := h.submit(t, batch.SubmitRequest{CallbackURL: "https://hooks.example/batch", ChildCallbackURL: "https://hooks.example/child"})
+	h.tick(t)
+	for _, k := range h.children(b.ID) {
+		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.env.Notifier.FailAlways(copyjobtest.OpNotify, errors.New("receiver down"))
+	h.tick(t)
+	if got := h.store.Batch(b.ID); got.Status.Terminal() {
+		t.Fatalf("the batch finished with child callbacks left to send: %+v", got)
+	}
+	h.env.Notifier.Heal(copyjobtest.OpNotify)
+	h.tick(t)
+	got := h.store.Batch(b.ID)
+	if got.Status != batch.StatusSuccess {
+		t.Fatalf("%+v", got)
+	}
+	byURL := map[string]int{}
+	for _, d := range h.env.Notifier.Deliveries() {
+		byURL[d.URL]++
+	}
+	if byURL["https://hooks.example/child"] != 3 || byURL["https://hooks.example/batch"] != 1 {
+		t.Fatalf("deliveries %v", byURL)
+	}
+}

@@ -112,6 +112,8 @@ type SubmitRequest struct {
 	Options     copyjob.Options
 	Filter      Filter
 	CallbackURL string
+	// ChildCallbackURL is each child's own callback (optional).
+	ChildCallbackURL string
 }
 
 func invalid(target, msg string) *copyjob.Error {
@@ -184,7 +186,7 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	now := s.cfg.Now().UTC()
 	b := &Batch{ID: id, Owner: req.Owner, RequestHash: req.RequestHash, Source: src, SourceURL: req.Source,
 		Destination: dst, Options: req.Options, Filter: req.Filter, Status: StatusEnumerating, Phase: PhaseCounting,
-		CreatedAt: now, UpdatedAt: now}
+		CreatedAt: now, UpdatedAt: now, ChildCallbackURL: req.ChildCallbackURL}
 	if req.CallbackURL != "" {
 		b.Callback = &copyjob.Callback{URL: req.CallbackURL}
 	}

@@ -266,6 +266,7 @@ func (s *Service) startChild(ctx context.Context, b *Batch, name string) (*copyj
 		Source:      src,
 		Destination: s.destinationOf(b, name),
 		Options:     b.Options,
+		CallbackURL: b.ChildCallbackURL,
 	})
 	if job == nil {
 		var ce *copyjob.Error

@@ -64,8 +64,8 @@ func (s *Service) track(ctx context.Context, b *Batch, token string, rep *TickRe
 	}
 	enumerated := b.Phase == PhaseDone || b.AbortRequested
 	finished := enumerated && open == 0 && complete
-	if finished && b.Options.LeaseSource && !s.finishLeftovers(ctx, t) {
-		finished = false // a lease is still to be released: the next tick tries again
+	if finished && (b.Options.LeaseSource || b.ChildCallbackURL != "") && !s.finishLeftovers(ctx, t) {
+		finished = false // a lease to release or a child's callback to send: the next tick tries again
 	}
 	now := s.cfg.Now().UTC()
 	return s.guarded(ctx, b, token, func(x *Batch) {
@@ -259,8 +259,10 @@ func (s *Service) resumeChildren(ctx context.Context, b *Batch, t *tracking, rep
 	s.run(visits)
 }
 
-// finishLeftovers releases the source leases (and any other leftover effect) of the
-// finished children; it reports whether none is left.
+// finishLeftovers releases the source leases and sends the callbacks left over by the
+// finished children (their settle tried once already); it reports whether none is left.
+// It reads every child's record once, so it runs only for batches with leases or child
+// callbacks, and only once every child has finished.
 func (s *Service) finishLeftovers(ctx context.Context, t *tracking) bool {
 	var mu sync.Mutex
 	done := true
