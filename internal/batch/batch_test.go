@@ -390,3 +390,53 @@ func TestBatchChildCallbacks(t *testing.T) {
 		t.Fatalf("deliveries %v", byURL)
 	}
 }
+
+// TestTwoTickRunnersShareABatch: two instances ticking at once work on a batch one at a
+// time (its claim): every child starts once, the outcome is counted once, and the
+// batch's callback is delivered once.
+func TestTwoTickRunnersShareABatch(t *testing.T) {
+	h := newHarness(t, batch.Config{PageSize: 7})
+	other := batch.NewService(batch.Deps{Copies: h.copies, Records: h.env.Records, Blobs: h.env.Blobs, Store: h.store,
+		Storage: h.storage, Notifier: h.env.Notifier}, batch.Config{PageSize: 7, Now: h.env.Clock.Now}, slog.New(slog.DiscardHandler))
+	h.putSource(40)
+	b := h.submit(t, batch.SubmitRequest{CallbackURL: "https://hooks.example/batch"})
+	both := func() {
+		done := make(chan error, 2)
+		for _, svc := range []*batch.Service{h.svc, other} {
+			go func() { _, err := svc.Tick(context.Background()); done <- err }()
+		}
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := 0; h.store.Batch(b.ID).Status == batch.StatusEnumerating; i++ {
+		both()
+		if i > 20 {
+			t.Fatal("still enumerating")
+		}
+	}
+	if n := len(h.env.Blobs.StartCopyCalls()); n != 40 {
+		t.Fatalf("%d Copy Blob calls for 40 children", n)
+	}
+	for _, k := range h.children(b.ID) {
+		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; !h.store.Batch(b.ID).Status.Terminal(); i++ {
+		both()
+		if i > 20 {
+			t.Fatal("not finished")
+		}
+	}
+	both()
+	got := h.store.Batch(b.ID)
+	if got.Status != batch.StatusSuccess || got.Counts[copyjob.StatusSuccess] != 40 {
+		t.Fatalf("%+v", got)
+	}
+	if d := h.env.Notifier.Deliveries(); len(d) != 1 {
+		t.Fatalf("%d batch callbacks", len(d))
+	}
+}
