@@ -440,3 +440,28 @@ func TestTwoTickRunnersShareABatch(t *testing.T) {
 		t.Fatalf("%d batch callbacks", len(d))
 	}
 }
+
+// TestBatchChildWhoseDestinationWasDeleted: a pending child missing from the destination
+// listing is read on its own and recorded destinationMissing, as a single copy would be.
+func TestBatchChildWhoseDestinationWasDeleted(t *testing.T) {
+	h := newHarness(t, batch.Config{})
+	h.putSource(3)
+	b := h.submit(t, batch.SubmitRequest{})
+	h.tick(t)
+	kids := h.children(b.ID)
+	h.env.Blobs.Delete(kids[0].Destination.BlobRef)
+	for _, k := range kids[1:] {
+		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.tick(t)
+	got := h.store.Batch(b.ID)
+	if got.Status != batch.StatusFailed || got.Counts[copyjob.StatusDestinationMissing] != 1 || got.Counts[copyjob.StatusSuccess] != 2 ||
+		len(got.Failures) != 1 || got.Failures[0].Status != copyjob.StatusDestinationMissing {
+		t.Fatalf("%+v", got)
+	}
+	if c := h.env.Blobs.Calls(copyjobtest.OpCopyState); c != 1 {
+		t.Fatalf("%d Get Blob Properties, want 1 (the missing child's own read)", c)
+	}
+}

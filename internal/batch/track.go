@@ -115,7 +115,19 @@ func (s *Service) listChildren(ctx context.Context, b *Batch, t *tracking, rep *
 // the pending children whose copy ended (or, for an aborted batch, every pending one).
 // It reports whether the listing reached its end within the budget, and then the
 // pending children it did not show.
-func (s *Service) pollChildren(ctx context.Context, b *Batch, t *tracking, rep *TickReport) (bool, []string, error) {
+func (s *Service) pollChildren(ctx context.Context, b *Batch, t *tracking, rep *TickReport) (complete bool, missing []string, err error) {
+	defer func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for id, st := range t.status {
+			switch {
+			case st == statusSeen:
+				t.status[id] = copyjob.StatusPending
+			case st == copyjob.StatusPending && complete:
+				missing = append(missing, id)
+			}
+		}
+	}()
 	marker := ""
 	for {
 		if ctx.Err() != nil {
@@ -156,18 +168,7 @@ func (s *Service) pollChildren(ctx context.Context, b *Batch, t *tracking, rep *
 		}
 		marker = page.NextMarker
 	}
-	var missing []string
-	t.mu.Lock()
-	for id, st := range t.status {
-		switch st {
-		case statusSeen:
-			t.status[id] = copyjob.StatusPending
-		case copyjob.StatusPending:
-			missing = append(missing, id)
-		}
-	}
-	t.mu.Unlock()
-	return true, missing, nil
+	return true, nil, nil // the deferred pass names the missing children
 }
 
 // statusSeen marks, during a listing, a pending child whose destination was listed.
