@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/eventgrid"
@@ -188,10 +189,30 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	opts := copyjob.ListOptions{Status: copyjob.Status(q.Get("status")), Marker: q.Get("marker"), Batch: q.Get("batch")}
+	opts := copyjob.ListOptions{Status: copyjob.Status(q.Get("status")), Marker: q.Get("marker"), Origin: q.Get("origin"),
+		Batch: q.Get("batch")}
 	if opts.Batch != "" && !validJobID(opts.Batch) {
 		s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "batch", "a batch id is 1-64 letters, digits or hyphens"))
 		return
+	}
+	switch opts.Origin {
+	case "", "api", "eventgrid", "webhook", "batch":
+	default:
+		s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "origin", "origin must be api, eventgrid, webhook or batch"))
+		return
+	}
+	for _, bound := range []struct {
+		name string
+		to   *time.Time
+	}{{"createdAfter", &opts.CreatedAfter}, {"createdBefore", &opts.CreatedBefore}} {
+		if v := q.Get(bound.name); v != "" {
+			at, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), bound.name, bound.name+" must be an RFC 3339 time such as 2026-11-30T12:00:00Z"))
+				return
+			}
+			*bound.to = at
+		}
 	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -214,14 +235,13 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	if page.NextMarker != "" {
 		next := url.Values{"marker": {page.NextMarker}}
-		if opts.Status != "" {
-			next.Set("status", string(opts.Status))
+		for _, name := range []string{"status", "origin", "createdAfter", "createdBefore", "batch"} {
+			if v := q.Get(name); v != "" {
+				next.Set(name, v)
+			}
 		}
 		if opts.Limit != 0 {
 			next.Set("limit", strconv.Itoa(opts.Limit))
-		}
-		if opts.Batch != "" {
-			next.Set("batch", opts.Batch)
 		}
 		out.NextLink = s.resp.prefix + "/copies?" + next.Encode()
 	}

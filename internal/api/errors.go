@@ -93,11 +93,6 @@ type responder struct {
 	retryAfter time.Duration
 }
 
-// writeJob answers with a job as a key caller sees it.
-func (s responder) writeJob(w http.ResponseWriter, job *copyjob.Job, isStart bool) {
-	s.writeJobFor(w, Caller{}, job, isStart)
-}
-
 // writeJobFor answers with a job as the caller sees it: 202 + Location + Retry-After
 // while it runs (for a start), 200 with the final state otherwise.
 func (s responder) writeJobFor(w http.ResponseWriter, c Caller, job *copyjob.Job, isStart bool) {
@@ -111,8 +106,6 @@ func (s responder) writeJobFor(w http.ResponseWriter, c Caller, job *copyjob.Job
 	w.Header().Set("Location", s.prefix+"/copies/"+job.ID)
 	writeJSON(w, status, s.viewFor(c, job))
 }
-
-func (s responder) view(j *copyjob.Job) JobView { return newJobView(j, s.prefix) }
 
 // viewFor is the job as the caller sees it: the owner only for Copies.Admin.
 func (s responder) viewFor(c Caller, j *copyjob.Job) JobView {

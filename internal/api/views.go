@@ -33,7 +33,6 @@ type JobView struct {
 	UpdatedAt           time.Time       `json:"updatedAt"`
 	StartedAt           *time.Time      `json:"startedAt,omitempty"`
 	CompletedAt         *time.Time      `json:"completedAt,omitempty"`
-	LastPolledAt        *time.Time      `json:"lastPolledAt,omitempty"`
 	// History holds the outcomes of earlier attempts, oldest first (POST .../retry).
 	History []OutcomeView `json:"history,omitempty"`
 	// Links follow the async request-reply pattern (Durable Functions names).
@@ -156,7 +155,7 @@ func newJobView(j *copyjob.Job, prefix string) JobView {
 		DestinationSnapshot: j.DestinationSnapshot,
 		RestoredFrom:        j.RestoredFrom,
 		CreatedAt:           j.CreatedAt, UpdatedAt: j.UpdatedAt,
-		StartedAt: j.StartedAt, CompletedAt: j.CompletedAt, LastPolledAt: j.LastPolled,
+		StartedAt: j.StartedAt, CompletedAt: j.CompletedAt,
 	}
 	if r := j.Source.Ref; r != nil {
 		v.Source.Blob = &BlobView{Account: r.Account, Container: r.Container, Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID}

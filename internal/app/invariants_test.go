@@ -150,7 +150,9 @@ func runStorageWorld(t *testing.T, seed uint64) {
 
 	// Settle: no more faults, storage finishes every copy, ticks drain the queue.
 	h.sim.ClearFaults()
-	deadline := time.Now().Add(40 * time.Second)
+	// Up to 90 s: a job whose effects' bookkeeping write failed keeps its claim (and its
+	// message) until the claim expires (EffectsGrace, one minute).
+	deadline := time.Now().Add(90 * time.Second)
 	for h.queueLength("copyjobs") > 0 && time.Now().Before(deadline) {
 		for i := range dests {
 			_ = h.sim.Complete(simAccount, "dst", fmt.Sprintf("d%d.bin", i))

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -118,59 +121,99 @@ func (r *Records) Update(ctx context.Context, job *copyjob.Job) error {
 // List pages through records, filtered by status. A page may hold fewer jobs than the
 // limit while NextMarker says more remain.
 func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.ListPage, error) {
-	var marker *string
-	if opts.Marker != "" {
-		marker = to.Ptr(opts.Marker)
-	}
+	// One List Blobs request reads the metadata of up to 5,000 records: the filters and
+	// the newest-first order come from it, and only the page's records are read.
+	var entries []copyjob.ListEntry
 	pager := r.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
 		Prefix:     to.Ptr(recordPrefix),
-		Marker:     marker,
-		MaxResults: to.Ptr(int32(opts.Limit)),
+		MaxResults: to.Ptr(int32(5000)),
 		Include:    container.ListBlobsInclude{Metadata: true},
 	})
-	resp, err := pager.NextPage(ctx)
-	if err != nil {
-		return copyjob.ListPage{}, fmt.Errorf("list job records: %w", mapBlobErr(err))
-	}
-	var page copyjob.ListPage
-	for _, item := range resp.Segment.BlobItems {
-		if item.Name == nil {
-			continue
-		}
-		if opts.Status != "" && metadataValue(item.Metadata, "status") != string(opts.Status) {
-			continue
-		}
-		if opts.ByOwner && metadataOwner(item.Metadata) != opts.Owner {
-			continue // another owner's record is never read
-		}
-		if opts.Batch != "" && metadataValue(item.Metadata, "batch") != opts.Batch {
-			continue
-		}
-		id := strings.TrimSuffix(strings.TrimPrefix(*item.Name, recordPrefix), ".json")
-		job, err := r.Get(ctx, id)
+	for pager.More() {
+		resp, err := pager.NextPage(ctx)
 		if err != nil {
-			continue // deleted between list and read
+			return copyjob.ListPage{}, fmt.Errorf("list job records: %w", mapBlobErr(err))
 		}
-		if opts.Status != "" && job.Status != opts.Status {
-			continue
+		for _, item := range resp.Segment.BlobItems {
+			if item.Name == nil {
+				continue
+			}
+			entries = append(entries, listEntry(item))
 		}
-		if opts.ByOwner && job.Owner != opts.Owner {
-			continue
+	}
+	ids, next, err := copyjob.PageOf(entries, opts)
+	if err != nil {
+		return copyjob.ListPage{}, err
+	}
+	jobs := make([]*copyjob.Job, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			jobs[i], errs[i] = r.Get(ctx, id)
+		}()
+	}
+	wg.Wait()
+	page := copyjob.ListPage{NextMarker: next}
+	for i, job := range jobs {
+		switch {
+		case errors.Is(errs[i], copyjob.ErrNotFound):
+			continue // deleted between the listing and the read
+		case errors.Is(errs[i], copyjob.ErrUnavailable):
+			return copyjob.ListPage{}, errs[i]
+		case errs[i] != nil:
+			continue // an unreadable record (not JSON) must not fail every page it is on
 		}
-		if opts.Batch != "" && job.Batch != opts.Batch {
+		// The listing saw one version; the read may see a newer one. A job that no longer
+		// matches is left out (the stated consistency rule).
+		if !opts.Matches(copyjob.ListEntry{ID: job.ID, CreatedAt: job.CreatedAt, Status: job.Status, Owner: job.Owner, Origin: job.Origin, CopyID: job.CopyID,
+			Batch: job.Batch}) {
 			continue
 		}
 		page.Jobs = append(page.Jobs, job)
 	}
-	page.NextMarker = deref(resp.NextMarker)
 	return page, nil
+}
+
+// listEntry reads what a listing needs from a record blob's metadata. Records written
+// before "created" and "origin" were kept have only the status: the blob's creation
+// time stands in for the job's.
+func listEntry(item *container.BlobItem) copyjob.ListEntry {
+	e := copyjob.ListEntry{
+		ID:     strings.TrimSuffix(strings.TrimPrefix(*item.Name, recordPrefix), ".json"),
+		Status: copyjob.Status(metadataValue(item.Metadata, "status")),
+		Owner:  metadataOwner(item.Metadata),
+		Origin: metadataUnescaped(item.Metadata, "origin"),
+		CopyID: metadataValue(item.Metadata, "copyid"),
+		Batch:  metadataValue(item.Metadata, "batch"),
+	}
+	if at, err := time.Parse(time.RFC3339Nano, metadataValue(item.Metadata, "created")); err == nil {
+		e.CreatedAt = at
+	} else if item.Properties != nil && item.Properties.CreationTime != nil {
+		e.CreatedAt = *item.Properties.CreationTime
+	}
+	return e
 }
 
 // recordMetadata is what a listing filters on. Metadata values are HTTP header values:
 // the owner is query-escaped so any identity (an object id is a GUID, but a name id may
 // hold any character) fits; records without an owner carry no "owner" entry.
 func recordMetadata(job *copyjob.Job) map[string]*string {
-	md := map[string]*string{"status": to.Ptr(string(job.Status))}
+	md := map[string]*string{
+		"status":  to.Ptr(string(job.Status)),
+		"created": to.Ptr(job.CreatedAt.UTC().Format(time.RFC3339Nano)),
+	}
+	if job.CopyID != "" {
+		md["copyid"] = to.Ptr(job.CopyID) // a GUID: finding a copy's owner is one listing
+	}
+	if job.Origin != "" {
+		md["origin"] = to.Ptr(url.QueryEscape(job.Origin)) // api, eventgrid, webhook, batch
+	}
 	if job.Owner != "" {
 		md["owner"] = to.Ptr(url.QueryEscape(job.Owner))
 	}
@@ -189,6 +232,14 @@ func metadataOwner(md map[string]*string) string {
 		return v
 	}
 	return owner
+}
+
+func metadataUnescaped(md map[string]*string, key string) string {
+	v := metadataValue(md, key)
+	if u, err := url.QueryUnescape(v); err == nil {
+		return u
+	}
+	return v
 }
 
 func metadataValue(md map[string]*string, key string) string {

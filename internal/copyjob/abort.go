@@ -22,17 +22,9 @@ type AbortOptions struct {
 // job (so the tick does not settle it meanwhile, nor take a restore copy for an
 // overwrite), then makes one Abort Copy Blob call, and settles the job as aborted.
 func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job, error) {
-	job, err := s.records.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, newError(CodeJobNotFound, "id", "no copy job with id "+id, err)
-	}
+	job, err := s.jobFor(ctx, id, opts.Allow)
 	if err != nil {
-		return nil, storageError("cannot read the job record", err)
-	}
-	if opts.Allow != nil {
-		if err := opts.Allow(job); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	notPending := func(j *Job) error {
 		e := newError(CodeCopyNotPending, "id", fmt.Sprintf("the copy is %s, not pending", j.Status), nil)
@@ -83,6 +75,10 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 	// nobody polls the destination again, so the restore's copy id can never be taken
 	// for an overwrite (copyIdMismatch).
 	outcome := CopyState{Status: StatusAborted, Progress: job.Progress, Description: "aborted by request"}
+	if cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef); err == nil && cur.CopyID == job.CopyID {
+		// Polls no longer record progress: read how far the copy got.
+		outcome.Progress = cur.Progress
+	}
 	if opts.Restore {
 		outcome.Description = "aborted by request; the destination is restored from snapshot " + job.DestinationSnapshot +
 			" (restoredFrom names it once the restore copy started)"

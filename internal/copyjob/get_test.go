@@ -79,10 +79,15 @@ func TestList(t *testing.T) {
 	if err != nil || len(page.Jobs) != 2 || page.NextMarker == "" {
 		t.Fatalf("page 1: %+v %v", page, err)
 	}
+	if page.Jobs[0].ID != "c" || page.Jobs[1].ID != "b" {
+		t.Fatalf("page 1 = %s %s, want newest first (ties by id, descending)", page.Jobs[0].ID, page.Jobs[1].ID)
+	}
 	page, err = h.svc.List(h.ctx, copyjob.ListOptions{Limit: 2, Marker: page.NextMarker})
-	if err != nil || len(page.Jobs) != 1 || page.Jobs[0].ID != "c" || page.NextMarker != "" {
+	if err != nil || len(page.Jobs) != 1 || page.Jobs[0].ID != "a" || page.NextMarker != "" {
 		t.Fatalf("page 2: %+v %v", page, err)
 	}
+	_, err = h.svc.List(h.ctx, copyjob.ListOptions{Marker: "not a marker"})
+	wantCode(t, err, copyjob.CodeInvalidRequest)
 	_, err = h.svc.List(h.ctx, copyjob.ListOptions{Status: "bogus"})
 	wantCode(t, err, copyjob.CodeInvalidRequest)
 	h.Records.FailNext(copyjobtest.OpList, errBusy)

@@ -2,6 +2,9 @@ package copyjob
 
 import (
 	"context"
+	"errors"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -69,18 +72,105 @@ type Blobs interface {
 }
 
 // ListOptions filter and page job listings.
+//
+// Contract: jobs come newest first (CreatedAt, then id, both descending); a page holds
+// up to Limit matches and NextMarker is set only when more matches follow it, so no
+// page is empty while matches remain (a job whose record changes between the listing
+// and its read may still be left out of that page). Stores filter on what they keep
+// beside each record (azstorage: blob metadata written with it, consistent at once),
+// never by reading every record.
 type ListOptions struct {
 	Status Status
 	Marker string
 	Limit  int
 	// ByOwner lists only the jobs whose Owner equals Owner ("" selects the jobs without
-	// an owner); otherwise every owner's jobs are listed. Stores filter on what they
-	// keep beside the record (azstorage: blob metadata), not by reading every record.
+	// an owner); otherwise every owner's jobs are listed.
 	ByOwner bool
 	Owner   string
-	// Batch lists only the children of that batch ("" lists every job), filtered on
-	// what stores keep beside the record (azstorage: the "batch" metadata entry).
+	// Origin ("api", "eventgrid", "webhook", "batch") when set.
+	Origin string
+	// CreatedAfter / CreatedBefore bound CreatedAt (exclusive) when not zero.
+	CreatedAfter, CreatedBefore time.Time
+	// CopyID selects the jobs recording that copy id (finding a copy's owner).
+	CopyID string
+	// Batch lists only the children of that batch ("" lists every job).
 	Batch string
+}
+
+// ListEntry is what a store keeps beside a record for listing it.
+type ListEntry struct {
+	ID        string
+	CreatedAt time.Time
+	Status    Status
+	Owner     string
+	Origin    string
+	CopyID    string
+	Batch     string
+}
+
+// Matches reports whether an entry passes the options' filters.
+func (o ListOptions) Matches(e ListEntry) bool {
+	return (o.Status == "" || e.Status == o.Status) && (!o.ByOwner || e.Owner == o.Owner) &&
+		(o.Origin == "" || e.Origin == o.Origin) && (o.CopyID == "" || e.CopyID == o.CopyID) &&
+		(o.Batch == "" || e.Batch == o.Batch) &&
+		(o.CreatedAfter.IsZero() || e.CreatedAt.After(o.CreatedAfter)) &&
+		(o.CreatedBefore.IsZero() || e.CreatedAt.Before(o.CreatedBefore))
+}
+
+// ErrInvalidMarker: a list marker this service did not write.
+var ErrInvalidMarker = errors.New("invalid list marker")
+
+// PageOf sorts the matching entries newest first and cuts the page after the marker:
+// the shared paging rule of every store. It returns the page's ids and the marker of
+// the next page ("" when no match follows).
+func PageOf(entries []ListEntry, opts ListOptions) ([]string, string, error) {
+	matches := make([]ListEntry, 0, len(entries))
+	for _, e := range entries {
+		if opts.Matches(e) {
+			matches = append(matches, e)
+		}
+	}
+	sort.Slice(matches, func(i, j int) bool { return newer(matches[i], matches[j]) })
+	start := 0
+	if opts.Marker != "" {
+		at, id, ok := parseListMarker(opts.Marker)
+		if !ok {
+			return nil, "", ErrInvalidMarker
+		}
+		last := ListEntry{ID: id, CreatedAt: at}
+		start = sort.Search(len(matches), func(i int) bool { return newer(last, matches[i]) })
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	end := min(start+limit, len(matches))
+	ids := make([]string, 0, end-start)
+	for _, e := range matches[start:end] {
+		ids = append(ids, e.ID)
+	}
+	next := ""
+	if end < len(matches) {
+		last := matches[end-1]
+		next = last.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + last.ID
+	}
+	return ids, next, nil
+}
+
+func newer(a, b ListEntry) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	return a.ID > b.ID
+}
+
+func parseListMarker(m string) (time.Time, string, bool) {
+	ts, id, ok := strings.Cut(m, "|")
+	if !ok {
+		return time.Time{}, "", false
+	}
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	return at, id, err == nil
 }
 
 // ListPage is one page of jobs.

@@ -39,6 +39,24 @@ func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 	return view, nil
 }
 
+// jobFor reads the job an action (abort, retry) is about and asks allow (the caller's
+// scope; nil allows all) before anything else happens.
+func (s *Service) jobFor(ctx context.Context, id string, allow func(*Job) error) (*Job, error) {
+	job, err := s.records.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, newError(CodeJobNotFound, "id", "no copy job with id "+id, err)
+	}
+	if err != nil {
+		return nil, storageError("cannot read the job record", err)
+	}
+	if allow != nil {
+		if err := allow(job); err != nil {
+			return nil, err
+		}
+	}
+	return job, nil
+}
+
 // outcome interprets a read of the destination's copy properties for a pending job:
 // the state to record, and whether it is terminal.
 func (s *Service) outcome(job *Job, state CopyState, err error) (CopyState, bool, error) {
@@ -66,6 +84,9 @@ func (s *Service) List(ctx context.Context, opts ListOptions) (ListPage, error) 
 		opts.Limit = 100
 	}
 	page, err := s.records.List(ctx, opts)
+	if errors.Is(err, ErrInvalidMarker) {
+		return ListPage{}, newError(CodeInvalidRequest, "marker", "the marker is not one a listing of this service returned", err)
+	}
 	if err != nil {
 		return ListPage{}, storageError("cannot list jobs", err)
 	}

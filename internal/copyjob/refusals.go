@@ -94,9 +94,11 @@ func (s *Service) startCopyError(ctx context.Context, job *Job, err error) *Erro
 func (s *Service) pendingCopyError(ctx context.Context, job *Job, err error) *Error {
 	cur, cerr := s.blobs.CopyState(ctx, job.Destination.BlobRef)
 	if cerr == nil && cur.CopyID != "" {
-		if owner := s.findOwner(ctx, job.Destination.BlobRef, cur.CopyID); owner != nil {
+		if owner, _ := s.findOwner(ctx, job.Destination.BlobRef, cur.CopyID); owner != nil {
+			// The owner is named by the error's job (which the HTTP layer shows only to
+			// callers who may see it), never in the text: the text is recorded.
 			e := newError(CodePendingCopyOperation, "destination",
-				fmt.Sprintf("a copy is already pending on the destination: job %s (copy %s)", owner.ID, cur.CopyID), err)
+				fmt.Sprintf("another job of this app has a copy pending on the destination (copy %s)", cur.CopyID), err)
 			e.Job = owner
 			return e
 		}
@@ -106,30 +108,18 @@ func (s *Service) pendingCopyError(ctx context.Context, job *Job, err error) *Er
 	return newError(CodePendingCopyOperation, "destination", "a copy is already pending on the destination", err)
 }
 
-// ownerScanPages bounds the search for the job owning a copy (an error and adoption
-// path): pages of pending and starting jobs.
-const ownerScanPages = 4
-
-// findOwner returns the job (pending, or starting with the copy recorded) whose copy
-// copyID runs on dst, if this app started it.
-func (s *Service) findOwner(ctx context.Context, dst BlobRef, copyID string) *Job {
-	for _, status := range []Status{StatusPending, StatusStarting} {
-		marker := ""
-		for range ownerScanPages {
-			page, err := s.records.List(ctx, ListOptions{Status: status, Marker: marker, Limit: 500})
-			if err != nil {
-				return nil
-			}
-			for _, j := range page.Jobs {
-				if j.CopyID == copyID && sameBlob(j.Destination.BlobRef, dst) {
-					return j
-				}
-			}
-			if page.NextMarker == "" {
-				break
-			}
-			marker = page.NextMarker
+// findOwner returns the job whose copy copyID runs on dst, if a job of this app records
+// it: one listing filtered on the copy id each record is written with (a store keeps it
+// beside the record). An error means the owner could not be looked up.
+func (s *Service) findOwner(ctx context.Context, dst BlobRef, copyID string) (*Job, error) {
+	page, err := s.records.List(ctx, ListOptions{CopyID: copyID, Limit: 10})
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range page.Jobs {
+		if j.CopyID == copyID && sameBlob(j.Destination.BlobRef, dst) {
+			return j, nil
 		}
 	}
-	return nil
+	return nil, nil
 }

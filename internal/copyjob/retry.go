@@ -25,25 +25,23 @@ type RetryOptions struct {
 // is dropped by the tick), then the transition to "starting" with a start claim in one
 // compare-and-swap write (so two retries racing start one attempt), then the attempt.
 func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job, error) {
-	job, err := s.records.Get(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, newError(CodeJobNotFound, "id", "no copy job with id "+id, err)
-	}
+	job, err := s.jobFor(ctx, id, opts.Allow)
 	if err != nil {
-		return nil, storageError("cannot read the job record", err)
-	}
-	if opts.Allow != nil {
-		if err := opts.Allow(job); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	if err := s.retryable(job); err != nil {
 		return job, err
 	}
 	log := s.log.With("jobId", job.ID, "operation", "retry")
 	ctx = context.WithoutCancel(ctx)
+	// The new attempt's lease id is chosen before the message names it, as at the first
+	// start: the message must name the lease the attempt may take.
+	var lease *Lease
+	if job.Options.LeaseSource && job.Source.Ref != nil {
+		lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring}
+	}
 	msg, err := s.queue.Enqueue(ctx, ticketFor(&Job{ID: job.ID, Destination: job.Destination, CreatedAt: s.cfg.Now().UTC(),
-		Lease: job.Lease, Source: job.Source}).encode(), s.cfg.FirstPoll)
+		Lease: lease, Source: job.Source, History: make([]Outcome, len(job.History)+1)}).encode(), s.cfg.FirstPoll)
 	if err != nil {
 		return job, storageError("cannot enqueue the tracking message", err)
 	}
@@ -57,10 +55,11 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		j.StartedAt, j.CompletedAt, j.LastPolled, j.Refusal = nil, nil, nil, nil
 		j.StartFailures, j.NextAttemptAt, j.CopyUncertain, j.PoisonReason, j.RestoredFrom = 0, nil, false, "", ""
 		j.Polls, j.Claim = 0, claim
-		if j.Options.LeaseSource && j.Source.Ref != nil {
-			// The earlier lease was released with the outcome; a new one is named before
-			// it is taken, as at the first start.
-			j.Lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring}
+		if lease != nil {
+			// The earlier lease was released with the outcome; the new one is named before
+			// it is taken.
+			l := *lease
+			j.Lease = &l
 		}
 		if j.Callback != nil {
 			j.Callback = &Callback{URL: j.Callback.URL}
@@ -86,6 +85,14 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 	} else {
 		job.Source.SASExpiresAt, job.Source.SASKind = prepared.Source.SASExpiresAt, prepared.Source.SASKind
 		err = s.attempt(ctx, job, prepared.ReadURL, claim.Token, log)
+	}
+	if job.Status == StatusPending && holds(job, claim.Token) {
+		// As in Start: the copy runs but the record says "starting"; the message names it.
+		t := ticketFor(job)
+		t.Unrecorded = true
+		if _, uerr := s.queue.Update(ctx, msg, t.encode(), s.cfg.FirstPoll); uerr != nil {
+			log.WarnContext(ctx, "cannot name the copy in the tracking message either", "err", uerr)
+		}
 	}
 	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
 		s.dropMessage(ctx, msg, log)

@@ -192,7 +192,7 @@ func TestFoundLostAnswerCopyStolenByAnotherJob(t *testing.T) {
 	}
 }
 
-func TestFoundShortDestinationOutagePoisonsPendingJobsForever(t *testing.T) {
+func TestStorageOutageNeverPoisonsPendingJobs(t *testing.T) {
 	h := newHarness(t, func(c *copyjob.Config, _ *copyjobtest.Env) { c.MaxFailures = 5 }) // the default
 	job := h.start(leasedReq())
 	h.tickAfter(10 * time.Second) // a first normal poll

@@ -484,7 +484,11 @@ func (s *Service) ownCopy(ctx context.Context, job *Job) (CopyState, copyVerdict
 			return cur, copyNotOurs // an earlier attempt's copy, before a retry
 		}
 	}
-	if owner := s.findOwner(ctx, job.Destination.BlobRef, cur.CopyID); owner != nil && owner.ID != job.ID {
+	owner, err := s.findOwner(ctx, job.Destination.BlobRef, cur.CopyID)
+	switch {
+	case err != nil:
+		return cur, copyUnknown // not knowing another job's copy is not knowing it is ours
+	case owner != nil && owner.ID != job.ID:
 		return cur, copyNotOurs
 	}
 	return cur, copyOurs

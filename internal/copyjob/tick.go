@@ -27,6 +27,9 @@ type ticket struct {
 	// Progress is no longer written (a moving progress must not cost a queue write);
 	// kept so that messages written by earlier versions still decode.
 	Progress Progress `json:"progress,omitzero"`
+	// Attempt is the attempt the message tracks (len(History) when it was written): a
+	// message of an attempt before a retry is dropped, never applied to the new one.
+	Attempt int `json:"attempt,omitempty"`
 	// Unrecorded: Start named the copy here because it could not write it to the record,
 	// which still says "starting": the fast path must not skip the record then.
 	Unrecorded bool `json:"unrecorded,omitempty"`
@@ -43,7 +46,7 @@ type ticketLease struct {
 }
 
 func ticketFor(job *Job) ticket {
-	t := ticket{JobID: job.ID, Created: job.CreatedAt}
+	t := ticket{JobID: job.ID, Created: job.CreatedAt, Attempt: len(job.History)}
 	if job.Lease != nil && job.Source.Ref != nil {
 		t.Lease = &ticketLease{Source: *job.Source.Ref, ID: job.Lease.ID}
 	}
@@ -202,6 +205,9 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	log = log.With("jobId", t.JobID)
 	if t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > maxVisits {
 		job, _ := s.records.Get(ctx, t.JobID)
+		if job != nil && t.Attempt != len(job.History) {
+			return s.dropStale(ctx, m, log)
+		}
 		return s.poison(ctx, m, job, fmt.Sprintf("%d attempts in a row failed (%d visits in all)", t.Failures, m.DequeueCount), log)
 	}
 
@@ -232,6 +238,9 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		return visitFailed(err)
 	}
 	log = log.With("copyId", job.CopyID)
+	if t.Attempt != len(job.History) {
+		return s.dropStale(ctx, m, log)
+	}
 
 	switch {
 	case job.Status.Terminal():
@@ -260,6 +269,16 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		return s.finishTerminal(ctx, m, job, false, log)
 	}
 	return s.keepPolling(ctx, m, ticketFor(job), outcome.Progress, log)
+}
+
+// dropStale deletes the message of an attempt the job has moved on from (it was
+// retried): that attempt's outcome and effects were done before the retry was allowed.
+func (s *Service) dropStale(ctx context.Context, m Message, log *slog.Logger) outcome {
+	log.InfoContext(ctx, "dropping the tracking message of an earlier attempt")
+	if err := s.queue.Delete(ctx, m); err != nil {
+		return visitFailed(err)
+	}
+	return outDropped
 }
 
 // orphan handles a message whose job record does not exist. Start enqueues before it
@@ -334,7 +353,7 @@ func (s *Service) retryLater(ctx context.Context, m Message, count bool) {
 	if err != nil {
 		return // poisoned already
 	}
-	wait := s.backoff(t.Failures + 1)
+	var wait time.Duration
 	if count {
 		t.Failures++
 		wait = s.backoff(t.Failures)

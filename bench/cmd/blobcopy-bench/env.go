@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,12 +83,6 @@ func queueClient(az *azurite.Instance, name string, opts *azqueue.ClientOptions)
 	cred, _ := azqueue.NewSharedKeyCredential(devAccount, az.Key(devAccount))
 	q, _ := azqueue.NewQueueClientWithSharedKeyCredential(az.QueueEndpoint(devAccount)+"/"+name, cred, opts)
 	return q
-}
-
-func simBlobService(sim *copysim.Server) *azblob.Client {
-	cred, _ := azblob.NewSharedKeyCredential(simAccount, copysim.AccountKey)
-	c, _ := azblob.NewClientWithSharedKeyCredential(sim.AccountEndpoint(simAccount)+"/", cred, nil)
-	return c
 }
 
 // settings are the app settings of a bench app (in-process or the binary).
@@ -321,5 +314,3 @@ func selfCPU() float64 {
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-
-var errStopped = errors.New("stopped")

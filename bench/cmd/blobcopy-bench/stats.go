@@ -34,11 +34,6 @@ func percentile(v []float64, p float64) float64 {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func round(v float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(v*p) / p
-}
-
 // ratio a/b, 0 when b is 0.
 func ratio(a, b float64) float64 {
 	if b == 0 {

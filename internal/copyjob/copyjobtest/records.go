@@ -117,34 +117,19 @@ func (r *Records) List(_ context.Context, opts copyjob.ListOptions) (copyjob.Lis
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = 100
+	entries := make([]copyjob.ListEntry, 0, len(r.docs))
+	for _, d := range r.docs {
+		j := decode(d)
+		entries = append(entries, copyjob.ListEntry{ID: j.ID, CreatedAt: j.CreatedAt, Status: j.Status, Owner: j.Owner, Origin: j.Origin, CopyID: j.CopyID,
+			Batch: j.Batch})
 	}
-	ids := make([]string, 0, len(r.docs))
-	for id := range r.docs {
-		if id > opts.Marker {
-			ids = append(ids, id)
-		}
+	ids, next, err := copyjob.PageOf(entries, opts)
+	if err != nil {
+		return copyjob.ListPage{}, fmt.Errorf("copyjobtest: %w", err)
 	}
-	sort.Strings(ids)
-	var page copyjob.ListPage
+	page := copyjob.ListPage{NextMarker: next}
 	for _, id := range ids {
-		j := decode(r.docs[id])
-		if opts.Status != "" && j.Status != opts.Status {
-			continue
-		}
-		if opts.ByOwner && j.Owner != opts.Owner {
-			continue
-		}
-		if opts.Batch != "" && j.Batch != opts.Batch {
-			continue
-		}
-		if len(page.Jobs) == limit {
-			page.NextMarker = page.Jobs[limit-1].ID
-			break
-		}
-		page.Jobs = append(page.Jobs, j)
+		page.Jobs = append(page.Jobs, decode(r.docs[id]))
 	}
 	return page, nil
 }

@@ -567,6 +567,15 @@ const (
 	docBlobErrors      = "https://learn.microsoft.com/rest/api/storageservices/blob-service-error-codes"
 )
 
+// TestDocCitations keeps the cited pages well-formed (they are read, not fetched).
+func TestDocCitations(t *testing.T) {
+	for _, u := range []string{docCopyBlob, docCopyBlobFromURL, docLeaseBlob, docPutBlob, docAbortCopyBlob, docGetBlobProps, docCommonErrors, docBlobErrors} {
+		if !strings.HasPrefix(u, "https://learn.microsoft.com/rest/api/storageservices/") {
+			t.Errorf("citation %q is not an Azure Storage REST reference page", u)
+		}
+	}
+}
+
 func responseError(t *testing.T, err error) *azcore.ResponseError {
 	t.Helper()
 	var re *azcore.ResponseError

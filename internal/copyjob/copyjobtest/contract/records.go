@@ -1,8 +1,10 @@
 package contract
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,28 +154,49 @@ func recordsRace(t *testing.T, r copyjob.Records) {
 	}
 }
 
+// recordsList: newest first, full pages (no short page while matches follow, no empty
+// page with a marker), filters by status, origin and creation time; a marker this
+// store did not write is ErrInvalidMarker.
 func recordsList(t *testing.T, r copyjob.Records) {
-	var want []string
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var want, wantEvents []string
 	for i := range 7 {
 		status := copyjob.StatusPending
 		if i%3 == 0 {
 			status = copyjob.StatusSuccess
 		}
 		id := fmt.Sprintf("job-list-%02d", i)
-		if err := r.Create(ctx(t), newJob(id, status)); err != nil {
+		job := newJob(id, status)
+		job.CreatedAt = base.Add(time.Duration(i) * time.Minute)
+		job.Origin = "api"
+		if i%2 == 1 {
+			job.Origin = "eventgrid"
+			wantEvents = append([]string{id}, wantEvents...)
+		}
+		if err := r.Create(ctx(t), job); err != nil {
 			t.Fatalf("Create %s: %v", id, err)
 		}
 		if status == copyjob.StatusPending {
-			want = append(want, id)
+			want = append([]string{id}, want...) // newest first
 		}
 	}
 	all := listAll(t, r, copyjob.ListOptions{Limit: 2})
-	if len(all) != 7 || !slices.IsSorted(all) {
-		t.Errorf("every page with limit 2: %v, want the 7 ids in order", all)
+	if len(all) != 7 || !slices.IsSortedFunc(all, func(a, b string) int { return strings.Compare(b, a) }) {
+		t.Errorf("every page with limit 2: %v, want the 7 ids newest first", all)
 	}
 	pending := listAll(t, r, copyjob.ListOptions{Limit: 2, Status: copyjob.StatusPending})
 	if !slices.Equal(pending, want) {
 		t.Errorf("pending, limit 2: %v, want %v", pending, want)
+	}
+	if got := listAll(t, r, copyjob.ListOptions{Limit: 3, Origin: "eventgrid"}); !slices.Equal(got, wantEvents) {
+		t.Errorf("origin eventgrid: %v, want %v", got, wantEvents)
+	}
+	window := copyjob.ListOptions{Limit: 10, CreatedAfter: base.Add(90 * time.Second), CreatedBefore: base.Add(270 * time.Second)}
+	if got := listAll(t, r, window); !slices.Equal(got, []string{"job-list-04", "job-list-03", "job-list-02"}) {
+		t.Errorf("created in (1m30s, 4m30s): %v", got)
+	}
+	if _, err := r.List(ctx(t), copyjob.ListOptions{Limit: 2, Marker: "garbage"}); !errors.Is(err, copyjob.ErrInvalidMarker) {
+		t.Errorf("List with a foreign marker: %v, want ErrInvalidMarker", err)
 	}
 }
 
@@ -196,9 +219,9 @@ func recordsListByOwner(t *testing.T, r copyjob.Records) {
 		if err := r.Create(ctx(t), job); err != nil {
 			t.Fatalf("Create %s: %v", id, err)
 		}
-		want[owner] = append(want[owner], id)
+		want[owner] = append([]string{id}, want[owner]...) // newest first: same time, ids descending
 		if status == copyjob.StatusPending {
-			wantPending[owner] = append(wantPending[owner], id)
+			wantPending[owner] = append([]string{id}, wantPending[owner]...)
 		}
 	}
 	for _, owner := range owners {
@@ -243,6 +266,9 @@ func listAll(t *testing.T, r copyjob.Records, opts copyjob.ListOptions) []string
 		}
 		if len(page.Jobs) > opts.Limit {
 			t.Errorf("page of %d jobs, limit %d", len(page.Jobs), opts.Limit)
+		}
+		if page.NextMarker != "" && len(page.Jobs) < opts.Limit {
+			t.Errorf("a page of %d jobs (limit %d) with a marker: matches were left for later", len(page.Jobs), opts.Limit)
 		}
 		for _, j := range page.Jobs {
 			if opts.Status != "" && j.Status != opts.Status {

@@ -295,7 +295,7 @@ func checkPorts(cfg config) (sim, sink net.Listener, err error) {
 			ln.Close()
 		}
 		return nil, nil, fmt.Errorf("ports already in use, nothing started:\n%s\n"+
-			"An Azurite or handler left from an earlier run? Stop that process; or choose free ports as shown (README, \"Ports\").",
+			"an Azurite or handler left from an earlier run? Stop that process, or choose free ports as shown in the README (Ports)",
 			strings.Join(taken, "\n"))
 	}
 	return sim, sink, nil
