@@ -49,7 +49,7 @@ func hostApp(t *testing.T) string {
 		}
 	}
 	copyFile("host.json")
-	for _, fn := range []string{"copyfn", "abortfn", "retryfn", "openapifn", "statusfn"} {
+	for _, fn := range []string{"copyfn", "abortfn", "retryfn", "batchfn", "batchabortfn", "openapifn", "statusfn"} {
 		copyFile(filepath.Join(fn, "function.json"))
 	}
 	if err := os.Symlink(handlerBinary(t), filepath.Join(root, "handler")); err != nil {
@@ -574,7 +574,7 @@ func TestStandaloneIPv6LoopbackWithoutKeys(t *testing.T) {
 // function with exactly one input (httpTrigger) and one output (http); any other
 // binding would make it POST an invocation payload to /<functionName> instead.
 func TestHTTPFunctionsAreHTTPInAndOut(t *testing.T) {
-	for _, fn := range []string{"copyfn", "abortfn", "retryfn", "openapifn"} {
+	for _, fn := range []string{"copyfn", "abortfn", "retryfn", "batchfn", "batchabortfn", "openapifn"} {
 		b, err := os.ReadFile(filepath.Join(repoRoot(t), fn, "function.json"))
 		if err != nil {
 			t.Fatal(err)

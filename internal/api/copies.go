@@ -189,7 +189,12 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	opts := copyjob.ListOptions{Status: copyjob.Status(q.Get("status")), Marker: q.Get("marker"), Origin: q.Get("origin")}
+	opts := copyjob.ListOptions{Status: copyjob.Status(q.Get("status")), Marker: q.Get("marker"), Origin: q.Get("origin"),
+		Batch: q.Get("batch")}
+	if opts.Batch != "" && !validJobID(opts.Batch) {
+		s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "batch", "a batch id is 1-64 letters, digits or hyphens"))
+		return
+	}
 	switch opts.Origin {
 	case "", "api", "eventgrid", "webhook", "batch":
 	default:
@@ -230,7 +235,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	if page.NextMarker != "" {
 		next := url.Values{"marker": {page.NextMarker}}
-		for _, name := range []string{"status", "origin", "createdAfter", "createdBefore"} {
+		for _, name := range []string{"status", "origin", "createdAfter", "createdBefore", "batch"} {
 			if v := q.Get(name); v != "" {
 				next.Set(name, v)
 			}

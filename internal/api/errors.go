@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blobcopy/blobcopy/internal/batch"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/redact"
 )
@@ -47,10 +48,11 @@ func statusFor(code copyjob.Code) int {
 	switch code {
 	case copyjob.CodeInvalidRequest, copyjob.CodeSourceNotReadable:
 		return http.StatusBadRequest
-	case copyjob.CodeJobNotFound, copyjob.CodeContainerNotFound, copyjob.CodeSourceNotFound:
+	case copyjob.CodeJobNotFound, copyjob.CodeContainerNotFound, copyjob.CodeSourceNotFound, batch.CodeBatchNotFound:
 		return http.StatusNotFound
 	case copyjob.CodeCopyNotPending, copyjob.CodeDestinationExists, copyjob.CodePendingCopyOperation, copyjob.CodeSourceLeased,
-		copyjob.CodeDestinationLeased, copyjob.CodeStorageRefused, copyjob.CodeStartRetriesExhausted, copyjob.CodeCopyNotRetryable:
+		copyjob.CodeDestinationLeased, copyjob.CodeStorageRefused, copyjob.CodeStartRetriesExhausted, copyjob.CodeCopyNotRetryable,
+		batch.CodeBatchFinished:
 		return http.StatusConflict
 	case copyjob.CodeIdempotencyMismatch:
 		return http.StatusUnprocessableEntity

@@ -12,12 +12,13 @@ import (
 func TestPathsAndNotFound(t *testing.T) {
 	s := &Server{resp: responder{prefix: "/api", log: slog.New(slog.DiscardHandler)}}
 	paths := s.Paths()
-	for _, want := range []string{"/api/copies", "/api/copies/{id}", "/api/copies/{id}/abort", "/api/copies/{id}/retry", "/api/openapi.json"} {
+	for _, want := range []string{"/api/copies", "/api/copies/{id}", "/api/copies/{id}/abort", "/api/copies/{id}/retry", "/api/openapi.json",
+		"/api/batches", "/api/batches/{id}", "/api/batches/{id}/abort"} {
 		if !slices.Contains(paths, want) {
 			t.Errorf("Paths() = %q, missing %s", paths, want)
 		}
 	}
-	if len(paths) != 5 {
+	if len(paths) != 8 {
 		t.Errorf("Paths() = %q, want each path once", paths)
 	}
 	rec := httptest.NewRecorder()

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/blobcopy/blobcopy/internal/batch"
+	"github.com/blobcopy/blobcopy/internal/batch/batchtest"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
 	"github.com/blobcopy/blobcopy/internal/eventgrid"
@@ -78,9 +80,13 @@ func newSpecServer(t *testing.T, auth Auth) (*Server, *http.ServeMux) {
 	t.Helper()
 	env := copyjobtest.NewEnv()
 	quiet := slog.New(slog.DiscardHandler)
-	srv := NewServer(env.Service(copyjob.Config{}), Options{
-		Auth:   auth,
-		Logger: quiet,
+	copies := env.Service(copyjob.Config{})
+	batches := batch.NewService(batch.Deps{Copies: copies, Records: env.Records, Blobs: env.Blobs,
+		Store: batchtest.NewStore(env.Records), Storage: batchtest.NewStorage(env.Blobs)}, batch.Config{}, quiet)
+	srv := NewServer(copies, Options{
+		Auth:    auth,
+		Logger:  quiet,
+		Batches: batches,
 	})
 	mux := http.NewServeMux()
 	srv.Routes(mux)
@@ -247,23 +253,29 @@ func TestOpenAPIServed(t *testing.T) {
 func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	doc := loadSpec(t)
 	types := map[string]reflect.Type{
-		"CopyRequest":        reflect.TypeFor[CopyRequest](),
-		"DestinationInput":   reflect.TypeFor[DestinationInput](),
-		"AbortRequest":       reflect.TypeFor[AbortRequest](),
-		"ErrorResponse":      reflect.TypeFor[ErrorResponse](),
-		"ErrorDetail":        reflect.TypeFor[ErrorDetail](),
-		"JobView":            reflect.TypeFor[JobView](),
-		"ListView":           reflect.TypeFor[ListView](),
-		"JobSource":          reflect.TypeFor[SourceView](),
-		"JobDestination":     reflect.TypeFor[DestinationView](),
-		"BlobRef":            reflect.TypeFor[BlobView](),
-		"CopyOptions":        reflect.TypeFor[OptionsView](),
-		"Progress":           reflect.TypeFor[ProgressView](),
-		"Lease":              reflect.TypeFor[LeaseView](),
-		"Callback":           reflect.TypeFor[CallbackView](),
-		"EventResult":        reflect.TypeFor[EventResult](),
-		"DeliveryResult":     reflect.TypeFor[DeliveryResult](),
-		"ValidationResponse": reflect.TypeFor[eventgrid.ValidationResponse](),
+		"CopyRequest":           reflect.TypeFor[CopyRequest](),
+		"DestinationInput":      reflect.TypeFor[DestinationInput](),
+		"AbortRequest":          reflect.TypeFor[AbortRequest](),
+		"ErrorResponse":         reflect.TypeFor[ErrorResponse](),
+		"ErrorDetail":           reflect.TypeFor[ErrorDetail](),
+		"JobView":               reflect.TypeFor[JobView](),
+		"ListView":              reflect.TypeFor[ListView](),
+		"JobSource":             reflect.TypeFor[SourceView](),
+		"JobDestination":        reflect.TypeFor[DestinationView](),
+		"BlobRef":               reflect.TypeFor[BlobView](),
+		"CopyOptions":           reflect.TypeFor[OptionsView](),
+		"Progress":              reflect.TypeFor[ProgressView](),
+		"Lease":                 reflect.TypeFor[LeaseView](),
+		"Callback":              reflect.TypeFor[CallbackView](),
+		"EventResult":           reflect.TypeFor[EventResult](),
+		"DeliveryResult":        reflect.TypeFor[DeliveryResult](),
+		"ValidationResponse":    reflect.TypeFor[eventgrid.ValidationResponse](),
+		"BatchRequest":          reflect.TypeFor[BatchRequest](),
+		"BatchDestinationInput": reflect.TypeFor[BatchDestinationInput](),
+		"BatchFilterInput":      reflect.TypeFor[BatchFilterInput](),
+		"BatchView":             reflect.TypeFor[BatchView](),
+		"BatchFailureView":      reflect.TypeFor[BatchFailureView](),
+		"BatchListView":         reflect.TypeFor[BatchListView](),
 	}
 	for name, typ := range types {
 		schema, ok := doc.Comps.Schemas[name]

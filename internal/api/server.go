@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blobcopy/blobcopy/internal/batch"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/rules"
 )
@@ -28,6 +29,8 @@ type Server struct {
 	rules  []rules.Rule
 	resp   responder
 	events *eventHandler
+
+	batches *batch.Service // nil: /batches answers 503
 }
 
 // Options configure a Server.
@@ -39,6 +42,8 @@ type Options struct {
 	Rules  []rules.Rule
 	Events EventOptions
 	Logger *slog.Logger
+	// Batches serves /batches (nil answers 503 there: not set up).
+	Batches *batch.Service
 }
 
 // NewServer returns the HTTP layer over a copy service.
@@ -55,7 +60,7 @@ func NewServer(copies *copyjob.Service, opts Options) *Server {
 		log = slog.Default()
 	}
 	resp := responder{prefix: prefix, log: log, retryAfter: copies.Config().FirstPoll}
-	s := &Server{copies: copies, policy: opts.Policy, auth: opts.Auth, rules: opts.Rules, resp: resp}
+	s := &Server{copies: copies, batches: opts.Batches, policy: opts.Policy, auth: opts.Auth, rules: opts.Rules, resp: resp}
 	s.events = newEventHandler(copies, &s.policy, opts.Rules, opts.Events, resp)
 	return s
 }
@@ -78,11 +83,18 @@ func (s *Server) routeTable() []route {
 		{"GET", "/copies/{id}", key(s.handleGet)},
 		{"POST", "/copies/{id}/abort", key(s.handleAbort)},
 		{"POST", "/copies/{id}/retry", key(s.handleRetry)},
+		{"POST", "/batches", key(s.withBatches(s.handleBatchPost))},
+		{"GET", "/batches", key(s.withBatches(s.handleBatchList))},
+		{"GET", "/batches/{id}", key(s.withBatches(s.handleBatchGet))},
+		{"POST", "/batches/{id}/abort", key(s.withBatches(s.handleBatchAbort))},
 		{"GET", "/openapi.json", http.HandlerFunc(s.handleOpenAPI)}, // the API description: no key
 		{"", "/copies", s.methodNotAllowed("GET, POST, OPTIONS")},
 		{"", "/copies/{id}", s.methodNotAllowed("GET")},
 		{"", "/copies/{id}/abort", s.methodNotAllowed("POST")},
 		{"", "/copies/{id}/retry", s.methodNotAllowed("POST")},
+		{"", "/batches", s.methodNotAllowed("GET, POST")},
+		{"", "/batches/{id}", s.methodNotAllowed("GET")},
+		{"", "/batches/{id}/abort", s.methodNotAllowed("POST")},
 		{"", "/openapi.json", s.methodNotAllowed("GET")},
 	}
 }

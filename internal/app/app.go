@@ -20,6 +20,7 @@ import (
 
 	"github.com/blobcopy/blobcopy/internal/api"
 	"github.com/blobcopy/blobcopy/internal/azstorage"
+	"github.com/blobcopy/blobcopy/internal/batch"
 	"github.com/blobcopy/blobcopy/internal/config"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/funchost"
@@ -47,6 +48,7 @@ type App struct {
 	Status   funchost.FunctionConfig
 	Schedule funchost.Schedule
 	Copies   *copyjob.Service
+	Batches  *batch.Service
 	Blobs    *azstorage.Blobs
 	Records  *azstorage.Records
 	Queue    *azstorage.Queue
@@ -153,6 +155,13 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.Copies = copyjob.NewService(a.Blobs, a.Records, a.Queue, notifier, cfg, log)
+	maxChildren, err := batchLimit(s)
+	if err != nil {
+		return nil, err
+	}
+	a.Batches = batch.NewService(batch.Deps{Copies: a.Copies, Records: a.Records, Blobs: a.Blobs,
+		Store: azstorage.NewBatchRecords(ownAccount, recordsName), Storage: azstorage.NewBatchStorage(a.Blobs), Notifier: notifier},
+		batch.Config{MaxChildren: maxChildren, Concurrency: cfg.Concurrency, TickBudget: cfg.TickBudget, Now: cfg.Now}, log)
 
 	copyRules, err := rules.Parse(s.Get("COPY_RULES", ""))
 	if err != nil {
@@ -176,6 +185,7 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 		Rules:       copyRules,
 		Events:      api.EventOptions{Concurrency: eventConcurrency, CopyStates: a.Blobs},
 		Logger:      log,
+		Batches:     a.Batches,
 	})
 	mux := http.NewServeMux()
 	srv.Routes(mux)
@@ -346,6 +356,20 @@ func newNotifier(s funchost.Settings, callbackHosts []string) (*notify.HTTP, err
 	return notify.New(opts), nil
 }
 
+// batchLimit reads BATCH_MAX_CHILDREN: the most children one batch may have (0 when
+// unset: the batch package's default, 100,000).
+func batchLimit(s funchost.Settings) (int, error) {
+	v, ok := s.Lookup("BATCH_MAX_CHILDREN")
+	if !ok || v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 || n > 10_000_000 {
+		return 0, fmt.Errorf("setting BATCH_MAX_CHILDREN: %q is not an integer from 1 to 10000000", v)
+	}
+	return n, nil
+}
+
 // intSetting reads an optional integer setting from 1 to 1000; 0 when unset.
 func intSetting(s funchost.Settings, name string) (int, error) {
 	v, ok := s.Lookup(name)
@@ -409,9 +433,26 @@ func (a *App) runTickOnce(ctx context.Context, info funchost.TimerInfo, log *fun
 }
 
 // runTick is statusfn: one status tick, its report logged into the invocation's Logs.
+// The batch tick (enumeration and tracking of batches) runs beside the copy tick,
+// within the same budget.
 func (a *App) runTick(ctx context.Context, info funchost.TimerInfo, log *funchost.InvocationLog) error {
 	start := time.Now()
+	batchDone := make(chan error, 1)
+	go func() {
+		br, err := a.Batches.Tick(ctx)
+		args := []any{"operation", "batchTick", "batches", br.Batches, "started", br.Started, "changed", br.Changed,
+			"resumed", br.Resumed, "aborted", br.Aborted, "finished", br.Finished, "listings", br.Listings, "budgetExhausted", br.BudgetExhausted}
+		if err != nil {
+			log.Error("batch tick failed", append(args, "err", err)...)
+		} else if br.Batches > 0 {
+			log.Info("batch tick done", args...)
+		}
+		batchDone <- err
+	}()
 	report, err := a.Copies.Tick(ctx)
+	if berr := <-batchDone; err == nil {
+		err = berr
+	}
 	args := []any{"operation", "statusTick", "pastDue", info.IsPastDue, "duration", time.Since(start).String(),
 		"dequeued", report.Dequeued, "pending", report.Pending, "completed", report.Completed,
 		"resumed", report.Resumed, "poisoned", report.Poisoned, "failed", report.Failed, "budgetExhausted", report.BudgetExhausted}

@@ -37,6 +37,7 @@ var Settings = []Setting{
 	{"COPY_CALLBACK_ALLOWED_HOSTS", "127.0.0.1,localhost", "Hosts completion callbacks may be sent to: `host` (port 443; any port for a loopback host) or `host:port`, `*.suffix` wildcards; https only off loopback; redirects are never followed; empty disables callbacks.", true, true},
 	{"COPY_CALLBACK_SECRET", "", "Signing secret of completion callbacks, `whsec_` + base64 of 24-64 random bytes (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`); empty sends them unsigned.", true, false},
 	{"COPY_RULES", "", "JSON array of Event Grid / webhook copy rules (see README \"Event Grid\").", true, true},
+	{"BATCH_MAX_CHILDREN", "100000", "Most children (copies) one batch (`POST /api/batches`) may have: a larger source is refused (`BatchTooLarge`) before any child starts; AzCopy suits bulk migrations.", false, false},
 	{"COPY_EVENT_CONCURRENCY", "16", "Events of one Event Grid delivery handled at once (results keep the events' order).", true, false},
 	{"COPY_ACCOUNT_<ALIAS>", "", "An extra storage account (source or destination) as a connection string; or `COPY_ACCOUNT_<ALIAS>__blobServiceUri` (+ `__credential`, `__clientId`) for an Entra identity, which makes the app sign user-delegation SAS.", false, false},
 	{"BLOBCOPY_LISTEN_ADDRESS", "127.0.0.1:7071", "Standalone listen address (ignored under the Functions host, which sets FUNCTIONS_CUSTOMHANDLER_PORT).", true, false},

@@ -23,7 +23,7 @@ import (
 )
 
 // Records stores job records as JSON blobs ("jobs/<id>.json") in one container,
-// written with ETag concurrency. The status and the owner are mirrored in blob metadata
+// written with ETag concurrency. The status, the owner and the batch are mirrored in blob metadata
 // (written by the same Put Blob as the document) so a listing filters without reading
 // every document.
 type Records struct {
@@ -171,7 +171,8 @@ func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.L
 		}
 		// The listing saw one version; the read may see a newer one. A job that no longer
 		// matches is left out (the stated consistency rule).
-		if !opts.Matches(copyjob.ListEntry{ID: job.ID, CreatedAt: job.CreatedAt, Status: job.Status, Owner: job.Owner, Origin: job.Origin, CopyID: job.CopyID}) {
+		if !opts.Matches(copyjob.ListEntry{ID: job.ID, CreatedAt: job.CreatedAt, Status: job.Status, Owner: job.Owner, Origin: job.Origin, CopyID: job.CopyID,
+			Batch: job.Batch}) {
 			continue
 		}
 		page.Jobs = append(page.Jobs, job)
@@ -189,6 +190,7 @@ func listEntry(item *container.BlobItem) copyjob.ListEntry {
 		Owner:  metadataOwner(item.Metadata),
 		Origin: metadataUnescaped(item.Metadata, "origin"),
 		CopyID: metadataValue(item.Metadata, "copyid"),
+		Batch:  metadataValue(item.Metadata, "batch"),
 	}
 	if at, err := time.Parse(time.RFC3339Nano, metadataValue(item.Metadata, "created")); err == nil {
 		e.CreatedAt = at
@@ -214,6 +216,9 @@ func recordMetadata(job *copyjob.Job) map[string]*string {
 	}
 	if job.Owner != "" {
 		md["owner"] = to.Ptr(url.QueryEscape(job.Owner))
+	}
+	if job.Batch != "" {
+		md["batch"] = to.Ptr(job.Batch) // a batch id: letters, digits and hyphens
 	}
 	return md
 }

@@ -204,6 +204,10 @@ type Job struct {
 	// by the webhook form. It never changes after the start.
 	Owner string `json:"owner,omitempty"`
 
+	// Batch is the id of the batch that started the job ("" for a single copy). A
+	// batch's children have no tracking message of their own: the batch tracks them.
+	Batch string `json:"batch,omitempty"`
+
 	// ETag is the record's concurrency token; not part of the document.
 	ETag string `json:"-"`
 }

@@ -93,6 +93,8 @@ type ListOptions struct {
 	CreatedAfter, CreatedBefore time.Time
 	// CopyID selects the jobs recording that copy id (finding a copy's owner).
 	CopyID string
+	// Batch lists only the children of that batch ("" lists every job).
+	Batch string
 }
 
 // ListEntry is what a store keeps beside a record for listing it.
@@ -103,12 +105,14 @@ type ListEntry struct {
 	Owner     string
 	Origin    string
 	CopyID    string
+	Batch     string
 }
 
 // Matches reports whether an entry passes the options' filters.
 func (o ListOptions) Matches(e ListEntry) bool {
 	return (o.Status == "" || e.Status == o.Status) && (!o.ByOwner || e.Owner == o.Owner) &&
 		(o.Origin == "" || e.Origin == o.Origin) && (o.CopyID == "" || e.CopyID == o.CopyID) &&
+		(o.Batch == "" || e.Batch == o.Batch) &&
 		(o.CreatedAfter.IsZero() || e.CreatedAt.After(o.CreatedAfter)) &&
 		(o.CreatedBefore.IsZero() || e.CreatedAt.Before(o.CreatedBefore))
 }

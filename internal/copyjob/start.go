@@ -24,7 +24,10 @@ type StartRequest struct {
 	Origin      string
 	EventID     string
 	// Owner is recorded as Job.Owner ("" for no owner).
-	Owner       string
+	Owner string
+	// Batch is recorded as Job.Batch. A batch's child gets no tracking message: the
+	// batch's tick finds and follows it (see children.go).
+	Batch       string
 	Source      string
 	Destination BlobRef
 	Options     Options
@@ -42,7 +45,9 @@ type StartRequest struct {
 // the lease is acquired and the copy started, then the record says "pending". The start
 // gives up its storage calls at StartDeadline; after StartGrace its claim expires and
 // the tick (or a retry of the request) takes the start over: it adopts a copy that did
-// start, or starts it, and it always knows which lease to release.
+// start, or starts it, and it always knows which lease to release. A batch's child
+// (req.Batch) gets no message: its batch lists its records and takes it over the same
+// way (children.go); a child whose record was never written started nothing.
 func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, error) {
 	if req.Source == "" {
 		return nil, false, newError(CodeInvalidRequest, "source", "source is required", nil)
@@ -79,6 +84,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		Origin:      req.Origin,
 		EventID:     req.EventID,
 		Owner:       req.Owner,
+		Batch:       req.Batch,
 		Source:      prepared.Source,
 		Destination: Destination{BlobRef: req.Destination, URL: dstURL},
 		Options:     req.Options,
@@ -100,11 +106,14 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	// request's.
 	ctx = context.WithoutCancel(ctx)
 
-	msg, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), s.cfg.FirstPoll)
-	if err != nil {
-		return nil, false, storageError("cannot enqueue the tracking message", err)
+	tracked := req.Batch == "" // a batch's child is tracked by its batch, not a message
+	var msg Message
+	if tracked {
+		if msg, err = s.queue.Enqueue(ctx, ticketFor(job).encode(), s.cfg.FirstPoll); err != nil {
+			return nil, false, storageError("cannot enqueue the tracking message", err)
+		}
+		faultpoint.Hit("start:enqueued")
 	}
-	faultpoint.Hit("start:enqueued")
 	if err := s.records.Create(ctx, job); err != nil {
 		existing, gerr := s.records.Get(ctx, id)
 		switch {
@@ -112,7 +121,9 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 			// Our own Create landed and its answer was lost (or the SDK's retry met it).
 			job = existing
 		case errors.Is(err, ErrExists) && gerr == nil:
-			s.dropMessage(ctx, msg, log)
+			if tracked {
+				s.dropMessage(ctx, msg, log)
+			}
 			return s.replay(ctx, id, req.RequestHash)
 		default:
 			// The record may or may not exist: the message stays, so that a record that
@@ -122,7 +133,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	}
 	faultpoint.Hit("start:recorded")
 	err = s.attempt(ctx, job, prepared.ReadURL, token, log)
-	if job.Status == StatusPending && holds(job, token) {
+	if tracked && job.Status == StatusPending && holds(job, token) {
 		// The copy runs but its record still says "starting": let the message name the
 		// copy, so that whoever takes the start over follows it instead of guessing.
 		t := ticketFor(job)
@@ -131,7 +142,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 			log.WarnContext(ctx, "cannot name the copy in the tracking message either", "err", uerr)
 		}
 	}
-	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
+	if tracked && job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
 		// Nothing left to track: save the tick a visit.
 		s.dropMessage(ctx, msg, log)
 	}

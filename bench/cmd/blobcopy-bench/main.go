@@ -32,6 +32,7 @@ type results struct {
 	Cold     *coldFigure     `json:"coldStart,omitempty"`
 	Peer     *peerFigure     `json:"peer,omitempty"`
 	Events   *eventFigure    `json:"eventDelivery,omitempty"`
+	Batch    *batchFigure    `json:"batch,omitempty"`
 }
 
 type config struct {
@@ -49,7 +50,7 @@ func main() {
 	out := flag.String("out", "bench/results", "where latest.json and latest.md go")
 	appDir := flag.String("app-dir", ".", "the function app folder (host.json, statusfn/function.json)")
 	quick := flag.Bool("quick", false, "small sizes, for trying the bench out")
-	figs := flag.String("figs", "123456", "figures to run (digits 1-6)")
+	figs := flag.String("figs", "1234567", "figures to run (digits 1-7)")
 	profile := flag.Bool("profile", true, "write CPU profiles of 1,000 in-process starts and of the last young and steady 10,000-job ticks (and the Get Blob Properties baseline next to them) into -out")
 	flag.Parse()
 
@@ -163,6 +164,19 @@ func run(handlerBin, azBin, out, appDir string, cfg config) error {
 			return fmt.Errorf("events: %w", err)
 		}
 		done()
+	}
+
+	if has('7') {
+		res.Batch = &batchFigure{}
+		for _, n := range []int{60, cfg.sizes[len(cfg.sizes)-1]} {
+			done := step(fmt.Sprintf("7. a batch of %d blobs", n))
+			size, err := runBatch(e, n)
+			if err != nil {
+				return fmt.Errorf("batch of %d: %w", n, err)
+			}
+			res.Batch.Sizes = append(res.Batch.Sizes, size)
+			done()
+		}
 	}
 
 	if has('3') {

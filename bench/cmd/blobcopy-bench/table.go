@@ -144,6 +144,9 @@ func renderTable(r *results) string {
 		fmt.Fprintf(&b, "| Python peer, whole process (getrusage, incl. start-up) | | %.2f | %.2f |\n", f.PyProcessCPU, 1000*f.PyProcessCPU/float64(f.Copies))
 		fmt.Fprintf(&b, "\nRatio Python / app CPU: %.1fx (whole process %.1fx). Target (>= %.0fx): %s.\n\n", f.Ratio, f.RatioProcess, targetCPURatio, verdict(f.Ratio >= targetCPURatio))
 	}
+	if f := r.Batch; f != nil {
+		renderBatch(&b, f)
+	}
 	if f := r.Events; f != nil {
 		fmt.Fprintf(&b, "### 6. One Event Grid delivery of %d BlobCreated events, each starting a same-account copy on Azurite (handler binary)\n\n", f.Events)
 		b.WriteString("| events handled at once (COPY_EVENT_CONCURRENCY) | answered in (s, each run) | median (s) | handler CPU per delivery (s, median) |\n|---:|---|---:|---:|\n")

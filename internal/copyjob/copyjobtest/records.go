@@ -15,7 +15,7 @@ import (
 // does not survive encoding is caught) with an ETag that changes on every write.
 // Create and Update set job.ETag to the new value; Update with a stale ETag returns
 // copyjob.ErrConflict. List orders by id; its marker is the last id returned; it
-// filters by status and by owner.
+// filters by status, by owner and by batch.
 type Records struct {
 	Faults
 	mu   sync.Mutex
@@ -120,7 +120,8 @@ func (r *Records) List(_ context.Context, opts copyjob.ListOptions) (copyjob.Lis
 	entries := make([]copyjob.ListEntry, 0, len(r.docs))
 	for _, d := range r.docs {
 		j := decode(d)
-		entries = append(entries, copyjob.ListEntry{ID: j.ID, CreatedAt: j.CreatedAt, Status: j.Status, Owner: j.Owner, Origin: j.Origin, CopyID: j.CopyID})
+		entries = append(entries, copyjob.ListEntry{ID: j.ID, CreatedAt: j.CreatedAt, Status: j.Status, Owner: j.Owner, Origin: j.Origin, CopyID: j.CopyID,
+			Batch: j.Batch})
 	}
 	ids, next, err := copyjob.PageOf(entries, opts)
 	if err != nil {

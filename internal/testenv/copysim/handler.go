@@ -178,6 +178,9 @@ func classify(r *http.Request, container, blob string) string {
 		return OpUnsupported
 	}
 	if blob == "" {
+		if q.Get("restype") == "container" && comp == "list" && m == http.MethodGet {
+			return OpListBlobs
+		}
 		if q.Get("restype") != "container" || comp != "" {
 			return OpUnsupported
 		}
@@ -268,6 +271,8 @@ func (s *Server) dispatch(x *exchange) {
 		s.putBlob(x, c)
 	case OpCopyBlob:
 		s.copyBlob(x, c)
+	case OpListBlobs:
+		s.listBlobs(x, c)
 	default:
 		s.blobOp(x, c)
 	}

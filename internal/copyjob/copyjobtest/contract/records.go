@@ -159,7 +159,7 @@ func recordsRace(t *testing.T, r copyjob.Records) {
 // store did not write is ErrInvalidMarker.
 func recordsList(t *testing.T, r copyjob.Records) {
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	var want, wantEvents []string
+	var want, wantEvents, wantBatch []string
 	for i := range 7 {
 		status := copyjob.StatusPending
 		if i%3 == 0 {
@@ -172,6 +172,10 @@ func recordsList(t *testing.T, r copyjob.Records) {
 		if i%2 == 1 {
 			job.Origin = "eventgrid"
 			wantEvents = append([]string{id}, wantEvents...)
+		}
+		if i%3 == 2 {
+			job.Batch = "b-contract"
+			wantBatch = append([]string{id}, wantBatch...)
 		}
 		if err := r.Create(ctx(t), job); err != nil {
 			t.Fatalf("Create %s: %v", id, err)
@@ -190,6 +194,9 @@ func recordsList(t *testing.T, r copyjob.Records) {
 	}
 	if got := listAll(t, r, copyjob.ListOptions{Limit: 3, Origin: "eventgrid"}); !slices.Equal(got, wantEvents) {
 		t.Errorf("origin eventgrid: %v, want %v", got, wantEvents)
+	}
+	if got := listAll(t, r, copyjob.ListOptions{Limit: 1, Batch: "b-contract"}); !slices.Equal(got, wantBatch) {
+		t.Errorf("batch b-contract: %v, want %v", got, wantBatch)
 	}
 	window := copyjob.ListOptions{Limit: 10, CreatedAfter: base.Add(90 * time.Second), CreatedBefore: base.Add(270 * time.Second)}
 	if got := listAll(t, r, window); !slices.Equal(got, []string{"job-list-04", "job-list-03", "job-list-02"}) {

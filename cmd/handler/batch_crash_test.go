@@ -1,0 +1,144 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/api"
+	"github.com/blobcopy/blobcopy/internal/batch"
+	"github.com/blobcopy/blobcopy/internal/faultpoint"
+	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
+	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
+	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
+)
+
+// TestCrashMidBatchEnumeration kills the real process after a page of a batch's children
+// started and before the page's marker was recorded, starts it again and lets the
+// timer run: the page is listed and started again, every child maps onto the job it
+// already had, and no destination gets a second Copy Blob.
+func TestCrashMidBatchEnumeration(t *testing.T) {
+	az := azurite.Start(t, azurite.Options{})
+	sim := copysim.New(copysim.Options{})
+	t.Cleanup(sim.Close)
+	const account = "batchcrash"
+	sim.CreateContainer(account, "src")
+	const n = 8
+	for i := range n {
+		if err := sim.PutBlob(account, "src", fmt.Sprintf("in/f%d.bin", i), []byte(strings.Repeat("b", 40)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A short functionTimeout makes a short tick budget, so the crashed tick's claim on
+	// the batch (budget plus COPY_START_GRACE) expires within the test.
+	dir := hostApp(t)
+	hostJSON, err := os.ReadFile(filepath.Join(dir, "host.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := strings.Replace(string(hostJSON), `"functionTimeout": "00:10:00"`, `"functionTimeout": "00:00:05"`, 1)
+	if short == string(hostJSON) {
+		t.Fatal("host.json's functionTimeout is not 00:10:00 any more: update this test")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "host.json"), []byte(short), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := baseEnv(az)
+	env["COPY_ACCOUNT_SIM"] = sim.ConnectionString(account)
+	env["COPY_START_GRACE"] = "1s"
+	env["BLOBCOPY_AUTH_DISABLED"] = "true"
+	port := freePort(t)
+	env["BLOBCOPY_LISTEN_ADDRESS"] = fmt.Sprintf("127.0.0.1:%d", port)
+	env["BLOBCOPY_FAULTPOINT"] = "batch:pageStarted"
+
+	p := startIn(t, dir, env, port)
+	body := fmt.Sprintf(`{"source":%q,"destination":{"account":"sim","container":"dst","prefix":"out/"}}`, sim.AccountEndpoint(account)+"/src/in/")
+	status, _, b := call(t, http.MethodPost, p.url+"/api/batches", body, nil)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST /api/batches: %d %s", status, b)
+	}
+	var v api.BatchView
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := p.wait(t, 20*time.Second); code != faultpoint.ExitCode {
+		t.Fatalf("exit %d, want the fault point's %d:\n%s", code, faultpoint.ExitCode, out)
+	}
+	if got := copyStartsUnder(sim, "out/"); got != n {
+		t.Fatalf("%d Copy Blob calls before the crash, want %d", got, n)
+	}
+
+	delete(env, "BLOBCOPY_FAULTPOINT")
+	p = startIn(t, dir, env, port)
+	var got api.BatchView
+	waitFor(t, "the batch to run again", func() bool {
+		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+v.ID, "", nil)
+		if status != http.StatusOK || json.Unmarshal(b, &got) != nil {
+			return false
+		}
+		return got.Status == batch.StatusRunning
+	})
+	if got.Started != n {
+		t.Fatalf("started %d, want %d: %+v", got.Started, n, got)
+	}
+	if c := copyStartsUnder(sim, "out/"); c != n {
+		t.Fatalf("%d Copy Blob calls after the page was started again, want %d (one per child)", c, n)
+	}
+	for i := range n {
+		if err := sim.Complete(account, "dst", fmt.Sprintf("out/f%d.bin", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the batch to succeed", func() bool {
+		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+v.ID, "", nil)
+		return status == http.StatusOK && json.Unmarshal(b, &got) == nil && got.Status == batch.StatusSuccess
+	})
+}
+
+func copyStartsUnder(sim *copysim.Server, prefix string) int {
+	n := 0
+	for _, r := range sim.Requests() {
+		if r.Op == copysim.OpCopyBlob && strings.HasPrefix(r.Blob, prefix) && r.Status < 300 {
+			n++
+		}
+	}
+	return n
+}
+
+// startIn is start with the app files of dir.
+func startIn(t *testing.T, dir string, env map[string]string, port int) *process {
+	t.Helper()
+	cmd := exec.Command(handlerBinary(t), "-app-dir", dir)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &process{cmd: cmd, out: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{},
+		done: make(chan struct{}), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(p.out, p.stdout), io.MultiWriter(p.out, p.stderr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.stop(t) })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			p.waitForLog(t, `"msg":"app storage ready"`, 20*time.Second)
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("handler did not listen on %d:\n%s", port, p.out.String())
+	return nil
+}

@@ -1,0 +1,298 @@
+package azstorage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/blobcopy/blobcopy/internal/batch"
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/redact"
+)
+
+// BatchRecords stores batch records as JSON blobs ("batches/<id>.json") in the records
+// container, written with ETag compare-and-swap. Whether the tick still has work on a
+// batch ("active") and its owner are mirrored in blob metadata, so the tick's listing
+// reads only the active batches' documents. A batch's children are the job records
+// "jobs/<batch id>-…": ListChildren reads their status from metadata, not documents.
+type BatchRecords struct {
+	container *container.Client
+}
+
+var _ batch.Store = (*BatchRecords)(nil)
+
+const batchPrefix = "batches/"
+
+// NewBatchRecords returns the batch store in the named container of the account.
+func NewBatchRecords(a *Account, containerName string) *BatchRecords {
+	return &BatchRecords{container: a.Service.NewContainerClient(containerName)}
+}
+
+func (r *BatchRecords) blob(id string) *blockblob.Client {
+	return r.container.NewBlockBlobClient(batchPrefix + id + ".json")
+}
+
+func (r *BatchRecords) put(ctx context.Context, b *batch.Batch, cond *blob.ModifiedAccessConditions) error {
+	body, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("encode batch %s: %w", b.ID, err)
+	}
+	md := map[string]*string{"active": to.Ptr(strconv.FormatBool(b.Active())), "status": to.Ptr(string(b.Status))}
+	if b.Owner != "" {
+		md["owner"] = to.Ptr(url.QueryEscape(b.Owner))
+	}
+	resp, err := r.blob(b.ID).UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
+		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
+		Metadata:         md,
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
+	})
+	if err != nil {
+		return err
+	}
+	if resp.ETag != nil {
+		b.ETag = string(*resp.ETag)
+	}
+	return nil
+}
+
+// Create stores a new batch; copyjob.ErrExists when the id is taken.
+func (r *BatchRecords) Create(ctx context.Context, b *batch.Batch) error {
+	err := r.put(ctx, b, &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)})
+	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
+		return fmt.Errorf("batch %s: %w", b.ID, copyjob.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create batch record %s: %w", b.ID, mapBlobErr(err))
+	}
+	return nil
+}
+
+// Get reads a batch.
+func (r *BatchRecords) Get(ctx context.Context, id string) (*batch.Batch, error) {
+	resp, err := r.blob(id).DownloadStream(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read batch record %s: %w", id, mapBlobErr(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read batch record %s: %w: %w", id, copyjob.ErrUnavailable, concise(err))
+	}
+	var b batch.Batch
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&b); err != nil {
+		return nil, fmt.Errorf("decode batch record %s: %w", id, err)
+	}
+	if resp.ETag != nil {
+		b.ETag = string(*resp.ETag)
+	}
+	return &b, nil
+}
+
+// Update replaces a batch if its ETag still matches (copyjob.ErrConflict otherwise).
+func (r *BatchRecords) Update(ctx context.Context, b *batch.Batch) error {
+	etag := azcore.ETag(b.ETag)
+	err := r.put(ctx, b, &blob.ModifiedAccessConditions{IfMatch: &etag})
+	if bloberror.HasCode(err, bloberror.ConditionNotMet) {
+		return fmt.Errorf("batch %s: %w", b.ID, copyjob.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("update batch record %s: %w", b.ID, mapBlobErr(err))
+	}
+	return nil
+}
+
+// List pages through batches, filtered on metadata before any document is read.
+func (r *BatchRecords) List(ctx context.Context, opts batch.ListOptions) (batch.Page, error) {
+	var marker *string
+	if opts.Marker != "" {
+		marker = to.Ptr(opts.Marker)
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	pager := r.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
+		Prefix: to.Ptr(batchPrefix), Marker: marker, MaxResults: to.Ptr(int32(limit)),
+		Include: container.ListBlobsInclude{Metadata: true},
+	})
+	resp, err := pager.NextPage(ctx)
+	if err != nil {
+		return batch.Page{}, fmt.Errorf("list batch records: %w", mapBlobErr(err))
+	}
+	var page batch.Page
+	for _, item := range resp.Segment.BlobItems {
+		if item.Name == nil {
+			continue
+		}
+		if opts.Active && metadataValue(item.Metadata, "active") != "true" {
+			continue
+		}
+		if opts.ByOwner && metadataOwner(item.Metadata) != opts.Owner {
+			continue
+		}
+		b, err := r.Get(ctx, strings.TrimSuffix(strings.TrimPrefix(*item.Name, batchPrefix), ".json"))
+		if err != nil {
+			continue // deleted between list and read
+		}
+		if opts.ByOwner && b.Owner != opts.Owner {
+			continue
+		}
+		page.Batches = append(page.Batches, b)
+	}
+	page.NextMarker = deref(resp.NextMarker)
+	return page, nil
+}
+
+// ListChildren lists one page (up to 5,000) of the batch's child records, with the
+// status their metadata mirrors.
+func (r *BatchRecords) ListChildren(ctx context.Context, batchID, marker string) (batch.ChildPage, error) {
+	var m *string
+	if marker != "" {
+		m = to.Ptr(marker)
+	}
+	pager := r.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
+		Prefix: to.Ptr(recordPrefix + batchID + "-"), Marker: m, MaxResults: to.Ptr(int32(5000)),
+		Include: container.ListBlobsInclude{Metadata: true},
+	})
+	resp, err := pager.NextPage(ctx)
+	if err != nil {
+		return batch.ChildPage{}, fmt.Errorf("list the children of batch %s: %w", batchID, mapBlobErr(err))
+	}
+	var page batch.ChildPage
+	for _, item := range resp.Segment.BlobItems {
+		if item.Name == nil {
+			continue
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(*item.Name, recordPrefix), ".json")
+		page.Children = append(page.Children, batch.Child{ID: id, Status: copyjob.Status(metadataValue(item.Metadata, "status"))})
+	}
+	page.NextMarker = deref(resp.NextMarker)
+	return page, nil
+}
+
+// BatchStorage lists sources and destinations for batches across the configured accounts.
+type BatchStorage struct {
+	blobs *Blobs
+}
+
+var _ batch.Storage = (*BatchStorage)(nil)
+
+// NewBatchStorage returns the batch listings over the accounts of b.
+func NewBatchStorage(b *Blobs) *BatchStorage { return &BatchStorage{blobs: b} }
+
+// Locate maps a container URL, with an optional prefix path, onto a configured account.
+func (s *BatchStorage) Locate(raw string) (batch.Location, bool) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return batch.Location{}, false
+	}
+	for _, a := range s.blobs.order {
+		if !a.Config.OwnsURL(u) {
+			continue
+		}
+		if c, prefix, ok := a.Config.BlobPath(u); ok {
+			return batch.Location{Account: a.Alias, Container: c, Prefix: prefix}, true
+		}
+		whole := *u // a container without a prefix
+		whole.Path = strings.TrimSuffix(u.Path, "/") + "/x"
+		if c, _, ok := a.Config.BlobPath(&whole); ok && !strings.Contains(c, "/") {
+			return batch.Location{Account: a.Alias, Container: c}, true
+		}
+	}
+	return batch.Location{}, false
+}
+
+// URL is a blob's URL without any SAS.
+func (s *BatchStorage) URL(ref copyjob.BlobRef) (string, error) { return s.blobs.URL(ref) }
+
+func (s *BatchStorage) containerClient(loc batch.Location) (*container.Client, error) {
+	a, err := s.blobs.account(loc.Account)
+	if err != nil {
+		return nil, err
+	}
+	return a.Service.NewContainerClient(loc.Container), nil
+}
+
+// ListSource lists one page of the base blobs under the location's prefix.
+func (s *BatchStorage) ListSource(ctx context.Context, loc batch.Location, marker string, max int) (batch.SourcePage, error) {
+	cc, err := s.containerClient(loc)
+	if err != nil {
+		return batch.SourcePage{}, err
+	}
+	resp, err := listPage(ctx, cc, loc.Prefix, marker, max, container.ListBlobsInclude{})
+	if err != nil {
+		return batch.SourcePage{}, fmt.Errorf("list the source: %w", mapBlobErr(err))
+	}
+	page := batch.SourcePage{NextMarker: deref(resp.NextMarker)}
+	for _, item := range resp.Segment.BlobItems {
+		if item.Name == nil || item.Properties == nil {
+			continue
+		}
+		sb := batch.SourceBlob{Name: *item.Name, Size: deref(item.Properties.ContentLength)}
+		if item.Properties.LastModified != nil {
+			sb.LastModified = *item.Properties.LastModified
+		}
+		page.Blobs = append(page.Blobs, sb)
+	}
+	return page, nil
+}
+
+// ListCopies lists one page (up to 5,000) of the blobs under the location's prefix with
+// their copy properties (List Blobs include=copy): the copy states of up to 5,000
+// children for one request.
+func (s *BatchStorage) ListCopies(ctx context.Context, loc batch.Location, marker string) (batch.CopyPage, error) {
+	cc, err := s.containerClient(loc)
+	if err != nil {
+		return batch.CopyPage{}, err
+	}
+	resp, err := listPage(ctx, cc, loc.Prefix, marker, 5000, container.ListBlobsInclude{Copy: true})
+	if err != nil {
+		return batch.CopyPage{}, fmt.Errorf("list the destination: %w", mapBlobErr(err))
+	}
+	page := batch.CopyPage{NextMarker: deref(resp.NextMarker)}
+	for _, item := range resp.Segment.BlobItems {
+		if item.Name == nil || item.Properties == nil {
+			continue
+		}
+		p := item.Properties
+		st := copyjob.CopyState{
+			CopyID:      deref(p.CopyID),
+			Status:      copyjob.Status(deref((*string)(p.CopyStatus))),
+			Description: redact.Text(deref(p.CopyStatusDescription)),
+			CompletedAt: p.CopyCompletionTime,
+			SourceURL:   redact.URL(deref(p.CopySource)),
+			Progress:    parseProgress(deref(p.CopyProgress)),
+		}
+		if p.LastModified != nil {
+			st.LastModified = *p.LastModified
+		}
+		if st.Progress.BytesTotal == 0 && st.Status == copyjob.StatusSuccess && p.ContentLength != nil {
+			st.Progress = copyjob.Progress{BytesCopied: *p.ContentLength, BytesTotal: *p.ContentLength}
+		}
+		page.Blobs = append(page.Blobs, batch.ListedCopy{Name: *item.Name, State: st})
+	}
+	return page, nil
+}
+
+func listPage(ctx context.Context, cc *container.Client, prefix, marker string, max int, include container.ListBlobsInclude) (container.ListBlobsFlatResponse, error) {
+	opts := &container.ListBlobsFlatOptions{MaxResults: to.Ptr(int32(max)), Include: include}
+	if prefix != "" {
+		opts.Prefix = to.Ptr(prefix)
+	}
+	if marker != "" {
+		opts.Marker = to.Ptr(marker)
+	}
+	return cc.NewListBlobsFlatPager(opts).NextPage(ctx)
+}
