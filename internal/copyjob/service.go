@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -92,6 +93,10 @@ type Service struct {
 	notifier Notifier
 	cfg      Config
 	log      *slog.Logger
+
+	// sweepMu guards lastSweep, when this instance last swept for untracked starts.
+	sweepMu   sync.Mutex
+	lastSweep time.Time
 }
 
 // NewService wires a service; notifier may be nil.

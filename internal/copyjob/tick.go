@@ -83,6 +83,8 @@ type TickReport struct {
 	Poisoned  int `json:"poisoned"`
 	Failed    int `json:"failed"`
 	Dropped   int `json:"dropped"`
+	// Swept counts "starting" records the sweep gave a tracking message (see sweep).
+	Swept int `json:"swept,omitempty"`
 	// BudgetExhausted is true when the tick stopped with messages possibly left.
 	BudgetExhausted bool `json:"budgetExhausted"`
 }
@@ -141,6 +143,9 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 				mu.Unlock()
 			}
 		}()
+	}
+	if s.sweepDue() {
+		report.Swept = s.sweep(ctx)
 	}
 	var err error
 	for {
@@ -447,6 +452,7 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 		return s.poison(ctx, m, job, fmt.Sprintf("the start failed transiently %d times and the destination could not be checked for a copy of this job", job.StartFailures), log)
 	}
 	log.WarnContext(ctx, "taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	job.Tracked = true // this message follows it: the takeover enqueues no other
 	err := s.resumeStart(ctx, job, ActorTick, t.CopyID)
 	switch {
 	case job.Status.Terminal():
@@ -495,3 +501,78 @@ func (s *Service) poison(ctx context.Context, m Message, job *Job, reason string
 }
 
 func sameRef(a BlobRef, b *BlobRef) bool { return b != nil && a == *b }
+
+// sweepDue tells whether this tick sweeps for untracked starts: at most once per half
+// StartGrace per instance. A start that crashed before its message is then taken over
+// within about 1.5 StartGrace plus a tick period, and the sweep's listing (one List
+// Blobs request per 5,000 records) is paid at most twice per StartGrace, not per tick.
+func (s *Service) sweepDue() bool {
+	now := s.cfg.Now()
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if !s.lastSweep.IsZero() && now.Sub(s.lastSweep) < s.cfg.StartGrace/2 {
+		return false
+	}
+	s.lastSweep = now
+	return true
+}
+
+// sweep gives a tracking message to every "starting" record that has none and that
+// nobody holds: a start that crashed (or whose message could not be enqueued) after
+// creating its record and before enqueuing. Start enqueues a message only when work is
+// left to the tick (see track), so this is what finds such a record; its message then
+// takes the start over like any other (resumeIfAbandoned). Records younger than
+// StartGrace are left alone: their start's claim may still be live.
+//
+// The message is enqueued before the record says Tracked, so a crash in between leaves
+// two messages at worst, never none. A second message is harmless: every transition is
+// a compare-and-swap write, a takeover first writes its claim (one of two visits wins,
+// the other waits for the claim to end), and a finished job's messages are each deleted
+// by their next visit.
+func (s *Service) sweep(ctx context.Context) int {
+	log := s.log.With("operation", "sweep")
+	opts := ListOptions{Status: StatusStarting, CreatedBefore: s.cfg.Now().UTC().Add(-s.cfg.StartGrace), Limit: 1000}
+	swept := 0
+	for {
+		page, err := s.records.List(ctx, opts)
+		if err != nil {
+			log.WarnContext(ctx, "cannot list the starting jobs; the next sweep tries again", "err", err)
+			s.sweepMu.Lock()
+			s.lastSweep = time.Time{}
+			s.sweepMu.Unlock()
+			return swept
+		}
+		for _, job := range page.Jobs {
+			if job.Status != StatusStarting || job.Tracked || s.claimLive(job) {
+				continue
+			}
+			if s.trackSwept(ctx, job, log.With("jobId", job.ID)) {
+				swept++
+			}
+		}
+		if page.NextMarker == "" || ctx.Err() != nil {
+			return swept
+		}
+		opts.Marker = page.NextMarker
+	}
+}
+
+func (s *Service) trackSwept(ctx context.Context, job *Job, log *slog.Logger) bool {
+	if _, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), 0); err != nil {
+		log.WarnContext(ctx, "cannot enqueue a tracking message for an untracked start", "err", err)
+		return false
+	}
+	err := s.write(ctx, job, func(j *Job) error {
+		if j.Status != StatusStarting || j.Tracked {
+			return errStale
+		}
+		j.Tracked = true
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStale) {
+		// The message is there; the next sweep may add a second one (harmless, see sweep).
+		log.WarnContext(ctx, "cannot record that a tracking message follows the start", "err", err)
+	}
+	log.WarnContext(ctx, "a start left no tracking message (it crashed, or the queue failed); the tick takes it over")
+	return true
+}
