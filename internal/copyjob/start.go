@@ -36,10 +36,16 @@ type StartRequest struct {
 // failure: Retryable(err) tells whether the caller should retry (the job then stays
 // "starting" and the tick retries it too), otherwise the start was refused for good.
 //
-// The order of the steps is what makes a crash anywhere harmless: the tracking message
-// is enqueued first (a message without a record is dropped by the tick), then the record
-// is created in "starting" with the lease id it will use and the start's claim, then
-// the lease is acquired and the copy started, then the record says "pending". The start
+// The order of the steps is what makes a crash anywhere harmless: the record is created
+// first, in "starting" with the lease id it will use and the start's claim (it is also
+// the idempotency lock: a second start of the same id stops there); then the lease is
+// acquired and the copy started. A copy that ended at once with nothing left to do
+// (its lease released right away, no callback) is recorded and that is all: no
+// tracking message, 4 storage requests for a plain copy. Otherwise (a pending copy, a
+// callback to send) the tracking message naming the copy is enqueued before the record
+// says "pending" or the outcome: a recorded "pending" always has a message (see track).
+// A crash before that message leaves a "starting" record that nothing follows: the
+// tick's sweep gives it a message once StartGrace has passed (see sweep). The start
 // gives up its storage calls at StartDeadline; after StartGrace its claim expires and
 // the tick (or a retry of the request) takes the start over: it adopts a copy that did
 // start, or starts it, and it always knows which lease to release.

@@ -33,7 +33,8 @@ type ticket struct {
 	// Unrecorded: Start named the copy here because it could not write it to the record,
 	// which still says "starting": the fast path must not skip the record then.
 	Unrecorded bool `json:"unrecorded,omitempty"`
-	// Created is when Start enqueued the message, before the record existed.
+	// Created is the job's creation time. (Versions before issue 13 enqueued the message
+	// before creating the record; orphan still handles such a message.)
 	Created time.Time `json:"created,omitzero"`
 	// Lease names the source lease, so that even a job whose record was deleted behind
 	// the app's back never leaves a lease held by nobody.
@@ -286,8 +287,9 @@ func (s *Service) dropStale(ctx context.Context, m Message, log *slog.Logger) ou
 	return outDropped
 }
 
-// orphan handles a message whose job record does not exist. Start enqueues before it
-// creates the record, so within StartGrace the record may still come. After it, the
+// orphan handles a message whose job record does not exist. Start now enqueues only
+// after its record exists, but a version before issue 13 enqueued first, so within
+// StartGrace the record may still come. After it, the
 // destination tells what happened: no copy of this job there means the start crashed
 // before writing its record and started nothing (the message is dropped); a copy there
 // means the record was deleted while the copy ran. Such a copy is followed until it
