@@ -94,9 +94,11 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 
-	// sweepMu guards lastSweep, when this instance last swept for untracked starts.
-	sweepMu   sync.Mutex
-	lastSweep time.Time
+	// sweepMu guards lastSweep, when this instance last swept for untracked starts, and
+	// sweepFirst, set when a tick's budget ran out before its sweep.
+	sweepMu    sync.Mutex
+	lastSweep  time.Time
+	sweepFirst bool
 }
 
 // NewService wires a service; notifier may be nil.

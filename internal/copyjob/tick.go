@@ -112,9 +112,10 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.TickBudget)
 	defer cancel()
 	var (
-		report TickReport
-		mu     sync.Mutex
-		wg     sync.WaitGroup
+		report   TickReport
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		inflight sync.WaitGroup // messages handed to the workers and not yet processed
 	)
 	work := make(chan Message, s.cfg.BatchSize)
 	for range s.cfg.Concurrency {
@@ -142,34 +143,49 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 					report.Dropped++
 				}
 				mu.Unlock()
+				inflight.Done()
 			}
 		}()
 	}
-	if s.sweepDue() {
+	// drain hands the visible messages to the workers until none is left or the budget
+	// is spent, and waits for them.
+	drain := func() error {
+		defer inflight.Wait()
+		for {
+			if ctx.Err() != nil {
+				report.BudgetExhausted = true
+				return nil
+			}
+			msgs, err := s.queue.Dequeue(ctx, s.cfg.BatchSize, s.visitVisibility())
+			if err != nil {
+				if ctx.Err() != nil {
+					report.BudgetExhausted = true
+					return nil
+				}
+				return fmt.Errorf("dequeue tracking messages: %w", err)
+			}
+			report.Dequeued += len(msgs)
+			for _, m := range msgs {
+				inflight.Add(1)
+				work <- m
+			}
+			if len(msgs) < s.cfg.BatchSize {
+				return nil
+			}
+		}
+	}
+	sweep, sweepFirst := s.sweepDue()
+	if sweep && sweepFirst {
 		report.Swept = s.sweep(ctx)
 	}
-	var err error
-	for {
+	err := drain()
+	if sweep && !sweepFirst {
+		// After the messages: a start whose own message was visible has been visited
+		// (and marked Tracked) by now, so the sweep does not add a second one.
 		if ctx.Err() != nil {
-			report.BudgetExhausted = true
-			break
-		}
-		var msgs []Message
-		msgs, err = s.queue.Dequeue(ctx, s.cfg.BatchSize, s.visitVisibility())
-		if err != nil {
-			if ctx.Err() != nil {
-				report.BudgetExhausted, err = true, nil
-			} else {
-				err = fmt.Errorf("dequeue tracking messages: %w", err)
-			}
-			break
-		}
-		report.Dequeued += len(msgs)
-		for _, m := range msgs {
-			work <- m
-		}
-		if len(msgs) < s.cfg.BatchSize {
-			break
+			s.sweepStarved() // no budget left: the next tick sweeps first
+		} else if report.Swept = s.sweep(ctx); report.Swept > 0 && err == nil {
+			err = drain() // the swept starts' messages are visible at once: take them over now
 		}
 	}
 	close(work)
@@ -446,6 +462,20 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 	now := s.cfg.Now()
 	legacyYoung := job.Claim == nil && job.NextAttemptAt == nil && now.Sub(job.CreatedAt) < s.cfg.StartGrace
 	if s.claimLive(job) || legacyYoung || (job.NextAttemptAt != nil && now.Before(*job.NextAttemptAt)) {
+		if !job.Tracked {
+			// This message follows the start (its starter enqueued it and has not yet
+			// recorded the copy, or it crashed): say so, so the sweep adds no second one.
+			// Rare: a start normally records "pending" long before its first poll.
+			if err := s.write(ctx, job, func(j *Job) error {
+				if j.Status != StatusStarting || j.Tracked {
+					return errStale
+				}
+				j.Tracked = true
+				return nil
+			}); err != nil && !errors.Is(err, errStale) {
+				log.DebugContext(ctx, "cannot mark the start tracked; the sweep may add a message", "err", err)
+			}
+		}
 		return s.keepPolling(ctx, m, t, job.Progress, log)
 	}
 	if job.StartFailures >= 3*s.cfg.MaxFailures {
@@ -508,15 +538,26 @@ func sameRef(a BlobRef, b *BlobRef) bool { return b != nil && a == *b }
 // StartGrace per instance. A start that crashed before its message is then taken over
 // within about 1.5 StartGrace plus a tick period, and the sweep's listing (one List
 // Blobs request per 5,000 records) is paid at most twice per StartGrace, not per tick.
-func (s *Service) sweepDue() bool {
+//
+// It runs after the tick's messages (see Tick), or first when the previous tick's
+// budget ran out before it could (first reports that), so a busy queue never starves it.
+func (s *Service) sweepDue() (due, first bool) {
 	now := s.cfg.Now()
 	s.sweepMu.Lock()
 	defer s.sweepMu.Unlock()
 	if !s.lastSweep.IsZero() && now.Sub(s.lastSweep) < s.cfg.StartGrace/2 {
-		return false
+		return false, false
 	}
 	s.lastSweep = now
-	return true
+	first, s.sweepFirst = s.sweepFirst, false
+	return true, first
+}
+
+// sweepStarved makes the next tick sweep, before its messages.
+func (s *Service) sweepStarved() {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	s.lastSweep, s.sweepFirst = time.Time{}, true
 }
 
 // sweep gives a tracking message to every "starting" record that has none and that
@@ -538,10 +579,8 @@ func (s *Service) sweep(ctx context.Context) int {
 	for {
 		page, err := s.records.List(ctx, opts)
 		if err != nil {
-			log.WarnContext(ctx, "cannot list the starting jobs; the next sweep tries again", "err", err)
-			s.sweepMu.Lock()
-			s.lastSweep = time.Time{}
-			s.sweepMu.Unlock()
+			log.WarnContext(ctx, "cannot list the starting jobs; the next tick sweeps again", "err", err)
+			s.sweepStarved()
 			return swept
 		}
 		for _, job := range page.Jobs {
