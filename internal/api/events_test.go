@@ -173,8 +173,8 @@ func TestStorageFailureMidBatchIsRetried(t *testing.T) {
 	two := strings.NewReplacer("new-file.txt", "second.txt", "831e1650-001e-001b-66ab-eeb76e069631", "22222222-001e-001b-66ab-eeb76e069631", "0x8D4BCC2E4835CD0", "0x8D4BCC2E4835CD1").Replace(one)
 	batch := []byte(strings.TrimSuffix(strings.TrimSpace(one), "]") + "," + strings.TrimPrefix(strings.TrimSpace(two), "["))
 
-	// One event's tracking message cannot be written: storage is down mid-batch.
-	f.env.Queue.FailNext(copyjobtest.OpEnqueue, errStorageDown)
+	// One event's job record cannot be written: storage is down mid-batch.
+	f.env.Records.FailNext(copyjobtest.OpCreate, errStorageDown)
 	r := f.do(t, http.MethodPost, "/api/copies", batch, eventGridHeaders)
 	if r.status != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503 so Event Grid retries: %s", r.status, r.body)

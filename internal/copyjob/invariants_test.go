@@ -261,7 +261,7 @@ func (w *world) settle() {
 	}
 	w.env.Records.Heal("")
 	ctx := context.Background()
-	for round := 0; round < 300 && w.env.Queue.Len() > 0; round++ {
+	for round := 0; round < 300 && (w.env.Queue.Len() > 0 || round < 2); round++ { // two rounds at least: the sweep gives untracked starts a message
 		for _, d := range w.dests {
 			_ = w.env.Blobs.CompleteCopy(d)
 		}

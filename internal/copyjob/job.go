@@ -188,6 +188,10 @@ type Job struct {
 	// for the copy first; a refusal says the earlier outcome stayed unknown.
 	CopyUncertain bool       `json:"copyUncertain,omitempty"`
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	// Tracked: a tracking message follows this attempt. Start enqueues one only when work
+	// is left to the tick; the tick's sweep gives one to a "starting" record without it
+	// (a start that crashed before its message), see Service.sweep.
+	Tracked bool `json:"tracked,omitempty"`
 	// Refusal is the error a permanently refused start answered; a replay of the same
 	// request answers it again, with the same status and body.
 	Refusal *Refusal `json:"refusal,omitempty"`

@@ -40,10 +40,16 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 	if job.Options.LeaseSource && job.Source.Ref != nil {
 		lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring}
 	}
-	msg, err := s.queue.Enqueue(ctx, ticketFor(&Job{ID: job.ID, Destination: job.Destination, CreatedAt: s.cfg.Now().UTC(),
-		Lease: lease, Source: job.Source, History: make([]Outcome, len(job.History)+1)}).encode(), s.cfg.FirstPoll)
-	if err != nil {
-		return job, storageError("cannot enqueue the tracking message", err)
+	// A batch's child is followed by its batch's message, never by one of its own.
+	tracked := job.Batch == ""
+	var msg Message
+	if tracked {
+		var err error
+		msg, err = s.queue.Enqueue(ctx, ticketFor(&Job{ID: job.ID, Destination: job.Destination, CreatedAt: s.cfg.Now().UTC(),
+			Lease: lease, Source: job.Source, History: make([]Outcome, len(job.History)+1)}).encode(), s.cfg.FirstPoll)
+		if err != nil {
+			return job, storageError("cannot enqueue the tracking message", err)
+		}
 	}
 	claim := s.newClaim(ActorRetry, s.cfg.StartGrace)
 	err = s.write(ctx, job, func(j *Job) error {
@@ -67,7 +73,9 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		return nil
 	})
 	if err != nil {
-		s.dropMessage(ctx, msg, log)
+		if tracked {
+			s.dropMessage(ctx, msg, log)
+		}
 		var coded *Error
 		if errors.As(err, &coded) {
 			return job, coded
@@ -86,7 +94,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		job.Source.SASExpiresAt, job.Source.SASKind = prepared.Source.SASExpiresAt, prepared.Source.SASKind
 		err = s.attempt(ctx, job, prepared.ReadURL, claim.Token, log)
 	}
-	if job.Status == StatusPending && holds(job, claim.Token) {
+	if tracked && job.Status == StatusPending && holds(job, claim.Token) {
 		// As in Start: the copy runs but the record says "starting"; the message names it.
 		t := ticketFor(job)
 		t.Unrecorded = true
@@ -95,7 +103,9 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		}
 	}
 	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
-		s.dropMessage(ctx, msg, log)
+		if tracked {
+			s.dropMessage(ctx, msg, log)
+		}
 	}
 	return job, err
 }

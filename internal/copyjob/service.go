@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -92,6 +93,12 @@ type Service struct {
 	notifier Notifier
 	cfg      Config
 	log      *slog.Logger
+
+	// sweepMu guards lastSweep, when this instance last swept for untracked starts, and
+	// sweepFirst, set when a tick's budget ran out before its sweep.
+	sweepMu    sync.Mutex
+	lastSweep  time.Time
+	sweepFirst bool
 }
 
 // NewService wires a service; notifier may be nil.

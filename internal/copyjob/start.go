@@ -39,10 +39,16 @@ type StartRequest struct {
 // failure: Retryable(err) tells whether the caller should retry (the job then stays
 // "starting" and the tick retries it too), otherwise the start was refused for good.
 //
-// The order of the steps is what makes a crash anywhere harmless: the tracking message
-// is enqueued first (a message without a record is dropped by the tick), then the record
-// is created in "starting" with the lease id it will use and the start's claim, then
-// the lease is acquired and the copy started, then the record says "pending". The start
+// The order of the steps is what makes a crash anywhere harmless: the record is created
+// first, in "starting" with the lease id it will use and the start's claim (it is also
+// the idempotency lock: a second start of the same id stops there); then the lease is
+// acquired and the copy started. A copy that ended at once with nothing left to do
+// (its lease released right away, no callback) is recorded and that is all: no
+// tracking message, 4 storage requests for a plain copy. Otherwise (a pending copy, a
+// callback to send) the tracking message naming the copy is enqueued before the record
+// says "pending" or the outcome: a recorded "pending" always has a message (see track).
+// A crash before that message leaves a "starting" record that nothing follows: the
+// tick's sweep gives it a message once StartGrace has passed (see sweep). The start
 // gives up its storage calls at StartDeadline; after StartGrace its claim expires and
 // the tick (or a retry of the request) takes the start over: it adopts a copy that did
 // start, or starts it, and it always knows which lease to release. A batch's child
@@ -106,14 +112,6 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	// request's.
 	ctx = context.WithoutCancel(ctx)
 
-	tracked := req.Batch == "" // a batch's child is tracked by its batch, not a message
-	var msg Message
-	if tracked {
-		if msg, err = s.queue.Enqueue(ctx, ticketFor(job).encode(), s.cfg.FirstPoll); err != nil {
-			return nil, false, storageError("cannot enqueue the tracking message", err)
-		}
-		faultpoint.Hit("start:enqueued")
-	}
 	if err := s.records.Create(ctx, job); err != nil {
 		existing, gerr := s.records.Get(ctx, id)
 		switch {
@@ -121,32 +119,74 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 			// Our own Create landed and its answer was lost (or the SDK's retry met it).
 			job = existing
 		case errors.Is(err, ErrExists) && gerr == nil:
-			if tracked {
-				s.dropMessage(ctx, msg, log)
-			}
 			return s.replay(ctx, id, req.RequestHash)
 		default:
-			// The record may or may not exist: the message stays, so that a record that
-			// did land is followed; the tick drops it when there is neither record nor copy.
+			// The record may or may not exist: one that did land says "starting" under a
+			// claim nobody will finish, and the tick's sweep takes it over (see sweep).
 			return nil, false, storageError("cannot write the job record", err)
 		}
 	}
 	faultpoint.Hit("start:recorded")
-	err = s.attempt(ctx, job, prepared.ReadURL, token, log)
-	if tracked && job.Status == StatusPending && holds(job, token) {
-		// The copy runs but its record still says "starting": let the message name the
-		// copy, so that whoever takes the start over follows it instead of guessing.
-		t := ticketFor(job)
-		t.Unrecorded = true
-		if _, uerr := s.queue.Update(ctx, msg, t.encode(), s.cfg.FirstPoll); uerr != nil {
-			log.WarnContext(ctx, "cannot name the copy in the tracking message either", "err", uerr)
-		}
-	}
-	if tracked && job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
-		// Nothing left to track: save the tick a visit.
-		s.dropMessage(ctx, msg, log)
+	tr := &tracker{}
+	err = s.attempt(withTracker(ctx, tr), job, prepared.ReadURL, token, log)
+	if tr.enqueued && job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
+		// The message was enqueued for effects that are all done now: save the tick a visit.
+		s.dropMessage(ctx, tr.msg, log)
 	}
 	return job, true, err
+}
+
+// tracker carries, through one Start, the tracking message it enqueued (if any), so
+// that Start can drop it once nothing is left for the tick.
+type tracker struct {
+	msg      Message
+	enqueued bool
+}
+
+type trackerKey struct{}
+
+func withTracker(ctx context.Context, t *tracker) context.Context {
+	return context.WithValue(ctx, trackerKey{}, t)
+}
+
+// track makes sure a tracking message follows the job before a write that leaves work
+// to the tick (a pending copy, effects still to do, a postponed start): Start enqueues
+// none up front, so a copy that ends at once with nothing left costs no queue request.
+// The message is enqueued before that write, never after it: a crash in between leaves
+// a message (and a record still "starting", so the sweep may add a second one: see
+// sweep), never a pending or postponed record that nothing follows. job.Tracked is set
+// for the caller's next write to record.
+func (s *Service) track(ctx context.Context, job *Job, log *slog.Logger) error {
+	tr, ok := ctx.Value(trackerKey{}).(*tracker)
+	if !ok || job.Batch != "" {
+		// A batch's child is followed by its batch (one message per batch), never by a
+		// message of its own.
+		// The tick and a retry (POST .../retry) attempt a start their own message follows.
+		job.Tracked = true
+		return nil
+	}
+	if job.Tracked {
+		return nil
+	}
+	t := ticketFor(job)
+	// The record does not name the copy yet: the first visit must read it (see ticket).
+	t.Unrecorded = job.CopyID != ""
+	msg, err := s.queue.Enqueue(ctx, t.encode(), s.cfg.FirstPoll)
+	if err != nil {
+		log.WarnContext(ctx, "cannot enqueue the tracking message", "err", err)
+		return err
+	}
+	tr.msg, tr.enqueued = msg, true
+	job.Tracked = true
+	faultpoint.Hit("start:enqueued")
+	return nil
+}
+
+// effectsDue tells whether the outcome about to be recorded leaves the tick work: a
+// lease still to release, a callback to send, or the snapshot of a refused start (no
+// copy) to delete.
+func (s *Service) effectsDue(job *Job) bool {
+	return leaseHeld(job) || (s.notifier != nil && job.Callback != nil) || (job.DestinationSnapshot != "" && job.CopyID == "")
 }
 
 // replay answers a retry of a request (same idempotency key, same event) that found
@@ -169,7 +209,9 @@ func (s *Service) replay(ctx context.Context, id, requestHash string) (*Job, boo
 		// A start that failed transiently and gave its claim back: the retry is the
 		// point. A claim left to expire (a crashed or stalled start) is the tick's to
 		// take over: its tracking message may name a copy the record does not.
-		return job, false, s.resumeStart(ctx, job, ActorReplay, "")
+		// Its message may be missing (the postponing write's enqueue failed): track
+		// enqueues one unless the record says it is there.
+		return job, false, s.resumeStart(withTracker(ctx, &tracker{}), job, ActorReplay, "")
 	}
 	return job, false, nil
 }
@@ -344,7 +386,40 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 	log = log.With("copyId", job.CopyID)
 	if state.Status != StatusPending {
 		log.InfoContext(ctx, "copy finished at start", "status", state.Status)
-		return s.settle(ctx, job, state, ActorStart, startGuard(token), log)
+		if job.Lease != nil && job.Lease.State == LeaseAcquiring {
+			// A copy of this attempt ran, and a start leases before Copy Blob: the lease was
+			// acquired (a release that finds it free then means an earlier run released it).
+			job.Lease.State = LeaseHeld
+		}
+		if leaseHeld(job) && s.inTime(job, token, s.startMargin()) {
+			// The copy has ended: the source needs its lease no more. Released here, under
+			// the start claim (nobody else may settle the job), the lease's state is
+			// recorded with the outcome in one write and no message is needed: leaseSource
+			// adds only its acquire and release. A crash before that write leaves the
+			// record "starting"; the takeover's release then finds the lease free and
+			// records it released.
+			s.releaseLease(ctx, job, log)
+		}
+		if s.effectsDue(job) {
+			// Effects follow the outcome: a message must be there to finish them if this
+			// process dies between the two.
+			if err := s.track(ctx, job, log); err != nil {
+				return s.untracked(ctx, job, state, err, log)
+			}
+		}
+		tracked := job.Tracked
+		return s.settle(ctx, job, state, ActorStart, func(j *Job) error {
+			if !holds(j, token) {
+				return errLostClaim
+			}
+			j.Tracked = j.Tracked || tracked
+			return nil
+		}, log)
+	}
+	// A pending copy is followed by its message, enqueued before the record says
+	// "pending" (a pending record nothing follows would never be polled).
+	if err := s.track(ctx, job, log); err != nil {
+		return s.untracked(ctx, job, state, err, log)
 	}
 	attempts, lease, copyID, progress := job.Attempts, job.Lease, job.CopyID, state.Progress
 	err := s.write(ctx, job, func(j *Job) error {
@@ -353,6 +428,7 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 		}
 		j.Status, j.CopyID, j.StartedAt, j.Progress, j.Attempts = StatusPending, copyID, &now, progress, attempts
 		j.Lease, j.Claim, j.StartFailures, j.NextAttemptAt, j.StatusDescription = lease, nil, 0, nil, ""
+		j.Tracked = true
 		return nil
 	})
 	switch {
@@ -366,6 +442,17 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 		return nil
 	}
 	log.InfoContext(ctx, "copy pending", "source", job.Source.URL, "destination", job.Destination.URL)
+	return nil
+}
+
+// untracked ends an attempt whose copy started but whose tracking message could not be
+// enqueued: the record is left "starting" under the claim, which expires, and the tick's
+// sweep then gives it a message and takes the start over (adopting this copy, as after
+// a failed record write). The start is answered as accepted: the copy runs, and a 503
+// would make a client without an idempotency key start a second one.
+func (s *Service) untracked(ctx context.Context, job *Job, state CopyState, cause error, log *slog.Logger) error {
+	log.WarnContext(ctx, "copy started but no tracking message could be enqueued; the tick's sweep takes the start over after the start grace", "err", cause)
+	job.Status, job.Progress = StatusPending, state.Progress
 	return nil
 }
 
@@ -544,13 +631,17 @@ func (s *Service) postpone(ctx context.Context, job *Job, token string, cause *E
 	defer cancel()
 	failures := job.StartFailures + 1
 	next := s.cfg.Now().UTC().Add(s.backoff(int64(failures)))
-	attempts, lease, desc, uncertain := job.Attempts, job.Lease, redact.Text(cause.Error()), job.CopyUncertain
+	// The tick attempts the start again: a message must follow it (see track). Without
+	// one the record is still written; the sweep gives it a message later.
+	_ = s.track(bctx, job, log)
+	attempts, lease, desc, uncertain, tracked := job.Attempts, job.Lease, redact.Text(cause.Error()), job.CopyUncertain, job.Tracked
 	err := s.write(bctx, job, func(j *Job) error {
 		if !holds(j, token) {
 			return errLostClaim
 		}
 		j.StartFailures, j.NextAttemptAt, j.Attempts, j.Lease, j.StatusDescription, j.Claim = failures, &next, attempts, lease, desc, nil
 		j.CopyUncertain = j.CopyUncertain || uncertain
+		j.Tracked = j.Tracked || tracked
 		return nil
 	})
 	if err != nil && !errors.Is(err, errLostClaim) {
@@ -576,11 +667,20 @@ func (s *Service) refuse(ctx context.Context, job *Job, token string, cause *Err
 	}
 	refusal := &Refusal{Code: cause.Code, Target: cause.Target, Message: redact.Text(cause.Message)}
 	job.CopyID, job.StartedAt = "", nil
+	if s.effectsDue(job) {
+		// A lease to release or a snapshot to delete follows the refusal: a message must
+		// be there to finish them if this process dies between the two (see track).
+		if terr := s.track(ctx, job, log); terr != nil {
+			return s.postpone(ctx, job, token, storageError("cannot enqueue the tracking message", terr), log)
+		}
+	}
+	tracked := job.Tracked
 	err := s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: desc}, ActorStart, func(j *Job) error {
 		if !holds(j, token) {
 			return errLostClaim
 		}
 		j.Refusal = refusal
+		j.Tracked = j.Tracked || tracked
 		return nil
 	}, log)
 	if err != nil {

@@ -40,6 +40,10 @@ import (
 //	  -> starting           done: the outcome moves, unchanged, into History and a new
 //	                        attempt starts under a start claim.
 //
+// A "starting" record nothing follows (its start crashed before enqueuing the tracking
+// message: Start enqueues one only when work is left to the tick, see track) is found
+// by the tick's sweep once StartGrace has passed, and taken over like any other.
+//
 // Status reads never write: a GET must be safe, and a reader that settled jobs would be
 // one more concurrent settle path (the duplicate callbacks of issue 10 came from
 // there). A read shows the live copy state; the record follows at the next poll.

@@ -33,7 +33,8 @@ type ticket struct {
 	// Unrecorded: Start named the copy here because it could not write it to the record,
 	// which still says "starting": the fast path must not skip the record then.
 	Unrecorded bool `json:"unrecorded,omitempty"`
-	// Created is when Start enqueued the message, before the record existed.
+	// Created is the job's creation time. (Versions before issue 13 enqueued the message
+	// before creating the record; orphan still handles such a message.)
 	Created time.Time `json:"created,omitzero"`
 	// Lease names the source lease, so that even a job whose record was deleted behind
 	// the app's back never leaves a lease held by nobody.
@@ -83,6 +84,8 @@ type TickReport struct {
 	Poisoned  int `json:"poisoned"`
 	Failed    int `json:"failed"`
 	Dropped   int `json:"dropped"`
+	// Swept counts "starting" records the sweep gave a tracking message (see sweep).
+	Swept int `json:"swept,omitempty"`
 	// BudgetExhausted is true when the tick stopped with messages possibly left.
 	BudgetExhausted bool `json:"budgetExhausted"`
 }
@@ -109,9 +112,10 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.TickBudget)
 	defer cancel()
 	var (
-		report TickReport
-		mu     sync.Mutex
-		wg     sync.WaitGroup
+		report   TickReport
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		inflight sync.WaitGroup // messages handed to the workers and not yet processed
 	)
 	work := make(chan Message, s.cfg.BatchSize)
 	for range s.cfg.Concurrency {
@@ -139,31 +143,49 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 					report.Dropped++
 				}
 				mu.Unlock()
+				inflight.Done()
 			}
 		}()
 	}
-	var err error
-	for {
-		if ctx.Err() != nil {
-			report.BudgetExhausted = true
-			break
-		}
-		var msgs []Message
-		msgs, err = s.queue.Dequeue(ctx, s.cfg.BatchSize, s.visitVisibility())
-		if err != nil {
+	// drain hands the visible messages to the workers until none is left or the budget
+	// is spent, and waits for them.
+	drain := func() error {
+		defer inflight.Wait()
+		for {
 			if ctx.Err() != nil {
-				report.BudgetExhausted, err = true, nil
-			} else {
-				err = fmt.Errorf("dequeue tracking messages: %w", err)
+				report.BudgetExhausted = true
+				return nil
 			}
-			break
+			msgs, err := s.queue.Dequeue(ctx, s.cfg.BatchSize, s.visitVisibility())
+			if err != nil {
+				if ctx.Err() != nil {
+					report.BudgetExhausted = true
+					return nil
+				}
+				return fmt.Errorf("dequeue tracking messages: %w", err)
+			}
+			report.Dequeued += len(msgs)
+			for _, m := range msgs {
+				inflight.Add(1)
+				work <- m
+			}
+			if len(msgs) < s.cfg.BatchSize {
+				return nil
+			}
 		}
-		report.Dequeued += len(msgs)
-		for _, m := range msgs {
-			work <- m
-		}
-		if len(msgs) < s.cfg.BatchSize {
-			break
+	}
+	sweep, sweepFirst := s.sweepDue()
+	if sweep && sweepFirst {
+		report.Swept = s.sweep(ctx)
+	}
+	err := drain()
+	if sweep && !sweepFirst {
+		// After the messages: a start whose own message was visible has been visited
+		// (and marked Tracked) by now, so the sweep does not add a second one.
+		if ctx.Err() != nil {
+			s.sweepStarved() // no budget left: the next tick sweeps first
+		} else if report.Swept = s.sweep(ctx); report.Swept > 0 && err == nil {
+			err = drain() // the swept starts' messages are visible at once: take them over now
 		}
 	}
 	close(work)
@@ -281,8 +303,9 @@ func (s *Service) dropStale(ctx context.Context, m Message, log *slog.Logger) ou
 	return outDropped
 }
 
-// orphan handles a message whose job record does not exist. Start enqueues before it
-// creates the record, so within StartGrace the record may still come. After it, the
+// orphan handles a message whose job record does not exist. Start now enqueues only
+// after its record exists, but a version before issue 13 enqueued first, so within
+// StartGrace the record may still come. After it, the
 // destination tells what happened: no copy of this job there means the start crashed
 // before writing its record and started nothing (the message is dropped); a copy there
 // means the record was deleted while the copy ran. Such a copy is followed until it
@@ -439,6 +462,20 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 	now := s.cfg.Now()
 	legacyYoung := job.Claim == nil && job.NextAttemptAt == nil && now.Sub(job.CreatedAt) < s.cfg.StartGrace
 	if s.claimLive(job) || legacyYoung || (job.NextAttemptAt != nil && now.Before(*job.NextAttemptAt)) {
+		if !job.Tracked {
+			// This message follows the start (its starter enqueued it and has not yet
+			// recorded the copy, or it crashed): say so, so the sweep adds no second one.
+			// Rare: a start normally records "pending" long before its first poll.
+			if err := s.write(ctx, job, func(j *Job) error {
+				if j.Status != StatusStarting || j.Tracked {
+					return errStale
+				}
+				j.Tracked = true
+				return nil
+			}); err != nil && !errors.Is(err, errStale) {
+				log.DebugContext(ctx, "cannot mark the start tracked; the sweep may add a message", "err", err)
+			}
+		}
 		return s.keepPolling(ctx, m, t, job.Progress, log)
 	}
 	if job.StartFailures >= 3*s.cfg.MaxFailures {
@@ -447,6 +484,7 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 		return s.poison(ctx, m, job, fmt.Sprintf("the start failed transiently %d times and the destination could not be checked for a copy of this job", job.StartFailures), log)
 	}
 	log.WarnContext(ctx, "taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	job.Tracked = true // this message follows it: the takeover enqueues no other
 	err := s.resumeStart(ctx, job, ActorTick, t.CopyID)
 	switch {
 	case job.Status.Terminal():
@@ -495,3 +533,87 @@ func (s *Service) poison(ctx context.Context, m Message, job *Job, reason string
 }
 
 func sameRef(a BlobRef, b *BlobRef) bool { return b != nil && a == *b }
+
+// sweepDue tells whether this tick sweeps for untracked starts: at most once per half
+// StartGrace per instance. A start that crashed before its message is then taken over
+// within about 1.5 StartGrace plus a tick period, and the sweep's listing (one List
+// Blobs request per 5,000 records) is paid at most twice per StartGrace, not per tick.
+//
+// It runs after the tick's messages (see Tick), or first when the previous tick's
+// budget ran out before it could (first reports that), so a busy queue never starves it.
+func (s *Service) sweepDue() (due, first bool) {
+	now := s.cfg.Now()
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if !s.lastSweep.IsZero() && now.Sub(s.lastSweep) < s.cfg.StartGrace/2 {
+		return false, false
+	}
+	s.lastSweep = now
+	first, s.sweepFirst = s.sweepFirst, false
+	return true, first
+}
+
+// sweepStarved makes the next tick sweep, before its messages.
+func (s *Service) sweepStarved() {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	s.lastSweep, s.sweepFirst = time.Time{}, true
+}
+
+// sweep gives a tracking message to every "starting" record that has none and that
+// nobody holds: a start that crashed (or whose message could not be enqueued) after
+// creating its record and before enqueuing. Start enqueues a message only when work is
+// left to the tick (see track), so this is what finds such a record; its message then
+// takes the start over like any other (resumeIfAbandoned). Records younger than
+// StartGrace are left alone: their start's claim may still be live.
+//
+// The message is enqueued before the record says Tracked, so a crash in between leaves
+// two messages at worst, never none. A second message is harmless: every transition is
+// a compare-and-swap write, a takeover first writes its claim (one of two visits wins,
+// the other waits for the claim to end), and a finished job's messages are each deleted
+// by their next visit.
+func (s *Service) sweep(ctx context.Context) int {
+	log := s.log.With("operation", "sweep")
+	opts := ListOptions{Status: StatusStarting, CreatedBefore: s.cfg.Now().UTC().Add(-s.cfg.StartGrace), Limit: 1000}
+	swept := 0
+	for {
+		page, err := s.records.List(ctx, opts)
+		if err != nil {
+			log.WarnContext(ctx, "cannot list the starting jobs; the next tick sweeps again", "err", err)
+			s.sweepStarved()
+			return swept
+		}
+		for _, job := range page.Jobs {
+			if job.Status != StatusStarting || job.Tracked || job.Batch != "" || s.claimLive(job) {
+				continue // a batch's children are taken over by the batch tick
+			}
+			if s.trackSwept(ctx, job, log.With("jobId", job.ID)) {
+				swept++
+			}
+		}
+		if page.NextMarker == "" || ctx.Err() != nil {
+			return swept
+		}
+		opts.Marker = page.NextMarker
+	}
+}
+
+func (s *Service) trackSwept(ctx context.Context, job *Job, log *slog.Logger) bool {
+	if _, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), 0); err != nil {
+		log.WarnContext(ctx, "cannot enqueue a tracking message for an untracked start", "err", err)
+		return false
+	}
+	err := s.write(ctx, job, func(j *Job) error {
+		if j.Status != StatusStarting || j.Tracked {
+			return errStale
+		}
+		j.Tracked = true
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStale) {
+		// The message is there; the next sweep may add a second one (harmless, see sweep).
+		log.WarnContext(ctx, "cannot record that a tracking message follows the start", "err", err)
+	}
+	log.WarnContext(ctx, "a start left no tracking message (it crashed, or the queue failed); the tick takes it over")
+	return true
+}

@@ -1,0 +1,168 @@
+package copyjob_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+// storageOps counts the storage requests the fakes saw, by operation. PrepareSource
+// and URL make none for a source in the destination's account and are left out.
+func storageOps(h *harness) map[string]int {
+	ops := map[string]int{}
+	add := func(f *copyjobtest.Faults, names ...string) {
+		for _, op := range names {
+			if n := f.Calls(op); n > 0 {
+				ops[op] = n
+			}
+		}
+	}
+	add(&h.Blobs.Faults, copyjobtest.OpStartCopy, copyjobtest.OpCopyState, copyjobtest.OpAbortCopy,
+		copyjobtest.OpAcquireLease, copyjobtest.OpReleaseLease, copyjobtest.OpSnapshot, copyjobtest.OpDeleteSnapshot)
+	add(&h.Records.Faults, copyjobtest.OpCreate, copyjobtest.OpGet, copyjobtest.OpUpdate, copyjobtest.OpList)
+	add(&h.Queue.Faults, copyjobtest.OpEnqueue, copyjobtest.OpDequeue, copyjobtest.OpUpdateMessage,
+		copyjobtest.OpDelete, copyjobtest.OpPoison)
+	return ops
+}
+
+// Issue 13: what a start costs in storage requests, from the request to its recorded
+// outcome (or its recorded "pending"). The azstorage adapter adds one Get Blob
+// Properties to a Copy Blob that finished at once (Copy Blob's answer has no length),
+// so REST requests = the fakes' operations + 1 in that case.
+func TestStartRequestBudget(t *testing.T) {
+	tests := []struct {
+		name    string
+		req     copyjob.StartRequest
+		atOnce  bool
+		want    map[string]int
+		rest    int // REST requests: the issue's budget
+		wantMsg int
+		status  copyjob.Status
+	}{
+		{name: "plain, completes at once", req: copyjob.StartRequest{Source: srcURL, Destination: dstRef}, atOnce: true,
+			want:   map[string]int{copyjobtest.OpCreate: 1, copyjobtest.OpStartCopy: 1, copyjobtest.OpUpdate: 1},
+			rest:   4, // Put Blob, Copy Blob, Get Blob Properties, Put Blob
+			status: copyjob.StatusSuccess},
+		{name: "plain, pending", req: copyjob.StartRequest{Source: srcURL, Destination: dstRef},
+			want:    map[string]int{copyjobtest.OpCreate: 1, copyjobtest.OpStartCopy: 1, copyjobtest.OpEnqueue: 1, copyjobtest.OpUpdate: 1},
+			rest:    4, // Put Blob, Copy Blob, Put Message, Put Blob
+			wantMsg: 1, status: copyjob.StatusPending},
+		{name: "leaseSource, pending", req: leasedReq(),
+			want: map[string]int{copyjobtest.OpCreate: 1, copyjobtest.OpAcquireLease: 1, copyjobtest.OpStartCopy: 1,
+				copyjobtest.OpEnqueue: 1, copyjobtest.OpUpdate: 1},
+			rest:    5, // the pending start + Acquire Lease (its release comes with the outcome)
+			wantMsg: 1, status: copyjob.StatusPending},
+		{name: "leaseSource, completes at once", req: leasedReq(), atOnce: true,
+			want: map[string]int{copyjobtest.OpCreate: 1, copyjobtest.OpAcquireLease: 1, copyjobtest.OpStartCopy: 1,
+				copyjobtest.OpReleaseLease: 1, copyjobtest.OpUpdate: 1},
+			rest:   6, // the plain 4 + Acquire Lease + Release Lease
+			status: copyjob.StatusSuccess},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			if tt.atOnce {
+				h.Blobs.SetStartStatus(copyjob.StatusSuccess)
+			}
+			job := h.start(tt.req)
+			got := storageOps(h)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("storage operations %v, want %v", got, tt.want)
+			}
+			rest := 0
+			for _, n := range got {
+				rest += n
+			}
+			if tt.atOnce {
+				rest++
+			}
+			if rest != tt.rest {
+				t.Errorf("%d REST requests, want %d", rest, tt.rest)
+			}
+			// The record already tells the truth: a read right after the answer never
+			// says "starting".
+			rec := h.wantStatus(job.ID, tt.status)
+			if job.Status != tt.status {
+				t.Errorf("answered %s, recorded %s", job.Status, rec.Status)
+			}
+			h.wantMessages(tt.wantMsg)
+			if tt.req.Options.LeaseSource && tt.atOnce {
+				h.wantLeaseReleased(rec)
+				h.wantNoLeases()
+			}
+		})
+	}
+}
+
+// A start whose tracking message cannot be enqueued (the queue is down) after its copy
+// started: it is answered (the copy runs; a 503 would make a client start another), and
+// the tick's sweep gives its record a message once the start's claim has expired; the
+// copy is adopted, never started twice.
+func TestStartWithoutItsMessageIsSweptUp(t *testing.T) {
+	h := newHarness(t)
+	h.Queue.FailNext(copyjobtest.OpEnqueue, errBusy)
+	job, created, err := h.svc.Start(h.ctx, leasedReq())
+	if err != nil || !created || job.Status != copyjob.StatusPending {
+		t.Fatalf("job %+v created %v err %v", job, created, err)
+	}
+	h.wantMessages(0)
+	h.wantStatus(job.ID, copyjob.StatusStarting)
+
+	h.tickAfter(h.svc.Config().StartGrace / 2) // the claim is live: nothing to sweep
+	h.wantMessages(0)
+	r := h.tickAfter(h.svc.Config().StartGrace)
+	if r.Swept != 1 || r.Resumed != 1 {
+		t.Fatalf("report %+v", r)
+	}
+	rec := h.wantStatus(job.ID, copyjob.StatusPending)
+	h.wantStartCopies(1)
+	if rec.CopyID != job.CopyID || !rec.Tracked || rec.Lease.State != copyjob.LeaseHeld {
+		t.Fatalf("record %+v", rec)
+	}
+	h.wantMessages(1)
+	_ = h.Blobs.CompleteCopy(dstRef)
+	h.tickAfter(time.Hour)
+	h.wantLeaseReleased(h.wantStatus(job.ID, copyjob.StatusSuccess))
+	h.wantMessages(0)
+}
+
+// A start that failed transiently is followed by a message (enqueued when it was
+// postponed), so the sweep leaves it alone and the tick attempts it again.
+func TestPostponedStartIsTracked(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.FailNext(copyjobtest.OpStartCopy, errBusy)
+	h.Blobs.FailNext(copyjobtest.OpCopyState, errBusy) // the destination cannot tell: postponed
+	_, _, err := h.svc.Start(h.ctx, leasedReq())
+	e := wantCode(t, err, copyjob.CodeStorageUnavailable)
+	rec := h.wantStatus(e.Job.ID, copyjob.StatusStarting)
+	if !rec.Tracked || rec.NextAttemptAt == nil {
+		t.Fatalf("record %+v", rec)
+	}
+	h.wantMessages(1)
+	for range 3 {
+		if r := h.tickAfter(h.svc.Config().StartGrace); r.Swept != 0 {
+			t.Fatalf("swept a tracked start: %+v", r)
+		}
+	}
+	h.wantStatus(e.Job.ID, copyjob.StatusPending)
+	h.wantStartCopies(2)
+	h.wantMessages(1)
+}
+
+// The sweep lists the records at most once per half StartGrace, however often the tick
+// runs: its cost is one List Blobs request per 5,000 records per sweep.
+func TestSweepRunsAtMostTwicePerStartGrace(t *testing.T) {
+	h := newHarness(t)
+	grace := h.svc.Config().StartGrace
+	ticks := 0
+	for elapsed := time.Duration(0); elapsed < 2*grace; elapsed += time.Second {
+		h.tickAfter(time.Second)
+		ticks++
+	}
+	if n := h.Records.Calls(copyjobtest.OpList); n > 5 || n < 4 {
+		t.Fatalf("%d listings in %d ticks over %s, want 4 or 5 (one per %s)", n, ticks, 2*grace, grace/2)
+	}
+}
