@@ -393,10 +393,20 @@ func (i *Instance) waitReady(p *process) error {
 				return fmt.Errorf("azurite exited before listening on %s: %v", addr, p.err)
 			default:
 			}
+			// A connection alone could reach another Azurite (another test package's, on a
+			// port both picked): this one must also say it listens there. One that lost the
+			// port says EADDRINUSE and exits.
 			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 			if err == nil {
 				c.Close()
-				break
+				out := i.outputText()
+				if strings.Contains(out, "EADDRINUSE") {
+					return fmt.Errorf("azurite could not bind %s (port taken)", addr)
+				}
+				if strings.Contains(out, fmt.Sprintf("successfully listening at %s://127.0.0.1:%d", i.scheme(), port)) {
+					break
+				}
+				err = errors.New("something else answers on the port")
 			}
 			if time.Now().After(deadline) {
 				return fmt.Errorf("azurite not listening on %s after %s: %w", addr, startTimeout, err)
@@ -405,6 +415,17 @@ func (i *Instance) waitReady(p *process) error {
 		}
 	}
 	return nil
+}
+
+// outputText is what this Azurite printed so far.
+func (i *Instance) outputText() string {
+	i.mu.Lock()
+	out := i.output
+	i.mu.Unlock()
+	if out == nil {
+		return ""
+	}
+	return out.String()
 }
 
 func (i *Instance) accountsEnv() string {
