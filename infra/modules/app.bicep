@@ -179,6 +179,8 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
               ]
               prefixMatch: [
                 '${recordsContainer}/jobs/'
+                // Batch records: rewritten by every tracking pass while the batch runs.
+                '${recordsContainer}/batches/'
               ]
             }
             actions: {

@@ -249,6 +249,9 @@ func TestRecordsLifecycleRule(t *testing.T) {
 	if !strings.Contains(infraFile(t, "internal/azstorage/records.go"), `const recordPrefix = "jobs/"`) {
 		t.Error(`internal/azstorage/records.go no longer writes records under "jobs/": update the lifecycle rule`)
 	}
+	if !strings.Contains(app, "'${recordsContainer}/batches/'") || !strings.Contains(infraFile(t, "internal/azstorage/batches.go"), `const batchPrefix = "batches/"`) {
+		t.Error(`the lifecycle rule must also delete the batch records (internal/azstorage/batches.go writes them under "batches/")`)
+	}
 	// Azure ends pending copies after two weeks: a shorter retention could delete live records.
 	if !regexp.MustCompile(`@minValue\(15\)\n@description\('''Days after their last change`).MatchString(main) {
 		t.Error("recordRetentionDays must not go below 15 days")
