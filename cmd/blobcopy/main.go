@@ -9,6 +9,11 @@
 //	blobcopy watch ID
 //	blobcopy abort ID [--restore]
 //	blobcopy list [--status S] [--limit N]
+//	blobcopy batch start SOURCE_CONTAINER_URL[/PREFIX] [ACCOUNT:]CONTAINER[/PREFIX] [--account A]
+//	               [--tier T] [--tag k=v]... [--metadata k=v]... [--overwrite=false]
+//	               [--lease-source] [--suffix S] [--modified-since T] [--wait]
+//	blobcopy batch (status | watch | abort) ID
+//	blobcopy batch list [--status S] [--limit N]
 //	blobcopy list-poison
 //	blobcopy requeue-poison (MESSAGE_ID... | --all) [--dry-run]
 //
@@ -22,7 +27,8 @@
 // COPY_RECORDS_CONTAINER), from the environment over --app-dir's local.settings.json.
 //
 // Exit status: 0 on success; 1 when the API refuses, when a watched copy ends other
-// than success (failed, aborted, ...), or when requeue-poison leaves an entry it was
+// than success (failed, aborted, ...), when a watched or waited batch ends other than
+// success, or when requeue-poison leaves an entry it was
 // asked for; 2 for a usage error.
 package main
 
@@ -54,6 +60,17 @@ commands:
   watch ID                  progress bar until the copy ends; exit 0 only on success
   abort ID [--restore]      abort a pending copy (--restore: put back the snapshot taken at start)
   list [--status S] [--limit N]   list copies, page after page
+
+batch commands (every blob under a container or prefix, POST /api/batches):
+  batch start SOURCE_CONTAINER_URL[/PREFIX] [ACCOUNT:]CONTAINER[/PREFIX]
+        [--account A] [--tier T] [--tag k=v]... [--metadata k=v]... [--overwrite=false]
+        [--lease-source] [--suffix S] [--modified-since 2026-11-01T00:00:00Z]
+        [--sas-lifetime 36h] [--callback-url URL] [--idempotency-key KEY] [--wait]
+  batch status ID           show a batch: status, children counts, bytes, failures, error
+  batch watch ID            progress bar (children, then bytes) until the batch ends;
+                            exit 0 only on success
+  batch abort ID            abort a running batch (pending children are aborted)
+  batch list [--status S] [--limit N]   list batches, page after page
 
 operator commands (the app's storage directly, no --url; [--app-dir DIR] [--json]):
   list-poison               show every poison queue entry: message id, job id, when, reason
@@ -134,6 +151,9 @@ func dispatch(ctx context.Context, args []string, environ []string, stdout, stde
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
+	if cmd == "batch" {
+		return dispatchBatch(ctx, rest, environ, stdout, stderr)
+	}
 	f := newFlags(cmd)
 	f.fs.BoolVar(&f.json, "json", false, "print JSON for scripts")
 	switch cmd {
@@ -159,6 +179,21 @@ func dispatch(ctx context.Context, args []string, environ []string, stdout, stde
 		return runOperator(ctx, f, rest, environ, o)
 	}
 	return runAPI(ctx, f, rest, environ, o)
+}
+
+// dispatchBatch runs `blobcopy batch SUBCOMMAND`, a command of the HTTP API.
+func dispatchBatch(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"batch needs a subcommand: start, status, watch, abort or list"}
+	}
+	define, ok := batchCommands[args[0]]
+	if !ok {
+		return usageError{fmt.Sprintf("unknown batch subcommand %q (start, status, watch, abort, list)", args[0])}
+	}
+	f := newFlags("batch " + args[0])
+	f.fs.BoolVar(&f.json, "json", false, "print JSON for scripts")
+	define(f)
+	return runAPI(ctx, f, args[1:], environ, &output{stdout: stdout, stderr: stderr})
 }
 
 // runAPI runs a command of the HTTP API.
