@@ -356,8 +356,8 @@ func batchOutcome(b *batchView) error {
 	case b.Error != nil:
 		return exitError{1, fmt.Sprintf("batch %s ended %s: %s: %s", b.ID, b.Status, b.Error.Code, b.Error.Message)}
 	case b.Status == "failed":
-		return exitError{1, fmt.Sprintf("batch %s ended failed: %d of %d children did not copy (blobcopy list --status failed, or GET %s)",
-			b.ID, b.Matched-b.Counts["success"], b.Matched, b.ChildrenGetURI)}
+		return exitError{1, fmt.Sprintf("batch %s ended failed: %d of %d children did not copy (blobcopy list --batch %s --status failed)",
+			b.ID, b.Matched-b.Counts["success"], b.Matched, b.ID)}
 	}
 	return exitError{1, fmt.Sprintf("batch %s ended %s", b.ID, b.Status)}
 }
@@ -519,6 +519,9 @@ func (b *batchBar) update(v *batchView) {
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionThrottle(100 * time.Millisecond),
 			progressbar.OptionSpinnerType(14),
+			// The spinner turns at each status read: the library's own spinner ticker
+			// is not stopped by Exit, and would keep drawing a bar this one replaced.
+			progressbar.OptionSetSpinnerChangeInterval(0),
 			progressbar.OptionSetRenderBlankState(true),
 		}
 		if bytes {

@@ -74,6 +74,11 @@ func TestBatchCommandsAgainstTheHandler(t *testing.T) {
 		if !strings.Contains(r.stderr, "batch -> slowdemo:backup/mirror/") || !strings.Contains(r.stderr, "Success batch") || !strings.Contains(r.stderr, "100%") {
 			t.Errorf("progress bar output:\n%s", r.stderr)
 		}
+		// Bytes once the children's sizes are known; the counting spinner is not
+		// drawn again after the bar replaced it.
+		if _, after, ok := strings.Cut(r.stderr, "Running batch"); !ok || !strings.Contains(after, "KiB") || strings.Contains(after, "Enumerating") {
+			t.Errorf("bar after the children started:\n%q", after)
+		}
 		for _, name := range []string{"mirror/a.csv", "mirror/sub/b.csv", "mirror/c.csv"} {
 			if data, _ := s.sim.BlobData("slowdemo", "backup", name); len(data) < 64<<10 {
 				t.Errorf("%s holds %d bytes", name, len(data))
@@ -108,6 +113,11 @@ func TestBatchCommandsAgainstTheHandler(t *testing.T) {
 		var none []map[string]any
 		if l.code != 0 || json.Unmarshal([]byte(l.stdout), &none) != nil || len(none) != 0 {
 			t.Fatalf("list --status aborted --json: exit %d: %s", l.code, l.stdout)
+		}
+		kids := cli(t, env, "list", "--batch", waitedID, "--json")
+		var children []map[string]any
+		if kids.code != 0 || json.Unmarshal([]byte(kids.stdout), &children) != nil || len(children) != 3 {
+			t.Fatalf("list --batch: exit %d: %s", kids.code, kids.stdout)
 		}
 		l = cli(t, env, "batch", "list", "--json")
 		var all []map[string]any

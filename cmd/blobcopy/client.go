@@ -156,10 +156,13 @@ func (c *client) abort(ctx context.Context, id string, restore bool) (answer, er
 
 // list follows nextLink until every page is read (or limit jobs are), and returns
 // the raw job objects.
-func (c *client) list(ctx context.Context, status string, limit int) ([]json.RawMessage, error) {
+func (c *client) list(ctx context.Context, status, batch string, limit int) ([]json.RawMessage, error) {
 	q := url.Values{}
 	if status != "" {
 		q.Set("status", status)
+	}
+	if batch != "" {
+		q.Set("batch", batch)
 	}
 	path := "/api/copies"
 	if len(q) > 0 {

@@ -127,11 +127,12 @@ func defineList(f *flags) {
 	f.nargs, f.argsOf = 0, "no arguments"
 	status := f.fs.String("status", "", "only jobs in this status (pending, success, failed, aborted, ...)")
 	limit := f.fs.Int("limit", 0, "at most this many jobs (0: all)")
+	batchID := f.fs.String("batch", "", "only the children of this batch")
 	f.action = func(ctx context.Context, c *client, o *output) error {
 		if *limit < 0 {
 			return usageError{"--limit must not be negative"}
 		}
-		jobs, err := c.list(ctx, *status, *limit)
+		jobs, err := c.list(ctx, *status, *batchID, *limit)
 		if err != nil {
 			return o.failure(err)
 		}

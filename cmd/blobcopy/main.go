@@ -8,7 +8,7 @@
 //	blobcopy status ID
 //	blobcopy watch ID
 //	blobcopy abort ID [--restore]
-//	blobcopy list [--status S] [--limit N]
+//	blobcopy list [--status S] [--batch ID] [--limit N]
 //	blobcopy batch start SOURCE_CONTAINER_URL[/PREFIX] [ACCOUNT:]CONTAINER[/PREFIX] [--account A]
 //	               [--tier T] [--tag k=v]... [--metadata k=v]... [--overwrite=false]
 //	               [--lease-source] [--suffix S] [--modified-since T] [--wait]
@@ -59,7 +59,7 @@ commands:
   status ID                 show a copy (live progress while pending)
   watch ID                  progress bar until the copy ends; exit 0 only on success
   abort ID [--restore]      abort a pending copy (--restore: put back the snapshot taken at start)
-  list [--status S] [--limit N]   list copies, page after page
+  list [--status S] [--batch ID] [--limit N]   list copies (--batch: a batch's children)
 
 batch commands (every blob under a container or prefix, POST /api/batches):
   batch start SOURCE_CONTAINER_URL[/PREFIX] [ACCOUNT:]CONTAINER[/PREFIX]
