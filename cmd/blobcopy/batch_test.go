@@ -182,6 +182,12 @@ func TestBatchCommandsAgainstTheHandler(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, "ended failed: ContainerNotFound") || !strings.Contains(r.stdout, "error") {
 			t.Errorf("missing source container: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 		}
+		// Every child refused: the first batch's destinations exist.
+		r = cli(t, env, "batch", "start", srcURL, "slowdemo:backup/mirror/", "--suffix", ".csv", "--overwrite=false", "--wait", "--interval", "100ms")
+		if r.code != 1 || !strings.Contains(r.stderr, "ended failed: 3 of 3 children did not copy (blobcopy list --batch ") ||
+			!strings.Contains(r.stdout, "failure") {
+			t.Errorf("existing destinations: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
 		// Refused by the request: a source outside the configured accounts.
 		r = cli(t, env, "batch", "start", "https://example.com/c/", "backup")
 		if r.code != 1 || !strings.Contains(r.stderr, "400 ") || !strings.Contains(r.stderr, "(target source)") {
