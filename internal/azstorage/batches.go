@@ -1,19 +1,13 @@
 package azstorage
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
@@ -44,73 +38,38 @@ func (r *BatchRecords) blob(id string) *blockblob.Client {
 	return r.container.NewBlockBlobClient(batchPrefix + id + ".json")
 }
 
-func (r *BatchRecords) put(ctx context.Context, b *batch.Batch, cond *blob.ModifiedAccessConditions) error {
-	body, err := json.Marshal(b)
-	if err != nil {
-		return fmt.Errorf("encode batch %s: %w", b.ID, err)
-	}
+// batchMetadata is what a batch listing filters on.
+func batchMetadata(b *batch.Batch) map[string]*string {
 	md := map[string]*string{"active": to.Ptr(strconv.FormatBool(b.Active())), "status": to.Ptr(string(b.Status))}
 	if b.Owner != "" {
 		md["owner"] = to.Ptr(url.QueryEscape(b.Owner))
 	}
-	resp, err := r.blob(b.ID).UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
-		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-		Metadata:         md,
-		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
-	})
-	if err != nil {
-		return err
-	}
-	if resp.ETag != nil {
-		b.ETag = string(*resp.ETag)
-	}
-	return nil
+	return md
 }
 
 // Create stores a new batch; copyjob.ErrExists when the id is taken.
 func (r *BatchRecords) Create(ctx context.Context, b *batch.Batch) error {
-	err := r.put(ctx, b, &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)})
-	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
-		return fmt.Errorf("batch %s: %w", b.ID, copyjob.ErrExists)
-	}
-	if err != nil {
-		return fmt.Errorf("create batch record %s: %w", b.ID, mapBlobErr(err))
-	}
-	return nil
+	etag, err := createJSON(ctx, r.blob(b.ID), "batch", b.ID, b, batchMetadata(b))
+	setETag(&b.ETag, etag)
+	return err
 }
 
 // Get reads a batch.
 func (r *BatchRecords) Get(ctx context.Context, id string) (*batch.Batch, error) {
-	resp, err := r.blob(id).DownloadStream(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("read batch record %s: %w", id, mapBlobErr(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read batch record %s: %w: %w", id, copyjob.ErrUnavailable, concise(err))
-	}
 	var b batch.Batch
-	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&b); err != nil {
-		return nil, fmt.Errorf("decode batch record %s: %w", id, err)
+	etag, err := getJSON(ctx, r.blob(id), "batch", id, &b)
+	if err != nil {
+		return nil, err
 	}
-	if resp.ETag != nil {
-		b.ETag = string(*resp.ETag)
-	}
+	setETag(&b.ETag, etag)
 	return &b, nil
 }
 
 // Update replaces a batch if its ETag still matches (copyjob.ErrConflict otherwise).
 func (r *BatchRecords) Update(ctx context.Context, b *batch.Batch) error {
-	etag := azcore.ETag(b.ETag)
-	err := r.put(ctx, b, &blob.ModifiedAccessConditions{IfMatch: &etag})
-	if bloberror.HasCode(err, bloberror.ConditionNotMet) {
-		return fmt.Errorf("batch %s: %w", b.ID, copyjob.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("update batch record %s: %w", b.ID, mapBlobErr(err))
-	}
-	return nil
+	etag, err := updateJSON(ctx, r.blob(b.ID), "batch", b.ID, b, batchMetadata(b), b.ETag)
+	setETag(&b.ETag, etag)
+	return err
 }
 
 // List pages through batches, filtered on metadata before any document is read.

@@ -1,20 +1,15 @@
 package azstorage
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -52,74 +47,40 @@ func (r *Records) blob(id string) *blockblob.Client {
 	return r.container.NewBlockBlobClient(recordPrefix + id + ".json")
 }
 
-func (r *Records) put(ctx context.Context, job *copyjob.Job, cond *blob.ModifiedAccessConditions) error {
-	body, err := json.Marshal(job)
-	if err != nil {
-		return fmt.Errorf("encode job %s: %w", job.ID, err)
-	}
-	resp, err := r.blob(job.ID).UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
-		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-		Metadata:         recordMetadata(job),
-		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
-	})
-	if err != nil {
-		return err
-	}
-	if resp.ETag != nil {
-		job.ETag = string(*resp.ETag)
-	}
-	return nil
-}
-
 // Create stores a new record; copyjob.ErrExists when the id is taken.
 func (r *Records) Create(ctx context.Context, job *copyjob.Job) error {
-	err := r.put(ctx, job, &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)})
-	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
-		return fmt.Errorf("job %s: %w", job.ID, copyjob.ErrExists)
-	}
-	if err != nil {
-		return fmt.Errorf("create job record %s: %w", job.ID, mapBlobErr(err))
-	}
-	return nil
+	etag, err := createJSON(ctx, r.blob(job.ID), "job", job.ID, job, recordMetadata(job))
+	setETag(&job.ETag, etag)
+	return err
 }
 
 // Get reads a record.
 func (r *Records) Get(ctx context.Context, id string) (*copyjob.Job, error) {
-	resp, err := r.blob(id).DownloadStream(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("read job record %s: %w", id, mapBlobErr(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		// The answer broke mid-body (a reset connection): transient, like a lost answer.
-		return nil, fmt.Errorf("read job record %s: %w: %w", id, copyjob.ErrUnavailable, concise(err))
-	}
 	var job copyjob.Job
-	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&job); err != nil {
-		return nil, fmt.Errorf("decode job record %s: %w", id, err)
+	etag, err := getJSON(ctx, r.blob(id), "job", id, &job)
+	if err != nil {
+		return nil, err
 	}
-	if resp.ETag != nil {
-		job.ETag = string(*resp.ETag)
-	}
+	setETag(&job.ETag, etag)
 	return &job, nil
 }
 
 // Update replaces a record if its ETag still matches.
 func (r *Records) Update(ctx context.Context, job *copyjob.Job) error {
-	etag := azcore.ETag(job.ETag)
-	err := r.put(ctx, job, &blob.ModifiedAccessConditions{IfMatch: &etag})
-	if bloberror.HasCode(err, bloberror.ConditionNotMet) {
-		return fmt.Errorf("job %s: %w", job.ID, copyjob.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("update job record %s: %w", job.ID, mapBlobErr(err))
-	}
-	return nil
+	etag, err := updateJSON(ctx, r.blob(job.ID), "job", job.ID, job, recordMetadata(job), job.ETag)
+	setETag(&job.ETag, etag)
+	return err
 }
 
-// List pages through records, filtered by status. A page may hold fewer jobs than the
-// limit while NextMarker says more remain.
+// setETag keeps a document's ETag unless storage answered a new one.
+func setETag(dst *string, etag string) {
+	if etag != "" {
+		*dst = etag
+	}
+}
+
+// List pages through records newest first, filtered as copyjob.ListOptions says, from
+// the metadata each record is written with.
 func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.ListPage, error) {
 	// One List Blobs request reads the metadata of up to 5,000 records: the filters and
 	// the newest-first order come from it, and only the page's records are read.
