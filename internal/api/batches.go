@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/batch"
@@ -136,9 +135,8 @@ func (s *Server) handleBatchPost(w http.ResponseWriter, r *http.Request) {
 		s.resp.writeError(w, r, err)
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
-		s.resp.writeError(w, r, &requestError{status: http.StatusUnsupportedMediaType,
-			detail: ErrorDetail{Code: CodeUnsupportedMedia, Message: "send application/json"}})
+	if err := requireJSON(r); err != nil {
+		s.resp.writeError(w, r, err)
 		return
 	}
 	var req BatchRequest
@@ -153,15 +151,12 @@ func (s *Server) handleBatchPost(w http.ResponseWriter, r *http.Request) {
 	}
 	caller := callerFrom(r.Context())
 	submit.Owner = caller.Owner
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" {
-		key = r.Header.Get("Repeatability-Request-ID")
+	key, err := idempotencyKey(r)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
 	}
 	if key != "" {
-		if len(key) > 256 {
-			s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "Idempotency-Key", "the idempotency key is longer than 256 characters"))
-			return
-		}
 		kind, value := Caller{Owner: submit.Owner}.jobIDKey(key)
 		submit.ID = JobIDFor("batch-"+kind, value)
 	}

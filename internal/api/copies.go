@@ -25,9 +25,8 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 		s.events.serve(w, r, body)
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
-		s.resp.writeError(w, r, &requestError{status: http.StatusUnsupportedMediaType,
-			detail: ErrorDetail{Code: CodeUnsupportedMedia, Message: "send application/json"}})
+	if err := requireJSON(r); err != nil {
+		s.resp.writeError(w, r, err)
 		return
 	}
 	var req CopyRequest
@@ -54,15 +53,12 @@ func (s *Server) handlePost(w http.ResponseWriter, r *http.Request) {
 		start.Owner = caller.Owner // webhook-form jobs, like Event Grid's, have no owner
 	}
 	idCaller := Caller{Owner: start.Owner}
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" {
-		key = r.Header.Get("Repeatability-Request-ID")
+	key, err := idempotencyKey(r)
+	if err != nil {
+		s.resp.writeError(w, r, err)
+		return
 	}
 	if key != "" {
-		if len(key) > 256 {
-			s.resp.writeError(w, r, badRequest(string(copyjob.CodeInvalidRequest), "Idempotency-Key", "the idempotency key is longer than 256 characters"))
-			return
-		}
 		start.JobID = JobIDFor(idCaller.jobIDKey(key))
 	}
 	start.RequestHash = hash

@@ -142,6 +142,29 @@ func findUnknown(doc any, t reflect.Type, name, prefix string) (string, bool) {
 	return "", false
 }
 
+// requireJSON refuses a body sent as anything but JSON (415); no Content-Type is
+// taken as JSON.
+func requireJSON(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
+		return &requestError{status: http.StatusUnsupportedMediaType,
+			detail: ErrorDetail{Code: CodeUnsupportedMedia, Message: "send application/json"}}
+	}
+	return nil
+}
+
+// idempotencyKey is the request's Idempotency-Key (or Repeatability-Request-ID), ""
+// when it names none; a key over 256 characters is refused.
+func idempotencyKey(r *http.Request) (string, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		key = r.Header.Get("Repeatability-Request-ID")
+	}
+	if len(key) > 256 {
+		return "", badRequest(string(copyjob.CodeInvalidRequest), "Idempotency-Key", "the idempotency key is longer than 256 characters")
+	}
+	return key, nil
+}
+
 func fieldName(f string) string {
 	if f == "" {
 		return "the body"
