@@ -413,6 +413,9 @@ func (a *App) EnsureStorage(ctx context.Context) error {
 	if err := a.Records.EnsureContainer(ctx); err != nil {
 		return err
 	}
+	if why := a.Records.IndexRefusal(); why != "" {
+		a.Log.WarnContext(ctx, "the records account takes no blob index tags: the sweep for untracked starts lists every record instead (see docs/operations.md)", "err", why)
+	}
 	if err := a.Queue.EnsureQueues(ctx); err != nil {
 		return err
 	}

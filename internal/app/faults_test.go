@@ -3,11 +3,14 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 
@@ -159,4 +162,82 @@ func TestStorageOutageDuringTicks(t *testing.T) {
 	if r := h.startCopy(map[string]any{"source": src, "destination": map[string]any{"container": "dst", "blob": "after.txt"}}); r.status != http.StatusOK {
 		t.Errorf("start after restart: %d %s", r.status, r.body)
 	}
+}
+
+// TestStartWithoutItsMessageIsSweptOnAzurite: a start whose tracking message cannot be
+// enqueued leaves its record "starting" and untracked; once COPY_START_GRACE has passed,
+// the tick's sweep finds it through the records' blob index (one Find Blobs by Tags
+// request, no listing of the records), gives it a message, and the copy it started is
+// adopted and followed to its end.
+func TestStartWithoutItsMessageIsSweptOnAzurite(t *testing.T) {
+	watch := &storageWatch{failPutMessage: true}
+	h := newHarnessWith(t, map[string]string{"COPY_START_GRACE": "3s"}, watch)
+	h.sim.PutBlob(simAccount, "src", "unqueued.bin", []byte("no message"), nil)
+	h.sim.CreateContainer(simAccount, "dst")
+	job := h.startPending(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/unqueued.bin",
+		"destination": map[string]any{"account": "sim", "container": "dst", "blob": "unqueued.bin"}})
+	if rec := h.record(job.ID); rec.Status != copyjob.StatusStarting || rec.Tracked {
+		t.Fatalf("record after a start without its message: %s, tracked %v", rec.Status, rec.Tracked)
+	}
+	watch.set(false)
+	h.tickUntil("the untracked start swept up", func() bool { return h.record(job.ID).Status == copyjob.StatusPending })
+	if rec := h.record(job.ID); rec.CopyID != job.CopyID || !rec.Tracked {
+		t.Errorf("after the sweep: copy %s (started %s), tracked %v: want the started copy adopted", rec.CopyID, job.CopyID, rec.Tracked)
+	}
+	if err := h.sim.Complete(simAccount, "dst", "unqueued.bin"); err != nil {
+		t.Fatal(err)
+	}
+	h.tickUntil("the swept copy ends", func() bool { return h.record(job.ID).Status == copyjob.StatusSuccess })
+	if n := h.sim.RequestCount(copysim.OpCopyBlob); n != 1 {
+		t.Errorf("%d Copy Blob requests, want the one the start made", n)
+	}
+	// The one listing allowed is the takeover's: adopting the copy checks that no other
+	// job records it (a listing filtered on the copy id). A sweep that listed the records
+	// would add one per sweep.
+	finds, lists := watch.counts()
+	if finds == 0 || lists > 1 {
+		t.Errorf("the sweeps made %d Find Blobs by Tags and %d record listings: want the index used, no listing but the takeover's", finds, lists)
+	}
+}
+
+// storageWatch fails the app's Put Message to its tracking queue while told to, and
+// counts the requests that search the records: Find Blobs by Tags, and List Blobs of
+// the records.
+type storageWatch struct {
+	mu             sync.Mutex
+	failPutMessage bool
+	finds, lists   int
+}
+
+func (w *storageWatch) set(fail bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failPutMessage = fail
+}
+
+func (w *storageWatch) counts() (finds, lists int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.finds, w.lists
+}
+
+func (w *storageWatch) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	q := r.URL.Query()
+	w.mu.Lock()
+	switch {
+	case q.Get("comp") == "blobs" && q.Get("where") != "":
+		w.finds++
+	case q.Get("comp") == "list" && strings.HasPrefix(q.Get("prefix"), "jobs/"):
+		w.lists++
+	}
+	fail := w.failPutMessage && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/"+app.DefaultQueue+"/messages")
+	w.mu.Unlock()
+	if !fail {
+		return req.Next()
+	}
+	h := http.Header{}
+	h.Set("x-ms-error-code", "ServerBusy")
+	return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Server Busy", Header: h,
+		Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
 }

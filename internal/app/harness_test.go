@@ -87,6 +87,13 @@ var acct2 = azurite.NewAccount("acct2")
 
 func newHarness(t *testing.T, extra map[string]string) *harness {
 	t.Helper()
+	return newHarnessWith(t, extra)
+}
+
+// newHarnessWith adds policies to every storage client the app makes (per try: each
+// retry passes through them), to watch or fail its requests.
+func newHarnessWith(t *testing.T, extra map[string]string, policies ...policy.Policy) *harness {
+	t.Helper()
 	h := &harness{t: t, clock: &simClock{}, logs: &syncbuf.Buffer{}}
 	h.az = azurite.Start(t, azurite.Options{Accounts: []azurite.Account{acct2}})
 	h.sim = copysim.New(copysim.Options{Now: h.clock.Now})
@@ -113,7 +120,8 @@ func newHarness(t *testing.T, extra map[string]string) *harness {
 	// Quick retries: the tests inject 503s and restart Azurite; production keeps azcore's
 	// default exponential backoff.
 	storage := azstorage.Options{ClientOptions: azcore.ClientOptions{Retry: policy.RetryOptions{
-		MaxRetries: 3, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond, TryTimeout: 10 * time.Second}}}
+		MaxRetries: 3, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond, TryTimeout: 10 * time.Second},
+		PerRetryPolicies: policies}}
 	a, err := app.New(repoRoot(t), funchost.NewSettings(values), app.Options{Logger: log, Storage: storage})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)

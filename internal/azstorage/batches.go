@@ -49,7 +49,7 @@ func batchMetadata(b *batch.Batch) map[string]*string {
 
 // Create stores a new batch; copyjob.ErrExists when the id is taken.
 func (r *BatchRecords) Create(ctx context.Context, b *batch.Batch) error {
-	etag, err := createJSON(ctx, r.blob(b.ID), "batch", b.ID, b, batchMetadata(b))
+	etag, err := createJSON(ctx, r.blob(b.ID), "batch", b.ID, b, labels{metadata: batchMetadata(b)})
 	setETag(&b.ETag, etag)
 	return err
 }
@@ -67,7 +67,7 @@ func (r *BatchRecords) Get(ctx context.Context, id string) (*batch.Batch, error)
 
 // Update replaces a batch if its ETag still matches (copyjob.ErrConflict otherwise).
 func (r *BatchRecords) Update(ctx context.Context, b *batch.Batch) error {
-	etag, err := updateJSON(ctx, r.blob(b.ID), "batch", b.ID, b, batchMetadata(b), b.ETag)
+	etag, err := updateJSON(ctx, r.blob(b.ID), "batch", b.ID, b, labels{metadata: batchMetadata(b)}, b.ETag)
 	setETag(&b.ETag, etag)
 	return err
 }

@@ -50,7 +50,7 @@ func unique(prefix string) string { return fmt.Sprintf("%s%d", prefix, seq.Add(1
 
 // azuriteAccount is the dev account's adapter; with faults, requests go through it and
 // are not retried (each injected fault reaches the classification).
-func azuriteAccount(t *testing.T, az *azurite.Instance, faults *faultPolicy) (*azstorage.Account, config.StorageAccount, azstorage.Options) {
+func azuriteAccount(t *testing.T, az *azurite.Instance, faults *faultPolicy, extra ...policy.Policy) (*azstorage.Account, config.StorageAccount, azstorage.Options) {
 	t.Helper()
 	cfg := config.StorageAccount{Name: azurite.DevAccountName, BlobEndpoint: az.BlobEndpoint(azurite.DevAccountName),
 		QueueEndpoint: az.QueueEndpoint(azurite.DevAccountName), AccountKey: az.Key(azurite.DevAccountName)}
@@ -60,6 +60,7 @@ func azuriteAccount(t *testing.T, az *azurite.Instance, faults *faultPolicy) (*a
 		copts.Retry = oneAnswer
 		copts.PerRetryPolicies = append(copts.PerRetryPolicies, faults)
 	}
+	copts.PerRetryPolicies = append(copts.PerRetryPolicies, extra...)
 	opts := azstorage.Options{ClientOptions: copts}
 	a, err := azstorage.NewAccount("", cfg, opts)
 	if err != nil {
@@ -79,6 +80,40 @@ func TestContractRecordsOnAzurite(t *testing.T) {
 		}
 		return faultyRecords{r, faults}
 	})
+}
+
+// TestContractRecordsWithoutBlobIndex: on an account that refuses blob index tags (one
+// with a hierarchical namespace has no blob index; Azurite has one, so a policy refuses
+// x-ms-tags here), EnsureContainer's probe notices, records are written without tags,
+// and Untracked lists instead: the same contract holds.
+func TestContractRecordsWithoutBlobIndex(t *testing.T) {
+	az := azurite.Start(t, azurite.Options{})
+	contract.RunRecords(t, func(t *testing.T) copyjob.Records {
+		faults := &faultPolicy{}
+		a, _, _ := azuriteAccount(t, az, faults, refuseTags{})
+		r := azstorage.NewRecords(a, unique("records"))
+		if err := r.EnsureContainer(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if r.IndexRefusal() == "" {
+			t.Fatal("EnsureContainer did not notice that the account refuses blob index tags")
+		}
+		return faultyRecords{r, faults}
+	})
+}
+
+// refuseTags answers a request carrying blob index tags, or searching them, as an
+// account without the blob index would (400; the code is illustrative).
+type refuseTags struct{}
+
+func (refuseTags) Do(req *policy.Request) (*http.Response, error) {
+	if len(req.Raw().Header["x-ms-tags"]) == 0 && req.Raw().URL.Query().Get("comp") != "blobs" { // the SDK sets lowercase keys
+		return req.Next()
+	}
+	h := http.Header{}
+	h.Set("x-ms-error-code", "FeatureNotSupportedForAccount")
+	return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Header: h,
+		Body: io.NopCloser(strings.NewReader("")), Request: req.Raw()}, nil
 }
 
 type faultyRecords struct {

@@ -20,15 +20,24 @@ import (
 // metadata a listing filters on: what the job records and the batch records share.
 // kind names the document in errors ("job", "batch").
 
-// putJSON writes v with its metadata under the condition and returns the new ETag.
-func putJSON(ctx context.Context, bc *blockblob.Client, kind, id string, v any, md map[string]*string, cond *blob.ModifiedAccessConditions) (string, error) {
+// labels are what a document is found by without reading it, written by the same Put
+// Blob as the document: metadata (returned by List Blobs) and blob index tags (searched
+// by Find Blobs by Tags). A write replaces both.
+type labels struct {
+	metadata map[string]*string
+	tags     map[string]string // nil: none (an account without the blob index)
+}
+
+// putJSON writes v with its labels under the condition and returns the new ETag.
+func putJSON(ctx context.Context, bc *blockblob.Client, kind, id string, v any, l labels, cond *blob.ModifiedAccessConditions) (string, error) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return "", fmt.Errorf("encode %s %s: %w", kind, id, err)
 	}
 	resp, err := bc.UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
 		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-		Metadata:         md,
+		Metadata:         l.metadata,
+		Tags:             l.tags,
 		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
 	})
 	if err != nil {
@@ -41,8 +50,8 @@ func putJSON(ctx context.Context, bc *blockblob.Client, kind, id string, v any, 
 }
 
 // createJSON writes a new document; copyjob.ErrExists when the name is taken.
-func createJSON(ctx context.Context, bc *blockblob.Client, kind, id string, v any, md map[string]*string) (string, error) {
-	etag, err := putJSON(ctx, bc, kind, id, v, md, &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)})
+func createJSON(ctx context.Context, bc *blockblob.Client, kind, id string, v any, l labels) (string, error) {
+	etag, err := putJSON(ctx, bc, kind, id, v, l, &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)})
 	if bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet) {
 		return "", fmt.Errorf("%s %s: %w", kind, id, copyjob.ErrExists)
 	}
@@ -54,9 +63,9 @@ func createJSON(ctx context.Context, bc *blockblob.Client, kind, id string, v an
 
 // updateJSON replaces the document if its ETag is still etag; copyjob.ErrConflict
 // otherwise.
-func updateJSON(ctx context.Context, bc *blockblob.Client, kind, id string, v any, md map[string]*string, etag string) (string, error) {
+func updateJSON(ctx context.Context, bc *blockblob.Client, kind, id string, v any, l labels, etag string) (string, error) {
 	match := azcore.ETag(etag)
-	newTag, err := putJSON(ctx, bc, kind, id, v, md, &blob.ModifiedAccessConditions{IfMatch: &match})
+	newTag, err := putJSON(ctx, bc, kind, id, v, l, &blob.ModifiedAccessConditions{IfMatch: &match})
 	if bloberror.HasCode(err, bloberror.ConditionNotMet) {
 		return "", fmt.Errorf("%s %s: %w", kind, id, copyjob.ErrConflict)
 	}

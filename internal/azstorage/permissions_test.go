@@ -62,6 +62,7 @@ const (
 	blobWrite     = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"
 	blobDelete    = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete"
 	blobTagsWrite = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write"
+	blobFilter    = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/filter/action"
 	containerWrt  = "Microsoft.Storage/storageAccounts/blobServices/containers/write"
 	delegationKey = "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"
 	queueWrite    = "Microsoft.Storage/storageAccounts/queueServices/queues/write"
@@ -100,13 +101,16 @@ var sdkPermissions = map[string]sdkCall{
 	"lease.BlobClient.ReleaseLease":              {"Lease Blob", leaseNeeds},
 	"container.Client.Create":                    {"Create Container", []need{{[]string{appAccount}, []string{containerWrt}, "records container"}}},
 	"container.Client.NewListBlobsFlatPager":     {"List Blobs", []need{{[]string{appAccount}, []string{blobRead}, "list job records"}}},
-	"blockblob.Client.UploadBuffer":              {"Put Blob", []need{{[]string{appAccount}, []string{blobWrite}, "write job records"}}},
-	"blockblob.Client.DownloadStream":            {"Get Blob", []need{{[]string{appAccount}, []string{blobRead}, "read job records"}}},
-	"azqueue.QueueClient.Create":                 {"Create Queue", []need{{[]string{appAccount}, []string{queueWrite}, "tracking and poison queues"}}},
-	"azqueue.QueueClient.EnqueueMessage":         {"Put Message", []need{{[]string{appAccount}, []string{msgAdd}, "tracking message, poison entry"}}},
-	"azqueue.QueueClient.DequeueMessages":        {"Get Messages", []need{{[]string{appAccount}, []string{msgProcess}, "status tick"}}},
-	"azqueue.QueueClient.UpdateMessage":          {"Update Message", []need{{[]string{appAccount}, []string{msgWrite}, "reschedule a poll"}}},
-	"azqueue.QueueClient.DeleteMessage":          {"Delete Message", []need{{[]string{appAccount}, []string{msgProcess}, "finished or poisoned message"}}},
+	"blockblob.Client.UploadBuffer": {"Put Blob", []need{{[]string{appAccount}, []string{blobWrite, blobTagsWrite},
+		"write job records with their blob index tag (x-ms-tags)"}}},
+	"container.Client.FilterBlobs": {"Find Blobs by Tags", []need{{[]string{appAccount}, []string{blobFilter},
+		"the sweep finds untracked starts by their tag"}}},
+	"blockblob.Client.DownloadStream":     {"Get Blob", []need{{[]string{appAccount}, []string{blobRead}, "read job records"}}},
+	"azqueue.QueueClient.Create":          {"Create Queue", []need{{[]string{appAccount}, []string{queueWrite}, "tracking and poison queues"}}},
+	"azqueue.QueueClient.EnqueueMessage":  {"Put Message", []need{{[]string{appAccount}, []string{msgAdd}, "tracking message, poison entry"}}},
+	"azqueue.QueueClient.DequeueMessages": {"Get Messages", []need{{[]string{appAccount}, []string{msgProcess}, "status tick"}}},
+	"azqueue.QueueClient.UpdateMessage":   {"Update Message", []need{{[]string{appAccount}, []string{msgWrite}, "reschedule a poll"}}},
+	"azqueue.QueueClient.DeleteMessage":   {"Delete Message", []need{{[]string{appAccount}, []string{msgProcess}, "finished or poisoned message"}}},
 	// Methods that send no request: they build clients or sign locally.
 	"azqueue.QueueClient.URL":                        {},
 	"blob.Client.URL":                                {},

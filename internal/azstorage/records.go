@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -20,9 +21,15 @@ import (
 // Records stores job records as JSON blobs ("jobs/<id>.json") in one container,
 // written with ETag concurrency. The status, the owner and the batch are mirrored in blob metadata
 // (written by the same Put Blob as the document) so a listing filters without reading
-// every document.
+// every document, and a blob index tag marks the starts that may need the sweep (see
+// Untracked).
 type Records struct {
 	container *container.Client
+	// noIndex: the account has a hierarchical namespace, where Azure supports no blob
+	// index tags (a Put Blob carrying x-ms-tags would be refused), so records carry
+	// none and Untracked lists every record instead. Set once by EnsureContainer.
+	noIndex      atomic.Bool
+	indexRefusal atomic.Value // string
 }
 
 var _ copyjob.Records = (*Records)(nil)
@@ -34,14 +41,43 @@ func NewRecords(a *Account, containerName string) *Records {
 	return &Records{container: a.Service.NewContainerClient(containerName)}
 }
 
-// EnsureContainer creates the container if needed.
+// EnsureContainer creates the container if needed and learns whether records can carry
+// blob index tags: it writes a small probe blob with a tag, and when storage refuses
+// that for good (an account with a hierarchical namespace, which has no blob index, or
+// an identity without tags/write) but takes the same write without the tag, records are
+// written without tags from then on and the sweep lists every record instead (see
+// Untracked). It fails rather than guess, so that setup runs again.
 func (r *Records) EnsureContainer(ctx context.Context) error {
 	_, err := r.container.Create(ctx, nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 		return fmt.Errorf("create container: %w", err)
 	}
+	probe := r.container.NewBlockBlobClient(indexProbe)
+	_, tagged := probe.UploadBuffer(ctx, nil, &blockblob.UploadBufferOptions{Tags: map[string]string{sweepTag: "no"}})
+	if tagged == nil {
+		r.noIndex.Store(false)
+		return nil
+	}
+	if errors.Is(mapBlobErr(tagged), copyjob.ErrUnavailable) {
+		return fmt.Errorf("probe the records account's blob index: %w", mapBlobErr(tagged))
+	}
+	if _, err := probe.UploadBuffer(ctx, nil, nil); err != nil {
+		return fmt.Errorf("write to the records container: %w", mapBlobErr(err))
+	}
+	r.noIndex.Store(true)
+	r.indexRefusal.Store(concise(tagged).Error())
 	return nil
 }
+
+// IndexRefusal says why records carry no blob index tags ("" when they do), for the
+// start-up log.
+func (r *Records) IndexRefusal() string {
+	v, _ := r.indexRefusal.Load().(string)
+	return v
+}
+
+// indexProbe is the blob EnsureContainer writes; outside "jobs/", so no listing sees it.
+const indexProbe = "blobcopy-index-probe"
 
 func (r *Records) blob(id string) *blockblob.Client {
 	return r.container.NewBlockBlobClient(recordPrefix + id + ".json")
@@ -49,7 +85,7 @@ func (r *Records) blob(id string) *blockblob.Client {
 
 // Create stores a new record; copyjob.ErrExists when the id is taken.
 func (r *Records) Create(ctx context.Context, job *copyjob.Job) error {
-	etag, err := createJSON(ctx, r.blob(job.ID), "job", job.ID, job, recordMetadata(job))
+	etag, err := createJSON(ctx, r.blob(job.ID), "job", job.ID, job, r.labels(job))
 	setETag(&job.ETag, etag)
 	return err
 }
@@ -67,9 +103,81 @@ func (r *Records) Get(ctx context.Context, id string) (*copyjob.Job, error) {
 
 // Update replaces a record if its ETag still matches.
 func (r *Records) Update(ctx context.Context, job *copyjob.Job) error {
-	etag, err := updateJSON(ctx, r.blob(job.ID), "job", job.ID, job, recordMetadata(job), job.ETag)
+	etag, err := updateJSON(ctx, r.blob(job.ID), "job", job.ID, job, r.labels(job), job.ETag)
 	setETag(&job.ETag, etag)
 	return err
+}
+
+// sweepTag is the blob index tag that marks a record copyjob.NeedsSweep holds for
+// ("yes"; "no" otherwise: every write carries it, so the index never keeps a stale
+// "yes" once a write has replaced it).
+const sweepTag = "untrackedStart"
+
+func (r *Records) labels(job *copyjob.Job) labels {
+	l := labels{metadata: recordMetadata(job)}
+	if !r.noIndex.Load() {
+		l.tags = map[string]string{sweepTag: "no"}
+		if copyjob.NeedsSweep(job) {
+			l.tags[sweepTag] = "yes"
+		}
+	}
+	return l
+}
+
+// Untracked finds the records tagged as untracked starts with one Find Blobs by Tags
+// request per 5,000 (on an account without the blob index, it lists every record's
+// metadata and returns the "starting" ones that are no batch's children). Azure updates
+// the blob index asynchronously, so a record written a moment ago may be missing or
+// out of date here: the sweep reads each and runs again later.
+func (r *Records) Untracked(ctx context.Context, marker string) ([]string, string, error) {
+	if r.noIndex.Load() {
+		return r.untrackedByListing(ctx, marker)
+	}
+	opts := &container.FilterBlobsOptions{MaxResults: to.Ptr(int32(5000))}
+	if marker != "" {
+		opts.Marker = to.Ptr(marker)
+	}
+	resp, err := r.container.FilterBlobs(ctx, fmt.Sprintf("%q = 'yes'", sweepTag), opts)
+	if err != nil && marker == "" && !errors.Is(mapBlobErr(err), copyjob.ErrUnavailable) {
+		// Refused for good (an identity without blobs/filter/action): list instead.
+		return r.untrackedByListing(ctx, marker)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("find the untracked starts: %w", mapBlobErr(err))
+	}
+	var ids []string
+	for _, item := range resp.Blobs {
+		if item.Name == nil || !strings.HasPrefix(*item.Name, recordPrefix) {
+			continue
+		}
+		ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(*item.Name, recordPrefix), ".json"))
+	}
+	return ids, deref(resp.NextMarker), nil
+}
+
+// untrackedByListing pages through every record's metadata (one List Blobs request
+// per 5,000); the metadata does not say whether a message follows, so it returns every
+// "starting" record that is no batch's child.
+func (r *Records) untrackedByListing(ctx context.Context, marker string) ([]string, string, error) {
+	opts := &container.ListBlobsFlatOptions{Prefix: to.Ptr(recordPrefix), MaxResults: to.Ptr(int32(5000)),
+		Include: container.ListBlobsInclude{Metadata: true}}
+	if marker != "" {
+		opts.Marker = to.Ptr(marker)
+	}
+	resp, err := r.container.NewListBlobsFlatPager(opts).NextPage(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("list job records: %w", mapBlobErr(err))
+	}
+	var ids []string
+	for _, item := range resp.Segment.BlobItems {
+		if item.Name == nil {
+			continue
+		}
+		if e := listEntry(item); e.Status == copyjob.StatusStarting && e.Batch == "" {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids, deref(resp.NextMarker), nil
 }
 
 // setETag keeps a document's ETag unless storage answered a new one.

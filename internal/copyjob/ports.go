@@ -189,6 +189,21 @@ type Records interface {
 	// sets job.ETag to the new one.
 	Update(ctx context.Context, job *Job) error
 	List(ctx context.Context, opts ListOptions) (ListPage, error)
+	// Untracked returns a page of the ids of the records for which NeedsSweep holds:
+	// the sweep's candidates (see Service.sweep), so the sweep costs what there is to
+	// find, not a listing of every record. A store may answer from an index that lags
+	// its writes (azstorage: Azure's blob index tags, updated asynchronously), so a page
+	// may name a record that no longer needs sweeping and, for a while after a write,
+	// miss one that does: callers read each record and decide again, and a later sweep
+	// finds a late one. next is "" after the last page.
+	Untracked(ctx context.Context, marker string) (ids []string, next string, err error)
+}
+
+// NeedsSweep tells whether a record may be a start left without a tracking message: it
+// is "starting", no message follows it (Tracked is false), and it is not a batch's child
+// (the batch tick takes those over). Stores index records on it (see Records.Untracked).
+func NeedsSweep(job *Job) bool {
+	return job.Status == StatusStarting && !job.Tracked && job.Batch == ""
 }
 
 // Message is a tracking message as dequeued.

@@ -565,7 +565,10 @@ func (s *Service) sweepStarved() {
 // creating its record and before enqueuing. Start enqueues a message only when work is
 // left to the tick (see track), so this is what finds such a record; its message then
 // takes the start over like any other (resumeIfAbandoned). Records younger than
-// StartGrace are left alone: their start's claim may still be live.
+// StartGrace are left alone: their start's claim may still be live. The candidates come
+// from Records.Untracked, an index of such records, so a sweep costs one request plus a
+// read per candidate, not a listing of every record (it once ran inside the tick and
+// cost the steady 10,000-job tick two thirds of its rate).
 //
 // The message is enqueued before the record says Tracked, so a crash in between leaves
 // two messages at worst, never none. A second message is harmless: every transition is
@@ -574,27 +577,35 @@ func (s *Service) sweepStarved() {
 // by their next visit.
 func (s *Service) sweep(ctx context.Context) int {
 	log := s.log.With("operation", "sweep")
-	opts := ListOptions{Status: StatusStarting, CreatedBefore: s.cfg.Now().UTC().Add(-s.cfg.StartGrace), Limit: 1000}
-	swept := 0
+	cutoff := s.cfg.Now().UTC().Add(-s.cfg.StartGrace)
+	swept, marker := 0, ""
 	for {
-		page, err := s.records.List(ctx, opts)
+		ids, next, err := s.records.Untracked(ctx, marker)
 		if err != nil {
-			log.WarnContext(ctx, "cannot list the starting jobs; the next tick sweeps again", "err", err)
+			log.WarnContext(ctx, "cannot list the untracked starts; the next tick sweeps again", "err", err)
 			s.sweepStarved()
 			return swept
 		}
-		for _, job := range page.Jobs {
-			if job.Status != StatusStarting || job.Tracked || job.Batch != "" || s.claimLive(job) {
-				continue // a batch's children are taken over by the batch tick
+		for _, id := range ids {
+			job, err := s.records.Get(ctx, id)
+			if err != nil {
+				if !errors.Is(err, ErrNotFound) {
+					log.WarnContext(ctx, "cannot read a start that may be untracked; the next sweep tries again", "jobId", id, "err", err)
+				}
+				continue
+			}
+			// The index may lag: decide from the record itself.
+			if !NeedsSweep(job) || !job.CreatedAt.Before(cutoff) || s.claimLive(job) {
+				continue
 			}
 			if s.trackSwept(ctx, job, log.With("jobId", job.ID)) {
 				swept++
 			}
 		}
-		if page.NextMarker == "" || ctx.Err() != nil {
+		if next == "" || ctx.Err() != nil {
 			return swept
 		}
-		opts.Marker = page.NextMarker
+		marker = next
 	}
 }
 

@@ -134,6 +134,24 @@ func (r *Records) List(_ context.Context, opts copyjob.ListOptions) (copyjob.Lis
 	return page, nil
 }
 
+// Untracked implements copyjob.Records: every record for which copyjob.NeedsSweep
+// holds, in one page (the fake's index never lags).
+func (r *Records) Untracked(_ context.Context, marker string) ([]string, string, error) {
+	if err := r.enter(OpList); err != nil {
+		return nil, "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	for id, d := range r.docs {
+		if copyjob.NeedsSweep(decode(d)) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, "", nil
+}
+
 // Put writes job whatever is stored (no ETag check, no faults) and sets job.ETag: the
 // way to build a state by hand.
 func (r *Records) Put(job *copyjob.Job) {

@@ -21,6 +21,7 @@ func RunRecords(t *testing.T, newRecords func(t *testing.T) copyjob.Records) {
 	t.Run("concurrent updates", func(t *testing.T) { recordsRace(t, newRecords(t)) })
 	t.Run("list pages", func(t *testing.T) { recordsList(t, newRecords(t)) })
 	t.Run("list by owner", func(t *testing.T) { recordsListByOwner(t, newRecords(t)) })
+	t.Run("untracked starts", func(t *testing.T) { recordsUntracked(t, newRecords(t)) })
 	t.Run("transient faults", func(t *testing.T) { recordsTransient(t, newRecords(t)) })
 }
 
@@ -204,6 +205,75 @@ func recordsList(t *testing.T, r copyjob.Records) {
 	}
 	if _, err := r.List(ctx(t), copyjob.ListOptions{Limit: 2, Marker: "garbage"}); !errors.Is(err, copyjob.ErrInvalidMarker) {
 		t.Errorf("List with a foreign marker: %v, want ErrInvalidMarker", err)
+	}
+}
+
+// recordsUntracked: Untracked names every record NeedsSweep holds for, and no record
+// that is past "starting" or a batch's child, once the store's index has caught up with
+// the writes (a few seconds at most here); a "starting" record a message follows may be
+// named (a store without an index cannot tell): the sweep reads each and decides.
+func recordsUntracked(t *testing.T, r copyjob.Records) {
+	mk := func(id string, status copyjob.Status, edit func(*copyjob.Job)) *copyjob.Job {
+		j := newJob(id, status)
+		if edit != nil {
+			edit(j)
+		}
+		if err := r.Create(ctx(t), j); err != nil {
+			t.Fatalf("Create %s: %v", id, err)
+		}
+		return j
+	}
+	crashed := mk("job-untracked", copyjob.StatusStarting, nil)
+	mk("job-tracked", copyjob.StatusStarting, func(j *copyjob.Job) { j.Tracked = true })
+	mk("job-pending", copyjob.StatusPending, nil)
+	mk("job-child", copyjob.StatusStarting, func(j *copyjob.Job) { j.Batch = "b-untracked" })
+	moved := mk("job-moved-on", copyjob.StatusStarting, nil)
+	moved.Status = copyjob.StatusPending
+	if err := r.Update(ctx(t), moved); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	untracked := func() []string {
+		t.Helper()
+		var ids []string
+		marker := ""
+		for {
+			page, next, err := r.Untracked(ctx(t), marker)
+			if err != nil {
+				t.Fatalf("Untracked: %v", err)
+			}
+			ids = append(ids, page...)
+			if next == "" {
+				return ids
+			}
+			marker = next
+		}
+	}
+	settled := func(ok func([]string) bool) []string {
+		t.Helper()
+		var ids []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if ids = untracked(); ok(ids) || time.Now().After(deadline) {
+				return ids
+			}
+		}
+	}
+	want := func(ids []string) bool {
+		return slices.Contains(ids, crashed.ID) && !slices.Contains(ids, "job-pending") &&
+			!slices.Contains(ids, "job-child") && !slices.Contains(ids, moved.ID)
+	}
+	if ids := settled(want); !want(ids) {
+		t.Errorf("Untracked = %v: want job-untracked, and none of job-pending, job-child, job-moved-on", ids)
+	}
+	crashed.Tracked = true
+	if err := r.Update(ctx(t), crashed); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	// Once tracked, a store with an index drops it; one without may still name it (it
+	// cannot tell), so only a store that named job-tracked above is excused.
+	indexed := !slices.Contains(untracked(), "job-tracked")
+	gone := func(ids []string) bool { return !slices.Contains(ids, crashed.ID) }
+	if ids := settled(gone); indexed && !gone(ids) {
+		t.Errorf("Untracked = %v after job-untracked became tracked", ids)
 	}
 }
 
