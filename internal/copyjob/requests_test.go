@@ -152,8 +152,9 @@ func TestPostponedStartIsTracked(t *testing.T) {
 	h.wantMessages(1)
 }
 
-// The sweep lists the records at most once per half StartGrace, however often the tick
-// runs: its cost is one List Blobs request per 5,000 records per sweep.
+// The sweep looks for untracked starts at most once per half StartGrace, however often
+// the tick runs: its cost is one Find Blobs by Tags request per sweep (azstorage; a
+// listing of the records on an account without the blob index).
 func TestSweepRunsAtMostTwicePerStartGrace(t *testing.T) {
 	h := newHarness(t)
 	grace := h.svc.Config().StartGrace
@@ -164,5 +165,51 @@ func TestSweepRunsAtMostTwicePerStartGrace(t *testing.T) {
 	}
 	if n := h.Records.Calls(copyjobtest.OpList); n > 5 || n < 4 {
 		t.Fatalf("%d listings in %d ticks over %s, want 4 or 5 (one per %s)", n, ticks, 2*grace, grace/2)
+	}
+}
+
+// Issue 13: each option adds only its own REST calls. The tick that sees a pending copy
+// end costs the same with leaseSource as without, plus the Release Lease: the lease is
+// released before the terminal write, which records it (see releaseFirst), instead of
+// under an effects claim that a second write gives back.
+func TestCompletionRequestBudget(t *testing.T) {
+	tests := []struct {
+		name string
+		req  copyjob.StartRequest
+		want map[string]int
+	}{
+		{name: "plain", req: copyjob.StartRequest{Source: srcURL, Destination: dstRef},
+			want: map[string]int{copyjobtest.OpDequeue: 1, copyjobtest.OpGet: 1, copyjobtest.OpCopyState: 1,
+				copyjobtest.OpUpdate: 1, copyjobtest.OpDelete: 1}},
+		{name: "leaseSource", req: leasedReq(),
+			want: map[string]int{copyjobtest.OpDequeue: 1, copyjobtest.OpGet: 1, copyjobtest.OpCopyState: 1,
+				copyjobtest.OpReleaseLease: 1, copyjobtest.OpUpdate: 1, copyjobtest.OpDelete: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			job := h.start(tt.req)
+			h.tickAfter(h.svc.Config().FirstPoll) // a first poll (and this tick's sweep)
+			if err := h.Blobs.CompleteCopy(dstRef); err != nil {
+				t.Fatal(err)
+			}
+			before := storageOps(h)
+			h.tickAfter(30 * time.Second) // no sweep is due yet
+			got := storageOps(h)
+			for op, n := range before {
+				if got[op] -= n; got[op] == 0 {
+					delete(got, op)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("the completing tick's storage operations %v, want %v", got, tt.want)
+			}
+			rec := h.wantStatus(job.ID, copyjob.StatusSuccess)
+			h.wantMessages(0)
+			if tt.req.Options.LeaseSource {
+				h.wantLeaseReleased(rec)
+				h.wantNoLeases()
+			}
+		})
 	}
 }

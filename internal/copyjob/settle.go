@@ -20,10 +20,15 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 	defer cancel()
 	started := cloneJob(job) // what a start knows that its record does not yet say
 	now := s.cfg.Now().UTC()
+	released := s.releaseFirst(bctx, job, actor, log)
 	var claim *Claim
 	err := s.write(bctx, job, func(j *Job) error {
 		if err := guard(j); err != nil {
 			return err
+		}
+		if released != nil && j.Lease != nil && j.Lease.ID == released.ID && leaseHeld(j) {
+			lease := *released
+			j.Lease = &lease
 		}
 		if j.Status == StatusStarting {
 			j.CopyID, j.StartedAt, j.Attempts, j.Lease = started.CopyID, started.StartedAt, started.Attempts, started.Lease
@@ -62,6 +67,30 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 		s.effects(bctx, job, claim.Token, log)
 	}
 	return nil
+}
+
+// releaseFirst releases the source lease of a pending job whose copy a poll saw end,
+// before the terminal write, when the release is the transition's only effect (no
+// callback to send): the write then records the released lease and needs no effects
+// claim, so leaseSource costs its release and nothing more (one write, not two). The
+// effects claim exists to send a callback exactly once; a release needs none: the copy
+// has ended, and releasing again is harmless (the lease is found free and recorded
+// released), which is what happens after a crash between the release and the write,
+// or when another actor settles first. It returns the lease as released (nil when it
+// released nothing): the write applies it only to the same lease id.
+func (s *Service) releaseFirst(ctx context.Context, job *Job, actor Actor, log *slog.Logger) *Lease {
+	if actor != ActorTick || job.Status != StatusPending || !leaseHeld(job) || job.Lease.State != LeaseHeld {
+		return nil
+	}
+	if s.notifier != nil && job.Callback != nil && job.Callback.DeliveredAt == nil && !job.Callback.GaveUp {
+		return nil // the callback needs the effects claim: the lease is released under it
+	}
+	lease := *job.Lease
+	probe := &Job{ID: job.ID, Lease: &lease, Source: job.Source}
+	if !s.releaseLease(ctx, probe, log) {
+		return nil // a transient failure: the effects claim retries it
+	}
+	return probe.Lease
 }
 
 // pendingGuard lets a poll make the terminal transition of the pending copy it read,

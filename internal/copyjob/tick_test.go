@@ -241,7 +241,12 @@ func TestTickRetriesTransientErrors(t *testing.T) {
 		{name: "records read", fault: func(h *harness) { h.Records.FailNext(copyjobtest.OpGet, errBusy) }},
 		{name: "outcome write", fault: func(h *harness) { h.Records.FailNext(copyjobtest.OpUpdate, errBusy) }},
 		{name: "message delete", fault: func(h *harness) { h.Queue.FailNext(copyjobtest.OpDelete, errBusy) }},
-		{name: "lease release", fault: func(h *harness) { h.Blobs.FailNext(copyjobtest.OpReleaseLease, errBusy) }},
+		// Twice: the poll's release before the terminal write, then the effects claim's
+		// (see releaseFirst); a single failure is retried within the same visit.
+		{name: "lease release", fault: func(h *harness) {
+			h.Blobs.FailNext(copyjobtest.OpReleaseLease, errBusy)
+			h.Blobs.FailNext(copyjobtest.OpReleaseLease, errBusy)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
