@@ -205,8 +205,12 @@ func (e *env) startHandler(name string, values map[string]string) (*handlerProc,
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			h.ready = time.Since(h.started)
-			return h, nil
+			if h.ready == 0 {
+				h.ready = time.Since(h.started) // the cold start: exec to the first answer
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return h, nil // storage is set up too (it answers 503 until then)
+			}
 		}
 		select {
 		case <-h.done:
