@@ -77,9 +77,10 @@ func (b *bareSDK) startCopy(ctx context.Context, name string) error {
 	return err
 }
 
-// sequence is what the app does for a same-account start: enqueue the tracking
-// message, create the job record, Copy Blob, read the destination's properties
-// (the app does, for the byte count), update the record, delete the message.
+// sequence is what the app does for a same-account start that ends at once (since the
+// shorter start of issue 13, no tracking message): create the job record (with its blob
+// index tag), Copy Blob, read the destination's properties (for the byte count), update
+// the record.
 func (b *bareSDK) sequence(ctx context.Context, name string) error {
 	now := time.Now().UTC()
 	job := copyjob.Job{
@@ -92,17 +93,13 @@ func (b *bareSDK) sequence(ctx context.Context, name string) error {
 		UpdatedAt:   now,
 		RequestHash: "0123456789abcdef0123456789abcdef",
 	}
-	ticket, _ := json.Marshal(map[string]any{"jobId": job.ID, "polls": 0, "progress": job.Progress})
-	enq, err := b.queue.EnqueueMessage(ctx, string(ticket), &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(5)), TimeToLive: to.Ptr(int32(-1))})
-	if err != nil {
-		return fmt.Errorf("enqueue: %w", err)
-	}
 	rec := b.records.ServiceClient().NewContainerClient(bareRecords).NewBlockBlobClient("jobs/" + job.ID + ".json")
 	put := func(cond *blob.ModifiedAccessConditions) (*azcore.ETag, error) {
 		body, _ := json.Marshal(job)
 		resp, err := rec.UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
 			HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
 			Metadata:         map[string]*string{"status": to.Ptr(string(job.Status))},
+			Tags:             map[string]string{"untrackedStart": "no"},
 			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
 		})
 		return resp.ETag, err
@@ -124,10 +121,6 @@ func (b *bareSDK) sequence(ctx context.Context, name string) error {
 	job.Progress = copyjob.Progress{BytesCopied: *props.ContentLength, BytesTotal: *props.ContentLength}
 	if _, err := put(&blob.ModifiedAccessConditions{IfMatch: etag}); err != nil {
 		return fmt.Errorf("update record: %w", err)
-	}
-	m := enq.Messages[0]
-	if _, err := b.queue.DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil {
-		return fmt.Errorf("delete message: %w", err)
 	}
 	return nil
 }
