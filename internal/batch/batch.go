@@ -111,6 +111,12 @@ type Refusal struct {
 	Message string       `json:"message"`
 }
 
+// PageBegun is a page of the source whose children a runner began starting.
+type PageBegun struct {
+	Marker string    `json:"marker"` // the List Blobs marker the page was listed from
+	At     time.Time `json:"at"`     // before the page's first Copy Blob
+}
+
 // Claim is a tick runner's exclusive right to work on a batch until Until.
 type Claim struct {
 	Token string    `json:"token"`
@@ -137,6 +143,13 @@ type Batch struct {
 	// Marker is the List Blobs continuation of the current phase: written after every
 	// page (counted, or its children started), so a crash repeats one page at most.
 	Marker string `json:"marker,omitempty"`
+	// PageBegun names the page of children a runner has begun starting (written before
+	// its first Copy Blob, cleared by the write that records the page done). Children
+	// without leaseSource are recorded after their Copy Blob, so a runner that finds a
+	// page begun and not done (a crash, a lost claim, a transient failure mid-page)
+	// recovers it: it adopts the copies started since At that were never recorded
+	// (copyjob.RecoverChild) instead of starting them again.
+	PageBegun *PageBegun `json:"pageBegun,omitempty"`
 	// Matched counts the source blobs that pass the filter (final once counting ends).
 	Matched int `json:"matched"`
 	// Started counts the children started (or found started) so far.
@@ -202,7 +215,7 @@ type Store interface {
 	Update(ctx context.Context, b *Batch) error
 	List(ctx context.Context, opts ListOptions) (Page, error)
 	// ListChildren lists one page of the batch's child job records as the store keeps
-	// them beside the record (id and status), without reading the documents.
+	// them beside the record (id, status and ETag), without reading the documents.
 	ListChildren(ctx context.Context, batchID, marker string) (ChildPage, error)
 }
 
@@ -210,6 +223,9 @@ type Store interface {
 type Child struct {
 	ID     string
 	Status copyjob.Status
+	// ETag is the record's, as listed: a record held in memory with the same ETag is the
+	// stored one, and need not be read again.
+	ETag string
 }
 
 // ChildPage is one page of a batch's children.

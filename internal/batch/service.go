@@ -71,6 +71,8 @@ type Service struct {
 	notifier copyjob.Notifier
 	cfg      Config
 	log      *slog.Logger
+	// cache holds the child records this instance last wrote (see childCache).
+	cache *childCache
 }
 
 // Deps are what a batch service works with: the copy service and the ports it was
@@ -94,7 +96,7 @@ func NewService(d Deps, cfg Config, log *slog.Logger) *Service {
 		cfg.ClaimTTL = cfg.TickBudget + d.Copies.Config().StartGrace
 	}
 	return &Service{copies: d.Copies, records: d.Records, blobs: d.Blobs, store: d.Store, storage: d.Storage,
-		notifier: d.Notifier, cfg: cfg, log: log}
+		notifier: d.Notifier, cfg: cfg, log: log, cache: newChildCache(defaultCacheSize)}
 }
 
 // Config returns the effective configuration.
@@ -314,6 +316,10 @@ func clone(b *Batch) *Batch {
 	if b.Refusal != nil {
 		r := *b.Refusal
 		c.Refusal = &r
+	}
+	if b.PageBegun != nil {
+		p := *b.PageBegun
+		c.PageBegun = &p
 	}
 	return &c
 }

@@ -156,7 +156,7 @@ func (s *Store) ListChildren(_ context.Context, batchID, marker string) (batch.C
 			page.NextMarker = page.Children[4999].ID
 			break
 		}
-		page.Children = append(page.Children, batch.Child{ID: j.ID, Status: j.Status})
+		page.Children = append(page.Children, batch.Child{ID: j.ID, Status: j.Status, ETag: j.ETag})
 	}
 	return page, nil
 }
