@@ -25,8 +25,10 @@ type Store struct {
 	etags   map[string]string
 	seq     int
 	records *copyjobtest.Records
-	// Writes counts Create and Update calls; Listings counts List and ListChildren pages.
-	Writes, Listings int
+	// Writes counts Create and Update calls; Listings counts List and ListChildren pages;
+	// Reads counts Get calls and the documents List returns (azstorage reads each listed
+	// batch's document with a Get Blob).
+	Writes, Listings, Reads int
 	// BeforeUpdate, when set, is asked before every Update with the record to write; an
 	// error it returns is Update's answer and nothing is written (a crash or an outage
 	// at that write).
@@ -75,6 +77,7 @@ func (s *Store) Create(_ context.Context, b *batch.Batch) error {
 func (s *Store) Get(_ context.Context, id string) (*batch.Batch, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.Reads++
 	if _, ok := s.docs[id]; !ok {
 		return nil, fmt.Errorf("batchtest: batch %s: %w", id, copyjob.ErrNotFound)
 	}
@@ -137,6 +140,7 @@ func (s *Store) List(_ context.Context, opts batch.ListOptions) (batch.Page, err
 			break
 		}
 		page.Batches = append(page.Batches, b)
+		s.Reads++
 	}
 	return page, nil
 }
