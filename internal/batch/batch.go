@@ -115,6 +115,9 @@ type Refusal struct {
 type PageBegun struct {
 	Marker string    `json:"marker"` // the List Blobs marker the page was listed from
 	At     time.Time `json:"at"`     // before the page's first Copy Blob
+	// Token is the claim of the runner that began it: a runner that finds a page begun
+	// under another claim recovers it.
+	Token string `json:"token"`
 }
 
 // Claim is a tick runner's exclusive right to work on a batch until Until.
@@ -143,12 +146,14 @@ type Batch struct {
 	// Marker is the List Blobs continuation of the current phase: written after every
 	// page (counted, or its children started), so a crash repeats one page at most.
 	Marker string `json:"marker,omitempty"`
-	// PageBegun names the page of children a runner has begun starting (written before
-	// its first Copy Blob, cleared by the write that records the page done). Children
-	// without leaseSource are recorded after their Copy Blob, so a runner that finds a
-	// page begun and not done (a crash, a lost claim, a transient failure mid-page)
-	// recovers it: it adopts the copies started since At that were never recorded
-	// (copyjob.RecoverChild) instead of starting them again.
+	// PageBegun names the page of children a runner has begun starting: written before
+	// its first Copy Blob by a write the runner makes anyway (its claim, the end of
+	// counting, the end of the page before), and cleared by the runner's last write of
+	// the tick once no page of its own is half-started. Children without leaseSource are
+	// recorded after their Copy Blob, so a runner that finds a page begun under another
+	// claim (a crash, a lost claim, a transient failure mid-page) recovers it: it adopts
+	// the copies started since At that were never recorded (copyjob.RecoverChild)
+	// instead of starting them again.
 	PageBegun *PageBegun `json:"pageBegun,omitempty"`
 	// Matched counts the source blobs that pass the filter (final once counting ends).
 	Matched int `json:"matched"`

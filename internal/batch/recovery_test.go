@@ -281,3 +281,36 @@ func TestBatchChildRefusedOnceRecorded(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// TestBatchBudgetBetweenPagesNeedsNoRecovery: a runner whose budget ends between pages
+// leaves no page begun (the next page was begun by its page-end write and not started):
+// the next tick starts that page as a fresh one, with no read of a record or a
+// destination.
+func TestBatchBudgetBetweenPagesNeedsNoRecovery(t *testing.T) {
+	h := newHarness(t, batch.Config{PageSize: 5, TickBudget: 400 * time.Millisecond})
+	h.putSource(15)
+	b := h.submit(t, batch.SubmitRequest{})
+	for range 3 { // the counting pages
+		h.env.Blobs.OnNext(copyjobtest.OpListBlobs, func() {})
+	}
+	// The first page of starts takes most of the budget: no page begins after it.
+	h.env.Blobs.OnNext(copyjobtest.OpListBlobs, func() { time.Sleep(350 * time.Millisecond) })
+	r := h.tick(t)
+	got := h.store.Batch(b.ID)
+	if got.Started != 5 || got.PageBegun != nil || got.Status != batch.StatusEnumerating {
+		t.Fatalf("after the first tick: %+v (report %+v)", got, r)
+	}
+	gets, reads := h.env.Records.Calls(copyjobtest.OpGet), h.env.Blobs.Calls(copyjobtest.OpCopyState)
+	for i := 0; h.store.Batch(b.ID).Status == batch.StatusEnumerating; i++ {
+		h.tick(t)
+		if i > 5 {
+			t.Fatal("still enumerating")
+		}
+	}
+	if got := h.store.Batch(b.ID); got.Started != 15 {
+		t.Fatalf("%+v", got)
+	}
+	if g, c := h.env.Records.Calls(copyjobtest.OpGet)-gets, h.env.Blobs.Calls(copyjobtest.OpCopyState)-reads; g != 0 || c != 0 {
+		t.Fatalf("the next pages cost %d record reads and %d destination reads: recovered as if half-started", g, c)
+	}
+}

@@ -86,7 +86,13 @@ func (s *Service) tickBatch(ctx context.Context, b *Batch) (TickReport, error) {
 		if !s.needsTick(x) || (x.Claim != nil && s.cfg.Now().Before(x.Claim.Until)) {
 			return errLost
 		}
-		x.Claim = &Claim{Token: token, Until: s.cfg.Now().UTC().Add(s.cfg.ClaimTTL)}
+		now := s.cfg.Now().UTC()
+		x.Claim = &Claim{Token: token, Until: now.Add(s.cfg.ClaimTTL)}
+		if x.Status == StatusEnumerating && x.Phase == PhaseStarting && !x.AbortRequested && x.PageBegun == nil {
+			// The page this runner may start next is begun with the claim: no write of
+			// its own (see Batch.PageBegun).
+			x.PageBegun = &PageBegun{Marker: x.Marker, At: now, Token: token}
+		}
 		return nil
 	})
 	if errors.Is(err, errLost) {
@@ -95,10 +101,10 @@ func (s *Service) tickBatch(ctx context.Context, b *Batch) (TickReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	hold := false
+	hold, halfPage := false, false
 	defer func() {
 		if !hold {
-			s.release(ctx, b, token) // no request when the last write gave the batch back
+			s.release(ctx, b, token, halfPage) // no request when the last write gave the batch back
 		}
 	}()
 	active := !b.Status.Terminal()
@@ -108,7 +114,7 @@ func (s *Service) tickBatch(ctx context.Context, b *Batch) (TickReport, error) {
 			// carried out by storage: the claim is kept until it expires (it outlasts the
 			// request), so the page's recovery reads a destination that shows the copy if
 			// it ran.
-			hold = errors.Is(err, copyjob.ErrCopyInDoubt)
+			hold, halfPage = errors.Is(err, copyjob.ErrCopyInDoubt), true
 			return rep, err
 		}
 	}
@@ -142,11 +148,20 @@ func (s *Service) guarded(ctx context.Context, b *Batch, token string, change fu
 	})
 }
 
-func (s *Service) release(ctx context.Context, b *Batch, token string) {
+// release gives the batch back. A page this runner began is kept begun when it may be
+// half-started (halfPage: its enumeration failed), for the next runner to recover;
+// otherwise it was not started and is cleared.
+func (s *Service) release(ctx context.Context, b *Batch, token string, halfPage bool) {
 	if b.Claim == nil || b.Claim.Token != token {
 		return // given back (or lost) already, as far as this runner knows
 	}
-	if err := s.guarded(ctx, b, token, func(x *Batch) { x.Claim = nil }); err != nil && !errors.Is(err, errLost) {
+	err := s.guarded(ctx, b, token, func(x *Batch) {
+		x.Claim = nil
+		if !halfPage && x.PageBegun != nil && x.PageBegun.Token == token {
+			x.PageBegun = nil
+		}
+	})
+	if err != nil && !errors.Is(err, errLost) {
 		s.log.WarnContext(ctx, "cannot give the batch back; its claim expires by itself", "batch", b.ID, "err", err)
 	}
 }
@@ -188,11 +203,13 @@ func (s *Service) enumerate(ctx context.Context, b *Batch, token string, rep *Ti
 						"Narrow the prefix or the filter, split the batch, or use AzCopy (azcopy copy --recursive) for bulk migrations",
 					s.cfg.MaxChildren))
 			}
+			now := s.cfg.Now().UTC()
 			err = s.guarded(ctx, b, token, func(x *Batch) {
 				x.Matched += n
 				x.Marker = page.NextMarker
 				if page.NextMarker == "" {
 					x.Phase, x.Marker = PhaseStarting, ""
+					x.PageBegun = &PageBegun{Marker: "", At: now, Token: token} // the first page, begun next
 				}
 			})
 		case PhaseStarting:
@@ -212,13 +229,15 @@ func (s *Service) enumerate(ctx context.Context, b *Batch, token string, rep *Ti
 // startPage). A runner that finds the page begun by an earlier runner is in recovery and
 // keeps its time. An aborted batch only recovers the begun page and starts nothing new.
 func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page SourcePage, rep *TickReport) error {
-	recovering := b.PageBegun != nil && b.PageBegun.Marker == b.Marker
+	begun := b.PageBegun != nil && b.PageBegun.Marker == b.Marker
+	recovering := begun && b.PageBegun.Token != token
 	if b.AbortRequested && !recovering {
 		return s.guarded(ctx, b, token, func(x *Batch) { x.PageBegun = nil }) // nothing begun to recover
 	}
-	if !recovering {
+	if !begun {
+		// Not begun by an earlier write of this runner (nor anyone's): one write of its own.
 		now := s.cfg.Now().UTC()
-		if err := s.guarded(ctx, b, token, func(x *Batch) { x.PageBegun = &PageBegun{Marker: x.Marker, At: now} }); err != nil {
+		if err := s.guarded(ctx, b, token, func(x *Batch) { x.PageBegun = &PageBegun{Marker: x.Marker, At: now, Token: token} }); err != nil {
 			return err
 		}
 	}
@@ -234,18 +253,23 @@ func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page
 		return err // the page is listed and recovered again: its children map onto the same jobs
 	}
 	faultpoint.Hit("batch:pageStarted")
+	now := s.cfg.Now().UTC()
 	return s.guarded(ctx, b, token, func(x *Batch) {
 		x.Started += started
 		x.Refused += refused
 		x.Failures = appendFailures(x.Failures, failures...)
 		x.PageBegun = nil
-		if adoptOnly {
+		if adoptOnly || x.AbortRequested {
 			return // an aborted batch lists no further page
 		}
 		x.Marker = page.NextMarker
 		if page.NextMarker == "" {
 			x.Phase, x.Marker, x.Status = PhaseDone, "", StatusRunning
+			return
 		}
+		// The next page is begun with this write; if this runner does not start it (its
+		// budget ends), its last write of the tick clears it (see track).
+		x.PageBegun = &PageBegun{Marker: x.Marker, At: now, Token: token}
 	})
 }
 
@@ -371,6 +395,9 @@ func (s *Service) refuse(ctx context.Context, b *Batch, token string, code copyj
 	err := s.guarded(ctx, b, token, func(x *Batch) {
 		x.Status, x.Phase, x.Marker, x.CompletedAt = StatusFailed, PhaseDone, "", &now
 		x.Refusal = &Refusal{Code: code, Message: msg}
+		if x.PageBegun != nil && x.PageBegun.Token == token {
+			x.PageBegun = nil // begun with this runner's claim, never started
+		}
 	})
 	if err != nil {
 		return err

@@ -63,15 +63,20 @@ func (s *Service) track(ctx context.Context, b *Batch, token string, rep *TickRe
 			open++
 		}
 	}
-	// An aborted batch whose begun page is not recovered yet may have copies no record
-	// names: it is not finished.
-	enumerated := (b.Phase == PhaseDone || b.AbortRequested) && b.PageBegun == nil
+	// An aborted batch whose page another runner began is not recovered yet may have
+	// copies no record names: it is not finished. (A page begun by this runner is not
+	// half-started here: track runs once enumerate has ended cleanly.)
+	begunByOther := b.PageBegun != nil && b.PageBegun.Token != token
+	enumerated := (b.Phase == PhaseDone || b.AbortRequested) && !begunByOther
 	finished := enumerated && open == 0 && complete
 	if finished && (b.Options.LeaseSource || b.ChildCallbackURL != "") && !s.finishLeftovers(ctx, t) {
 		finished = false // a lease to release or a child's callback to send: the next tick tries again
 	}
 	now := s.cfg.Now().UTC()
 	return s.guarded(ctx, b, token, func(x *Batch) {
+		if x.PageBegun != nil && x.PageBegun.Token == token {
+			x.PageBegun = nil // begun by this runner's writes and not started
+		}
 		x.Counts = counts
 		if complete {
 			x.BytesCopied, x.BytesTotal = t.copied, t.total
