@@ -155,6 +155,11 @@ type Batch struct {
 	// the copies started since At that were never recorded (copyjob.RecoverChild)
 	// instead of starting them again.
 	PageBegun *PageBegun `json:"pageBegun,omitempty"`
+	// PagesBegun: this batch records its pages begun (PageBegun). False only for a batch
+	// submitted before that was so: its current page may be half-started with nothing
+	// saying so, and is recovered once (its children were recorded first then, so
+	// recovering finds their records).
+	PagesBegun bool `json:"pagesBegun,omitempty"`
 	// Matched counts the source blobs that pass the filter (final once counting ends).
 	Matched int `json:"matched"`
 	// Started counts the children started (or found started) so far.

@@ -314,3 +314,32 @@ func TestBatchBudgetBetweenPagesNeedsNoRecovery(t *testing.T) {
 		t.Fatalf("the next pages cost %d record reads and %d destination reads: recovered as if half-started", g, c)
 	}
 }
+
+// TestBatchFromBeforePagesWereRecordedBegun: a batch an earlier version of the app
+// submitted, whose runner crashed mid-page after recording (record first) and starting
+// some children: nothing says the page is half-started. The first page this version
+// starts for it is recovered: the children with records are left alone, never copied
+// twice.
+func TestBatchFromBeforePagesWereRecordedBegun(t *testing.T) {
+	h := newHarness(t, batch.Config{})
+	h.putSource(6)
+	b := h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
+	h.tick(t)
+	if got := h.store.Batch(b.ID); got.Started != 6 {
+		t.Fatalf("%+v", got)
+	}
+	// As the earlier version left it: the page's marker not recorded, no word of pages.
+	h.store.Modify(b.ID, func(x *batch.Batch) {
+		x.Status, x.Phase, x.Marker, x.Started, x.PageBegun, x.PagesBegun, x.Claim = batch.StatusEnumerating, batch.PhaseStarting, "", 0, nil, false, nil
+	})
+	h.tick(t)
+	got := h.store.Batch(b.ID)
+	if got.Started != 6 || got.Status != batch.StatusRunning || !got.PagesBegun {
+		t.Fatalf("%+v", got)
+	}
+	for dst, c := range h.copiesPerDestination() {
+		if c != 1 {
+			t.Errorf("%d copies started onto %s", c, dst)
+		}
+	}
+}

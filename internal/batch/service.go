@@ -188,7 +188,7 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	now := s.cfg.Now().UTC()
 	b := &Batch{ID: id, Owner: req.Owner, RequestHash: req.RequestHash, Source: src, SourceURL: req.Source,
 		Destination: dst, Options: req.Options, Filter: req.Filter, Status: StatusEnumerating, Phase: PhaseCounting,
-		CreatedAt: now, UpdatedAt: now, ChildCallbackURL: req.ChildCallbackURL}
+		CreatedAt: now, UpdatedAt: now, ChildCallbackURL: req.ChildCallbackURL, PagesBegun: true}
 	if req.CallbackURL != "" {
 		b.Callback = &copyjob.Callback{URL: req.CallbackURL}
 	}

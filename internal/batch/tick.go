@@ -242,8 +242,13 @@ func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page
 		}
 	}
 	var since *time.Time
-	if recovering {
+	switch {
+	case recovering:
 		since = &b.PageBegun.At
+	case !b.PagesBegun:
+		since = &b.CreatedAt // submitted before pages were recorded begun: see Batch.PagesBegun
+	}
+	if since != nil {
 		s.log.InfoContext(ctx, "recovering a page of children an earlier run began", "batch", b.ID, "since", *since)
 	}
 	adoptOnly := b.AbortRequested
@@ -258,7 +263,7 @@ func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page
 		x.Started += started
 		x.Refused += refused
 		x.Failures = appendFailures(x.Failures, failures...)
-		x.PageBegun = nil
+		x.PageBegun, x.PagesBegun = nil, true
 		if adoptOnly || x.AbortRequested {
 			return // an aborted batch lists no further page
 		}
