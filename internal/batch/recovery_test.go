@@ -328,6 +328,11 @@ func TestBatchFromBeforePagesWereRecordedBegun(t *testing.T) {
 	if got := h.store.Batch(b.ID); got.Started != 6 {
 		t.Fatalf("%+v", got)
 	}
+	for _, k := range h.children(b.ID) { // copies that ended can be overwritten by a second
+		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// As the earlier version left it: the page's marker not recorded, no word of pages.
 	h.store.Modify(b.ID, func(x *batch.Batch) {
 		x.Status, x.Phase, x.Marker, x.Started, x.PageBegun, x.PagesBegun, x.Claim = batch.StatusEnumerating, batch.PhaseStarting, "", 0, nil, false, nil
@@ -341,5 +346,8 @@ func TestBatchFromBeforePagesWereRecordedBegun(t *testing.T) {
 		if c != 1 {
 			t.Errorf("%d copies started onto %s", c, dst)
 		}
+	}
+	if got := h.finish(t, b.ID); got.Status != batch.StatusSuccess {
+		t.Fatalf("%+v", got)
 	}
 }
