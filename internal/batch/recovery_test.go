@@ -339,7 +339,7 @@ func TestBatchFromBeforePagesWereRecordedBegun(t *testing.T) {
 	})
 	h.tick(t)
 	got := h.store.Batch(b.ID)
-	if got.Started != 6 || got.Status != batch.StatusRunning || !got.PagesBegun {
+	if got.Started != 6 || got.Status != batch.StatusSuccess || !got.PagesBegun {
 		t.Fatalf("%+v", got)
 	}
 	for dst, c := range h.copiesPerDestination() {
