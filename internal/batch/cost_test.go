@@ -136,3 +136,18 @@ func TestBatchOtherInstanceReadsBeforeTheFinalWrite(t *testing.T) {
 		t.Fatalf("another instance: %s, want a read and a write per child", spent)
 	}
 }
+
+// TestBatchWithoutRecordCache: with the cache off (RecordCache < 0), the tick reads each
+// child's record before its final write, and the outcome is the same.
+func TestBatchWithoutRecordCache(t *testing.T) {
+	h := newHarness(t, batch.Config{RecordCache: -1})
+	h.putSource(10)
+	b := h.submit(t, batch.SubmitRequest{})
+	h.tick(t)
+	before := h.requests()
+	got := h.finish(t, b.ID)
+	spent := h.requests().minus(before)
+	if got.Status != batch.StatusSuccess || spent["record Get"] != 10 || spent["record Update"] != 10 {
+		t.Fatalf("%+v: %s", got, spent)
+	}
+}

@@ -39,7 +39,11 @@ type Config struct {
 	// before the budget ends finishes within it).
 	TickBudget time.Duration
 	ClaimTTL   time.Duration
-	Now        func() time.Time
+	// RecordCache bounds the child records an instance keeps so that a child's final
+	// write needs no read first (default 20,000, about 1.1 KiB each; negative: none).
+	// See childCache.
+	RecordCache int
+	Now         func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -54,6 +58,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TickBudget <= 0 {
 		c.TickBudget = 4 * time.Minute
+	}
+	if c.RecordCache == 0 {
+		c.RecordCache = defaultCacheSize
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -96,7 +103,7 @@ func NewService(d Deps, cfg Config, log *slog.Logger) *Service {
 		cfg.ClaimTTL = cfg.TickBudget + d.Copies.Config().StartGrace
 	}
 	return &Service{copies: d.Copies, records: d.Records, blobs: d.Blobs, store: d.Store, storage: d.Storage,
-		notifier: d.Notifier, cfg: cfg, log: log, cache: newChildCache(defaultCacheSize)}
+		notifier: d.Notifier, cfg: cfg, log: log, cache: newChildCache(cfg.RecordCache)}
 }
 
 // Config returns the effective configuration.
