@@ -1,10 +1,13 @@
 // Package batch copies every blob under a source prefix (or a whole container) with one
 // request. A Batch record tracks the enumeration of the source and counts its
 // children; every child is an ordinary copyjob job (record, claims, outcome, lease),
-// started through copyjob.Service.Start with the batch's id, so every guarantee of a
-// single copy holds for each child. What is batch-wide is the tracking: a child has no
-// tracking message; the status tick lists the destination prefix with copy details
-// and hands the children whose copy state moved to copyjob (children.go there).
+// started through copyjob.Service.StartChild with the batch's id, so every guarantee of
+// a single copy holds for each child. A child without leaseSource is recorded once,
+// after its Copy Blob: the batch's claim, not the record, keeps a second runner from
+// starting it, and a page begun and not done is recovered (PageBegun, RecoverChild).
+// What is batch-wide is the tracking: a child has no tracking message; the status tick
+// lists the destination prefix with copy details and hands the children whose copy
+// state moved to copyjob (children.go there).
 //
 // The package knows neither HTTP nor the SDK: Store and Storage are its ports.
 package batch

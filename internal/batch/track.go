@@ -35,14 +35,16 @@ func (t *tracking) set(job *copyjob.Job) {
 	}
 }
 
-// track visits the batch's children. The child records are listed (ids and statuses from
-// the listing, no document read), then the destination prefix is listed with copy
-// details: a child whose copy is still pending costs nothing more; one whose copy ended
-// has its record read and its outcome settled by copyjob (ObserveChild: the same guarded
-// transition and effects as a single copy). A pending child missing from a complete
-// listing lost its destination. A child left "starting" (a start that crashed or failed
-// transiently) is taken over (ResumeChild). So a tick costs two listings per 5,000
-// children plus a read and a write per child whose state changed.
+// track visits the batch's children. The child records are listed (ids, statuses and
+// ETags from the listing, no document read), then the destination prefix is listed with
+// copy details: a child whose copy is still pending costs nothing more; one whose copy
+// ended has its outcome settled by copyjob (ObserveChild: the same guarded transition
+// and effects as a single copy), from the record this instance holds when its ETag is
+// the listed one (see childCache), else from a read. A pending child missing from a
+// complete listing lost its destination. A child left "starting" (a start that crashed
+// or failed transiently) is taken over (ResumeChild). So a tick costs two listings per
+// 5,000 children plus a write per child whose state changed (and a read before it when
+// another instance created the record).
 func (s *Service) track(ctx context.Context, b *Batch, token string, rep *TickReport) error {
 	t := &tracking{status: map[string]copyjob.Status{}, etags: map[string]string{}}
 	if err := s.listChildren(ctx, b, t, rep); err != nil {
