@@ -289,7 +289,7 @@ func (s *Service) createChild(ctx context.Context, job *Job, log *slog.Logger) (
 		return existing, nil
 	}
 	why := ErrCopyUnrecorded
-	if job.CopyUncertain && job.CopyID == "" && job.Status == StatusStarting {
+	if job.CopyUncertain && job.CopyID == "" {
 		why = ErrCopyInDoubt
 	} else if job.CopyID == "" {
 		// A refusal that could not be recorded: nothing runs; the page's retry decides
