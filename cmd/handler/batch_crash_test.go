@@ -103,6 +103,82 @@ func TestCrashMidBatchEnumeration(t *testing.T) {
 	})
 }
 
+// TestCrashBetweenChildCopyAndRecord kills the real process right after a batch child's
+// Copy Blob was answered and before its record was created (children without
+// leaseSource are recorded after their copy): the batch's first child starts alone, so
+// one copy runs that no record names. Started again, the tick takes the batch over once
+// the crashed runner's claim expires, finds the page begun, adopts that copy and starts
+// the others: one Copy Blob per destination, and the batch succeeds.
+func TestCrashBetweenChildCopyAndRecord(t *testing.T) {
+	az := azurite.Start(t, azurite.Options{})
+	sim := copysim.New(copysim.Options{})
+	t.Cleanup(sim.Close)
+	const account = "childcrash"
+	sim.CreateContainer(account, "src")
+	const n = 5
+	for i := range n {
+		if err := sim.PutBlob(account, "src", fmt.Sprintf("in/f%d.bin", i), []byte(strings.Repeat("c", 40)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := hostApp(t)
+	hostJSON, err := os.ReadFile(filepath.Join(dir, "host.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := strings.Replace(string(hostJSON), `"functionTimeout": "00:10:00"`, `"functionTimeout": "00:00:05"`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "host.json"), []byte(short), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := baseEnv(az)
+	env["COPY_ACCOUNT_SIM"] = sim.ConnectionString(account)
+	env["COPY_START_GRACE"] = "1s"
+	env["BLOBCOPY_AUTH_DISABLED"] = "true"
+	port := freePort(t)
+	env["BLOBCOPY_LISTEN_ADDRESS"] = fmt.Sprintf("127.0.0.1:%d", port)
+	env["BLOBCOPY_FAULTPOINT"] = "child:copied"
+
+	p := startIn(t, dir, env, port)
+	body := fmt.Sprintf(`{"source":%q,"destination":{"account":"sim","container":"dst","prefix":"out/"}}`, sim.AccountEndpoint(account)+"/src/in/")
+	status, _, b := call(t, http.MethodPost, p.url+"/api/batches", body, nil)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST /api/batches: %d %s", status, b)
+	}
+	var v api.BatchView
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := p.wait(t, 20*time.Second); code != faultpoint.ExitCode {
+		t.Fatalf("exit %d, want the fault point's %d:\n%s", code, faultpoint.ExitCode, out)
+	}
+	if got := copyStartsUnder(sim, "out/"); got != 1 {
+		t.Fatalf("%d Copy Blob calls before the crash, want 1 (the first child starts alone)", got)
+	}
+
+	delete(env, "BLOBCOPY_FAULTPOINT")
+	p = startIn(t, dir, env, port)
+	var got api.BatchView
+	waitFor(t, "the batch to run again", func() bool {
+		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+v.ID, "", nil)
+		return status == http.StatusOK && json.Unmarshal(b, &got) == nil && got.Status == batch.StatusRunning
+	})
+	if got.Started != n {
+		t.Fatalf("started %d, want %d: %+v", got.Started, n, got)
+	}
+	if c := copyStartsUnder(sim, "out/"); c != n {
+		t.Fatalf("%d Copy Blob calls after the recovery, want %d (one per child: the crashed child's copy adopted)", c, n)
+	}
+	for i := range n {
+		if err := sim.Complete(account, "dst", fmt.Sprintf("out/f%d.bin", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the batch to succeed", func() bool {
+		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+v.ID, "", nil)
+		return status == http.StatusOK && json.Unmarshal(b, &got) == nil && got.Status == batch.StatusSuccess
+	})
+}
+
 func copyStartsUnder(sim *copysim.Server, prefix string) int {
 	n := 0
 	for _, r := range sim.Requests() {

@@ -115,7 +115,7 @@ func (r *BatchRecords) List(ctx context.Context, opts batch.ListOptions) (batch.
 }
 
 // ListChildren lists one page (up to 5,000) of the batch's child records, with the
-// status their metadata mirrors.
+// status their metadata mirrors and their ETag (which a listing may give unquoted).
 func (r *BatchRecords) ListChildren(ctx context.Context, batchID, marker string) (batch.ChildPage, error) {
 	var m *string
 	if marker != "" {
@@ -135,7 +135,11 @@ func (r *BatchRecords) ListChildren(ctx context.Context, batchID, marker string)
 			continue
 		}
 		id := strings.TrimSuffix(strings.TrimPrefix(*item.Name, recordPrefix), ".json")
-		page.Children = append(page.Children, batch.Child{ID: id, Status: copyjob.Status(metadataValue(item.Metadata, "status"))})
+		child := batch.Child{ID: id, Status: copyjob.Status(metadataValue(item.Metadata, "status"))}
+		if item.Properties != nil && item.Properties.ETag != nil {
+			child.ETag = string(*item.Properties.ETag)
+		}
+		page.Children = append(page.Children, child)
 	}
 	page.NextMarker = deref(resp.NextMarker)
 	return page, nil

@@ -1,10 +1,13 @@
 // Package batch copies every blob under a source prefix (or a whole container) with one
 // request. A Batch record tracks the enumeration of the source and counts its
 // children; every child is an ordinary copyjob job (record, claims, outcome, lease),
-// started through copyjob.Service.Start with the batch's id, so every guarantee of a
-// single copy holds for each child. What is batch-wide is the tracking: a child has no
-// tracking message; the status tick lists the destination prefix with copy details
-// and hands the children whose copy state moved to copyjob (children.go there).
+// started through copyjob.Service.StartChild with the batch's id, so every guarantee of
+// a single copy holds for each child. A child without leaseSource is recorded once,
+// after its Copy Blob: the batch's claim, not the record, keeps a second runner from
+// starting it, and a page begun and not done is recovered (PageBegun, RecoverChild).
+// What is batch-wide is the tracking: a child has no tracking message; the status tick
+// lists the destination prefix with copy details and hands the children whose copy
+// state moved to copyjob (children.go there).
 //
 // The package knows neither HTTP nor the SDK: Store and Storage are its ports.
 package batch
@@ -111,6 +114,15 @@ type Refusal struct {
 	Message string       `json:"message"`
 }
 
+// PageBegun is a page of the source whose children a runner began starting.
+type PageBegun struct {
+	Marker string    `json:"marker"` // the List Blobs marker the page was listed from
+	At     time.Time `json:"at"`     // before the page's first Copy Blob
+	// Token is the claim of the runner that began it: a runner that finds a page begun
+	// under another claim recovers it.
+	Token string `json:"token"`
+}
+
 // Claim is a tick runner's exclusive right to work on a batch until Until.
 type Claim struct {
 	Token string    `json:"token"`
@@ -137,6 +149,20 @@ type Batch struct {
 	// Marker is the List Blobs continuation of the current phase: written after every
 	// page (counted, or its children started), so a crash repeats one page at most.
 	Marker string `json:"marker,omitempty"`
+	// PageBegun names the page of children a runner has begun starting: written before
+	// its first Copy Blob by a write the runner makes anyway (its claim, the end of
+	// counting, the end of the page before), and cleared by the runner's last write of
+	// the tick once no page of its own is half-started. Children without leaseSource are
+	// recorded after their Copy Blob, so a runner that finds a page begun under another
+	// claim (a crash, a lost claim, a transient failure mid-page) recovers it: it adopts
+	// the copies started since At that were never recorded (copyjob.RecoverChild)
+	// instead of starting them again.
+	PageBegun *PageBegun `json:"pageBegun,omitempty"`
+	// PagesBegun: this batch records its pages begun (PageBegun). False only for a batch
+	// submitted before that was so: its current page may be half-started with nothing
+	// saying so, and is recovered once (its children were recorded first then, so
+	// recovering finds their records).
+	PagesBegun bool `json:"pagesBegun,omitempty"`
 	// Matched counts the source blobs that pass the filter (final once counting ends).
 	Matched int `json:"matched"`
 	// Started counts the children started (or found started) so far.
@@ -202,7 +228,7 @@ type Store interface {
 	Update(ctx context.Context, b *Batch) error
 	List(ctx context.Context, opts ListOptions) (Page, error)
 	// ListChildren lists one page of the batch's child job records as the store keeps
-	// them beside the record (id and status), without reading the documents.
+	// them beside the record (id, status and ETag), without reading the documents.
 	ListChildren(ctx context.Context, batchID, marker string) (ChildPage, error)
 }
 
@@ -210,6 +236,9 @@ type Store interface {
 type Child struct {
 	ID     string
 	Status copyjob.Status
+	// ETag is the record's, as listed: a record held in memory with the same ETag is the
+	// stored one, and need not be read again.
+	ETag string
 }
 
 // ChildPage is one page of a batch's children.

@@ -18,10 +18,13 @@ import (
 
 // TestBatchInvariants runs seeded random histories of a batch: two tick runners, copies
 // ending (success or failure) in any order, transient Copy Blob failures, batch record
-// writes that never land (a crash), clock jumps, an abort now and then. Once the faults
-// stop and every copy has ended, the batch must finish, and: every matching blob has at
-// most one child and no destination more than one copy; the counts are the children's
-// statuses; success means every matching blob copied; no source lease is left held.
+// writes that never land (a crash), a crash between a child's Copy Blob and its record
+// (nothing of that runner lands afterwards), child record creations that fail or lose
+// their answer, clock jumps, an abort now and then. Once the faults stop and every copy
+// has ended, the batch must finish, and: every matching blob has at most one child and
+// no destination more than one copy; every copy started is a recorded child's (none runs
+// unrecorded); the counts are the children's statuses; success means every matching
+// blob copied; no source lease is left held.
 func TestBatchInvariants(t *testing.T) {
 	for seed := uint64(1); seed <= 30; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { runBatchHistory(t, seed) })
@@ -48,6 +51,26 @@ func runBatchHistory(t *testing.T, seed uint64) {
 		return nil
 	}
 	setCrash := func(v bool) { crashed.Lock(); crashing = v; crashed.Unlock() }
+	// A crash at the next child record creation, after its Copy Blob: armed for one tick.
+	var armed sync.Mutex
+	crashArmed, crashes := false, 0
+	crashAtCreate := func() {
+		armed.Lock()
+		fire := crashArmed
+		crashArmed = false
+		armed.Unlock()
+		if !fire {
+			return
+		}
+		crashes++
+		setCrash(true)
+		for _, op := range []string{copyjobtest.OpCreate, copyjobtest.OpGet, copyjobtest.OpUpdate, copyjobtest.OpList} {
+			h.env.Records.FailAlways(op, copyjobtest.ErrCrash)
+		}
+		for _, op := range []string{copyjobtest.OpStartCopy, copyjobtest.OpCopyState, copyjobtest.OpAcquireLease, copyjobtest.OpReleaseLease} {
+			h.env.Blobs.FailAlways(op, copyjobtest.ErrCrash)
+		}
+	}
 	var history []string
 	step := func(what string) { history = append(history, what) }
 	defer func() {
@@ -60,7 +83,7 @@ func runBatchHistory(t *testing.T, seed uint64) {
 		step(fmt.Sprintf("tick %s: %+v err %v", name, r, err))
 	}
 	for range 40 {
-		switch rng.IntN(8) {
+		switch rng.IntN(10) {
 		case 0, 1:
 			tick(h.svc, "A")
 		case 2:
@@ -99,8 +122,31 @@ func runBatchHistory(t *testing.T, seed uint64) {
 				_, err := h.svc.Abort(context.Background(), b.ID, nil)
 				step(fmt.Sprint("abort: ", err))
 			}
+		case 8:
+			armed.Lock()
+			crashArmed = true
+			armed.Unlock()
+			h.env.Records.OnNext(copyjobtest.OpCreate, crashAtCreate)
+			tick(h.svc, "A (crashing at its next child record)")
+			armed.Lock()
+			crashArmed = false
+			armed.Unlock()
+			setCrash(false)
+			h.env.Records.Heal("")
+			h.env.Blobs.Heal("")
+		case 9:
+			unavailable := fmt.Errorf("503: %w", copyjob.ErrUnavailable)
+			if rng.IntN(2) == 0 {
+				h.env.Records.FailNext(copyjobtest.OpCreate, unavailable)
+				step("next record creation fails transiently")
+			} else {
+				h.env.Records.LoseNextAnswer(copyjobtest.OpCreate, unavailable)
+				step("next record creation loses its answer")
+			}
 		}
 	}
+	h.env.Records.Heal("")
+	h.env.Blobs.Heal("")
 	// Quiet period: no faults; every copy ends; the ticks finish the batch.
 	for i := 0; !h.store.Batch(b.ID).Status.Terminal() || h.store.Batch(b.ID).Active(); i++ {
 		for _, k := range h.children(b.ID) {
@@ -114,7 +160,8 @@ func runBatchHistory(t *testing.T, seed uint64) {
 	}
 	got := h.store.Batch(b.ID)
 	kids := h.children(b.ID)
-	t.Logf("seed %d: %d blobs, %s, counts %v, %d copies started, %d steps", seed, n, got.Status, got.Counts, len(h.env.Blobs.StartCopyCalls()), len(history))
+	t.Logf("seed %d: %d blobs, %s, counts %v, %d copies started, %d steps, %d crashes between a Copy Blob and its record",
+		seed, n, got.Status, got.Counts, len(h.env.Blobs.StartCopyCalls()), len(history), crashes)
 	counts := map[copyjob.Status]int{}
 	for _, k := range kids {
 		counts[k.Status]++
@@ -137,9 +184,16 @@ func runBatchHistory(t *testing.T, seed uint64) {
 			copies[c.Dst.Blob]++
 		}
 	}
+	recorded := map[string]bool{}
+	for _, k := range kids {
+		recorded[k.Destination.Blob] = true
+	}
 	for dst, c := range copies {
 		if c > 1 {
 			t.Errorf("%d copies started onto %s", c, dst)
+		}
+		if !recorded[dst] {
+			t.Errorf("the copy onto %s runs and no child records it", dst)
 		}
 	}
 	if len(kids) > n {

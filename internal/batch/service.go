@@ -39,7 +39,11 @@ type Config struct {
 	// before the budget ends finishes within it).
 	TickBudget time.Duration
 	ClaimTTL   time.Duration
-	Now        func() time.Time
+	// RecordCache bounds the child records an instance keeps so that a child's final
+	// write needs no read first (default 20,000, about 1.1 KiB each; negative: none).
+	// See childCache.
+	RecordCache int
+	Now         func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -54,6 +58,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TickBudget <= 0 {
 		c.TickBudget = 4 * time.Minute
+	}
+	if c.RecordCache == 0 {
+		c.RecordCache = defaultCacheSize
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -71,6 +78,8 @@ type Service struct {
 	notifier copyjob.Notifier
 	cfg      Config
 	log      *slog.Logger
+	// cache holds the child records this instance last wrote (see childCache).
+	cache *childCache
 }
 
 // Deps are what a batch service works with: the copy service and the ports it was
@@ -94,7 +103,7 @@ func NewService(d Deps, cfg Config, log *slog.Logger) *Service {
 		cfg.ClaimTTL = cfg.TickBudget + d.Copies.Config().StartGrace
 	}
 	return &Service{copies: d.Copies, records: d.Records, blobs: d.Blobs, store: d.Store, storage: d.Storage,
-		notifier: d.Notifier, cfg: cfg, log: log}
+		notifier: d.Notifier, cfg: cfg, log: log, cache: newChildCache(cfg.RecordCache)}
 }
 
 // Config returns the effective configuration.
@@ -186,7 +195,7 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	now := s.cfg.Now().UTC()
 	b := &Batch{ID: id, Owner: req.Owner, RequestHash: req.RequestHash, Source: src, SourceURL: req.Source,
 		Destination: dst, Options: req.Options, Filter: req.Filter, Status: StatusEnumerating, Phase: PhaseCounting,
-		CreatedAt: now, UpdatedAt: now, ChildCallbackURL: req.ChildCallbackURL}
+		CreatedAt: now, UpdatedAt: now, ChildCallbackURL: req.ChildCallbackURL, PagesBegun: true}
 	if req.CallbackURL != "" {
 		b.Callback = &copyjob.Callback{URL: req.CallbackURL}
 	}
@@ -314,6 +323,10 @@ func clone(b *Batch) *Batch {
 	if b.Refusal != nil {
 		r := *b.Refusal
 		c.Refusal = &r
+	}
+	if b.PageBegun != nil {
+		p := *b.PageBegun
+		c.PageBegun = &p
 	}
 	return &c
 }

@@ -86,7 +86,13 @@ func (s *Service) tickBatch(ctx context.Context, b *Batch) (TickReport, error) {
 		if !s.needsTick(x) || (x.Claim != nil && s.cfg.Now().Before(x.Claim.Until)) {
 			return errLost
 		}
-		x.Claim = &Claim{Token: token, Until: s.cfg.Now().UTC().Add(s.cfg.ClaimTTL)}
+		now := s.cfg.Now().UTC()
+		x.Claim = &Claim{Token: token, Until: now.Add(s.cfg.ClaimTTL)}
+		if x.Status == StatusEnumerating && x.Phase == PhaseStarting && !x.AbortRequested && x.PageBegun == nil {
+			// The page this runner may start next is begun with the claim: no write of
+			// its own (see Batch.PageBegun).
+			x.PageBegun = &PageBegun{Marker: x.Marker, At: now, Token: token}
+		}
 		return nil
 	})
 	if errors.Is(err, errLost) {
@@ -95,10 +101,20 @@ func (s *Service) tickBatch(ctx context.Context, b *Batch) (TickReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer s.release(ctx, b, token) // no request when the last write gave the batch back
+	hold, halfPage := false, false
+	defer func() {
+		if !hold {
+			s.release(ctx, b, token, halfPage) // no request when the last write gave the batch back
+		}
+	}()
 	active := !b.Status.Terminal()
-	if b.Status == StatusEnumerating && !b.AbortRequested {
+	if b.Status == StatusEnumerating && (!b.AbortRequested || b.PageBegun != nil) {
 		if err := s.enumerate(ctx, b, token, &rep); err != nil {
+			// A Copy Blob whose answer was lost and that no record names may still be
+			// carried out by storage: the claim is kept until it expires (it outlasts the
+			// request), so the page's recovery reads a destination that shows the copy if
+			// it ran.
+			hold, halfPage = errors.Is(err, copyjob.ErrCopyInDoubt), true
 			return rep, err
 		}
 	}
@@ -132,11 +148,20 @@ func (s *Service) guarded(ctx context.Context, b *Batch, token string, change fu
 	})
 }
 
-func (s *Service) release(ctx context.Context, b *Batch, token string) {
+// release gives the batch back. A page this runner began is kept begun when it may be
+// half-started (halfPage: its enumeration failed), for the next runner to recover;
+// otherwise it was not started and is cleared.
+func (s *Service) release(ctx context.Context, b *Batch, token string, halfPage bool) {
 	if b.Claim == nil || b.Claim.Token != token {
 		return // given back (or lost) already, as far as this runner knows
 	}
-	if err := s.guarded(ctx, b, token, func(x *Batch) { x.Claim = nil }); err != nil && !errors.Is(err, errLost) {
+	err := s.guarded(ctx, b, token, func(x *Batch) {
+		x.Claim = nil
+		if !halfPage && x.PageBegun != nil && x.PageBegun.Token == token {
+			x.PageBegun = nil
+		}
+	})
+	if err != nil && !errors.Is(err, errLost) {
 		s.log.WarnContext(ctx, "cannot give the batch back; its claim expires by itself", "batch", b.ID, "err", err)
 	}
 }
@@ -149,7 +174,9 @@ func (s *Service) pageMargin() time.Duration { return s.cfg.TickBudget / 4 }
 // blob. Only the current page is held in memory. The marker is recorded after each
 // page, so a crash repeats one page at most, whose children map onto the same job ids.
 func (s *Service) enumerate(ctx context.Context, b *Batch, token string, rep *TickReport) error {
-	for b.Phase != PhaseDone && !b.AbortRequested {
+	// An aborted batch starts no page, but still recovers the page an earlier runner
+	// began: its copies may run unrecorded (adopted, never started anew).
+	for b.Phase != PhaseDone && (!b.AbortRequested || b.PageBegun != nil) {
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < s.pageMargin() {
 			rep.BudgetExhausted = true
 			return nil
@@ -176,31 +203,17 @@ func (s *Service) enumerate(ctx context.Context, b *Batch, token string, rep *Ti
 						"Narrow the prefix or the filter, split the batch, or use AzCopy (azcopy copy --recursive) for bulk migrations",
 					s.cfg.MaxChildren))
 			}
+			now := s.cfg.Now().UTC()
 			err = s.guarded(ctx, b, token, func(x *Batch) {
 				x.Matched += n
 				x.Marker = page.NextMarker
 				if page.NextMarker == "" {
 					x.Phase, x.Marker = PhaseStarting, ""
+					x.PageBegun = &PageBegun{Marker: "", At: now, Token: token} // the first page, begun next
 				}
 			})
 		case PhaseStarting:
-			var started, refused int
-			var failures []Failure
-			started, refused, failures, err = s.startPage(ctx, b, page)
-			rep.Started += started
-			if err != nil {
-				return err // the page is listed and started again: replays find the children
-			}
-			faultpoint.Hit("batch:pageStarted")
-			err = s.guarded(ctx, b, token, func(x *Batch) {
-				x.Started += started
-				x.Refused += refused
-				x.Marker = page.NextMarker
-				x.Failures = appendFailures(x.Failures, failures...)
-				if page.NextMarker == "" {
-					x.Phase, x.Marker, x.Status = PhaseDone, "", StatusRunning
-				}
-			})
+			err = s.startingPage(ctx, b, token, page, rep)
 		}
 		if err != nil {
 			return err
@@ -209,11 +222,70 @@ func (s *Service) enumerate(ctx context.Context, b *Batch, token string, rep *Ti
 	return nil
 }
 
-// startPage starts one page's children with bounded concurrency. A child whose start
-// failed transiently stays "starting" (its record exists: tracking takes it over); a
-// failure that left no record (the source could not even be prepared) is retried with
-// the page, unless it is permanent, when it is counted as a failure of the batch.
-func (s *Service) startPage(ctx context.Context, b *Batch, page SourcePage) (int, int, []Failure, error) {
+// startingPage starts one page's children and records the page done (its marker). The
+// page is first recorded begun (PageBegun), before any Copy Blob: children without
+// leaseSource are recorded after their Copy Blob, so a page begun and not done may have
+// copies that no record names, and whoever takes the page up again recovers it (see
+// startPage). A runner that finds the page begun by an earlier runner is in recovery and
+// keeps its time. An aborted batch only recovers the begun page and starts nothing new.
+func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page SourcePage, rep *TickReport) error {
+	begun := b.PageBegun != nil && b.PageBegun.Marker == b.Marker
+	recovering := begun && b.PageBegun.Token != token
+	if b.AbortRequested && !recovering {
+		return s.guarded(ctx, b, token, func(x *Batch) { x.PageBegun = nil }) // nothing begun to recover
+	}
+	if !begun {
+		// Not begun by an earlier write of this runner (nor anyone's): one write of its own.
+		now := s.cfg.Now().UTC()
+		if err := s.guarded(ctx, b, token, func(x *Batch) { x.PageBegun = &PageBegun{Marker: x.Marker, At: now, Token: token} }); err != nil {
+			return err
+		}
+	}
+	var since *time.Time
+	switch {
+	case recovering:
+		since = &b.PageBegun.At
+	case !b.PagesBegun:
+		since = &b.CreatedAt // submitted before pages were recorded begun: see Batch.PagesBegun
+	}
+	if since != nil {
+		s.log.InfoContext(ctx, "recovering a page of children an earlier run began", "batch", b.ID, "since", *since)
+	}
+	adoptOnly := b.AbortRequested
+	started, refused, failures, err := s.startPage(ctx, b, page, since, adoptOnly)
+	rep.Started += started
+	if err != nil {
+		return err // the page is listed and recovered again: its children map onto the same jobs
+	}
+	faultpoint.Hit("batch:pageStarted")
+	now := s.cfg.Now().UTC()
+	return s.guarded(ctx, b, token, func(x *Batch) {
+		x.Started += started
+		x.Refused += refused
+		x.Failures = appendFailures(x.Failures, failures...)
+		x.PageBegun, x.PagesBegun = nil, true
+		if adoptOnly || x.AbortRequested {
+			return // an aborted batch lists no further page
+		}
+		x.Marker = page.NextMarker
+		if page.NextMarker == "" {
+			x.Phase, x.Marker, x.Status = PhaseDone, "", StatusRunning
+			return
+		}
+		// The next page is begun with this write; if this runner does not start it (its
+		// budget ends), its last write of the tick clears it (see track).
+		x.PageBegun = &PageBegun{Marker: x.Marker, At: now, Token: token}
+	})
+}
+
+// startPage starts one page's children with bounded concurrency (since set: recovers
+// them, see copyjob.RecoverChild). A child whose start failed transiently stays
+// "starting" (its record exists: tracking takes it over); a failure that left no record
+// (the source could not be prepared, or the copy runs unrecorded) is retried with the
+// page, unless it is permanent, when it is counted as a failure of the batch. The
+// batch's first child starts alone: its Copy Blob creates a missing destination
+// container once, not once per concurrent start.
+func (s *Service) startPage(ctx context.Context, b *Batch, page SourcePage, since *time.Time, adoptOnly bool) (int, int, []Failure, error) {
 	var (
 		mu       sync.Mutex
 		started  int
@@ -223,42 +295,54 @@ func (s *Service) startPage(ctx context.Context, b *Batch, page SourcePage) (int
 		wg       sync.WaitGroup
 		slots    = make(chan struct{}, s.cfg.Concurrency)
 	)
+	first := b.Started == 0 && b.Marker == "" && since == nil
 	for _, blob := range page.Blobs {
 		if !b.Filter.Matches(blob) {
 			continue
 		}
 		slots <- struct{}{}
 		wg.Add(1)
-		go func(name string) {
+		start := func(name string) {
 			defer func() { <-slots; wg.Done() }()
-			job, err := s.startChild(ctx, b, name)
+			job, err := s.startChild(ctx, b, name, since, adoptOnly)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case job != nil:
 				started++
+				s.cache.put(job)
 				if job.Status.Terminal() && job.Status != copyjob.StatusSuccess {
 					failures = append(failures, failureOf(name, job))
 				}
+			case err == nil:
+				// Recovering an aborted batch's page: nothing ran for this blob.
 			case copyjob.Retryable(err):
-				retry = err
+				if retry == nil || errors.Is(err, copyjob.ErrCopyInDoubt) {
+					retry = err
+				}
 			default:
 				failures = append(failures, Failure{Blob: name, JobID: ChildID(b.ID, name), Status: copyjob.StatusStartFailed,
 					Description: err.Error()})
 				refused++
 			}
-		}(blob.Name)
+		}
+		if first {
+			first = false
+			start(blob.Name)
+			continue
+		}
+		go start(blob.Name)
 	}
 	wg.Wait()
 	return started, refused, failures, retry
 }
 
-func (s *Service) startChild(ctx context.Context, b *Batch, name string) (*copyjob.Job, error) {
+func (s *Service) startChild(ctx context.Context, b *Batch, name string, since *time.Time, adoptOnly bool) (*copyjob.Job, error) {
 	src, err := s.storage.URL(copyjob.BlobRef{Account: b.Source.Account, Container: b.Source.Container, Blob: name})
 	if err != nil {
 		return nil, err
 	}
-	job, _, err := s.copies.Start(ctx, copyjob.StartRequest{
+	req := copyjob.StartRequest{
 		JobID:       ChildID(b.ID, name),
 		Origin:      "batch",
 		Owner:       b.Owner,
@@ -267,14 +351,11 @@ func (s *Service) startChild(ctx context.Context, b *Batch, name string) (*copyj
 		Destination: s.destinationOf(b, name),
 		Options:     b.Options,
 		CallbackURL: b.ChildCallbackURL,
-	})
-	if job == nil {
-		var ce *copyjob.Error
-		if errors.As(err, &ce) && ce.Job != nil {
-			job = ce.Job
-		}
 	}
-	return job, err
+	if since != nil {
+		return s.copies.RecoverChild(ctx, req, *since, adoptOnly)
+	}
+	return s.copies.StartChild(ctx, req)
 }
 
 // destinationOf keeps a source blob's name relative to the source prefix under the
@@ -319,6 +400,9 @@ func (s *Service) refuse(ctx context.Context, b *Batch, token string, code copyj
 	err := s.guarded(ctx, b, token, func(x *Batch) {
 		x.Status, x.Phase, x.Marker, x.CompletedAt = StatusFailed, PhaseDone, "", &now
 		x.Refusal = &Refusal{Code: code, Message: msg}
+		if x.PageBegun != nil && x.PageBegun.Token == token {
+			x.PageBegun = nil // begun with this runner's claim, never started
+		}
 	})
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 type tracking struct {
 	mu       sync.Mutex
 	status   map[string]copyjob.Status // child id -> status, as listed, then as changed
+	etags    map[string]string         // child id -> record ETag, as listed
 	failures []Failure
 	copied   int64
 	total    int64
@@ -34,16 +35,18 @@ func (t *tracking) set(job *copyjob.Job) {
 	}
 }
 
-// track visits the batch's children. The child records are listed (ids and statuses from
-// the listing, no document read), then the destination prefix is listed with copy
-// details: a child whose copy is still pending costs nothing more; one whose copy ended
-// has its record read and its outcome settled by copyjob (ObserveChild: the same guarded
-// transition and effects as a single copy). A pending child missing from a complete
-// listing lost its destination. A child left "starting" (a start that crashed or failed
-// transiently) is taken over (ResumeChild). So a tick costs two listings per 5,000
-// children plus a read and a write per child whose state changed.
+// track visits the batch's children. The child records are listed (ids, statuses and
+// ETags from the listing, no document read), then the destination prefix is listed with
+// copy details: a child whose copy is still pending costs nothing more; one whose copy
+// ended has its outcome settled by copyjob (ObserveChild: the same guarded transition
+// and effects as a single copy), from the record this instance holds when its ETag is
+// the listed one (see childCache), else from a read. A pending child missing from a
+// complete listing lost its destination. A child left "starting" (a start that crashed
+// or failed transiently) is taken over (ResumeChild). So a tick costs two listings per
+// 5,000 children plus a write per child whose state changed (and a read before it when
+// another instance created the record).
 func (s *Service) track(ctx context.Context, b *Batch, token string, rep *TickReport) error {
-	t := &tracking{status: map[string]copyjob.Status{}}
+	t := &tracking{status: map[string]copyjob.Status{}, etags: map[string]string{}}
 	if err := s.listChildren(ctx, b, t, rep); err != nil {
 		return err
 	}
@@ -62,13 +65,20 @@ func (s *Service) track(ctx context.Context, b *Batch, token string, rep *TickRe
 			open++
 		}
 	}
-	enumerated := b.Phase == PhaseDone || b.AbortRequested
+	// An aborted batch whose page another runner began is not recovered yet may have
+	// copies no record names: it is not finished. (A page begun by this runner is not
+	// half-started here: track runs once enumerate has ended cleanly.)
+	begunByOther := b.PageBegun != nil && b.PageBegun.Token != token
+	enumerated := (b.Phase == PhaseDone || b.AbortRequested) && !begunByOther
 	finished := enumerated && open == 0 && complete
 	if finished && (b.Options.LeaseSource || b.ChildCallbackURL != "") && !s.finishLeftovers(ctx, t) {
 		finished = false // a lease to release or a child's callback to send: the next tick tries again
 	}
 	now := s.cfg.Now().UTC()
 	return s.guarded(ctx, b, token, func(x *Batch) {
+		if x.PageBegun != nil && x.PageBegun.Token == token {
+			x.PageBegun = nil // begun by this runner's writes and not started
+		}
 		x.Counts = counts
 		if complete {
 			x.BytesCopied, x.BytesTotal = t.copied, t.total
@@ -103,6 +113,7 @@ func (s *Service) listChildren(ctx context.Context, b *Batch, t *tracking, rep *
 		}
 		for _, c := range page.Children {
 			t.status[c.ID] = c.Status
+			t.etags[c.ID] = c.ETag
 		}
 		if page.NextMarker == "" {
 			return nil
@@ -187,13 +198,22 @@ func (s *Service) missingChildren(ctx context.Context, b *Batch, missing []strin
 
 var errListedMissing = errors.New("not in the destination listing")
 
-// visitPending settles (or, for an aborted batch, aborts) one pending child.
+// visitPending settles (or, for an aborted batch, aborts) one pending child. Its record
+// is read unless this instance holds it with the ETag the listing showed (see
+// childCache): then the final write is the child's only request here.
 func (s *Service) visitPending(ctx context.Context, b *Batch, id string, state copyjob.CopyState, listErr error, t *tracking, rep *TickReport) {
-	job, err := s.records.Get(ctx, id)
-	if err != nil {
-		s.log.WarnContext(ctx, "cannot read a child record; the next tick looks again", "batch", b.ID, "jobId", id, "err", err)
-		return
+	t.mu.Lock()
+	etag := t.etags[id]
+	t.mu.Unlock()
+	job := s.cache.get(id, etag)
+	var err error
+	if job == nil {
+		if job, err = s.records.Get(ctx, id); err != nil {
+			s.log.WarnContext(ctx, "cannot read a child record; the next tick looks again", "batch", b.ID, "jobId", id, "err", err)
+			return
+		}
 	}
+	defer func() { s.cache.put(job) }() // the newest record this instance knows; a terminal one is dropped
 	if listErr != nil {
 		// Not listed: read the destination itself before calling it missing.
 		state, err = s.blobs.CopyState(ctx, job.Destination.BlobRef)

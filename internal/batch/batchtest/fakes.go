@@ -25,8 +25,10 @@ type Store struct {
 	etags   map[string]string
 	seq     int
 	records *copyjobtest.Records
-	// Writes counts Create and Update calls; Listings counts List and ListChildren pages.
-	Writes, Listings int
+	// Writes counts Create and Update calls; Listings counts List and ListChildren pages;
+	// Reads counts Get calls and the documents List returns (azstorage reads each listed
+	// batch's document with a Get Blob).
+	Writes, Listings, Reads int
 	// BeforeUpdate, when set, is asked before every Update with the record to write; an
 	// error it returns is Update's answer and nothing is written (a crash or an outage
 	// at that write).
@@ -75,6 +77,7 @@ func (s *Store) Create(_ context.Context, b *batch.Batch) error {
 func (s *Store) Get(_ context.Context, id string) (*batch.Batch, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.Reads++
 	if _, ok := s.docs[id]; !ok {
 		return nil, fmt.Errorf("batchtest: batch %s: %w", id, copyjob.ErrNotFound)
 	}
@@ -110,6 +113,21 @@ func (s *Store) Batch(id string) *batch.Batch {
 	return s.getLocked(id)
 }
 
+// Modify changes a stored batch in place (no ETag check, not counted), as another
+// writer, or an earlier version of the app, would have left it.
+func (s *Store) Modify(id string, fn func(*batch.Batch)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.getLocked(id)
+	fn(b)
+	data, err := json.Marshal(b)
+	if err != nil {
+		panic(err)
+	}
+	s.seq++
+	s.docs[id], s.etags[id] = data, strconv.Itoa(s.seq)
+}
+
 // List implements batch.Store; the marker is the last id returned.
 func (s *Store) List(_ context.Context, opts batch.ListOptions) (batch.Page, error) {
 	s.mu.Lock()
@@ -137,6 +155,7 @@ func (s *Store) List(_ context.Context, opts batch.ListOptions) (batch.Page, err
 			break
 		}
 		page.Batches = append(page.Batches, b)
+		s.Reads++
 	}
 	return page, nil
 }
@@ -156,7 +175,7 @@ func (s *Store) ListChildren(_ context.Context, batchID, marker string) (batch.C
 			page.NextMarker = page.Children[4999].ID
 			break
 		}
-		page.Children = append(page.Children, batch.Child{ID: j.ID, Status: j.Status})
+		page.Children = append(page.Children, batch.Child{ID: j.ID, Status: j.Status, ETag: j.ETag})
 	}
 	return page, nil
 }
