@@ -272,6 +272,13 @@ func defineRequeuePoison(f *flags) {
 					Error: "no such poison entry (requeued already, or held by another reader for up to " + poisonHold.String() + ")"})
 			}
 		}
+		if p, ok := op.records.(interface{ ProbeIndex(context.Context) error }); ok && !*dryRun && len(chosen) > 0 {
+			// Write records the way the app does: with the blob index tag only where the
+			// account takes it (an account with a hierarchical namespace refuses it).
+			if err := p.ProbeIndex(ctx); err != nil {
+				fmt.Fprintln(o.stderr, "blobcopy:", redact.Text(err.Error()))
+			}
+		}
 		for _, m := range chosen {
 			results = append(results, op.requeue(ctx, m, *dryRun))
 		}

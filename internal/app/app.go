@@ -308,6 +308,7 @@ func serviceConfig(s funchost.Settings, host funchost.HostConfig) (copyjob.Confi
 		{"COPY_FIRST_POLL", &cfg.FirstPoll},
 		{"COPY_MAX_POLL_INTERVAL", &cfg.MaxPollInterval},
 		{"COPY_START_GRACE", &cfg.StartGrace},
+		{"COPY_FULL_SWEEP_INTERVAL", &cfg.FullSweepInterval},
 	}
 	for _, d := range durations {
 		if v, ok := s.Lookup(d.name); ok && v != "" {
@@ -414,7 +415,7 @@ func (a *App) EnsureStorage(ctx context.Context) error {
 		return err
 	}
 	if why := a.Records.IndexRefusal(); why != "" {
-		a.Log.WarnContext(ctx, "the records account takes no blob index tags: the sweep for untracked starts lists every record instead (see docs/operations.md)", "err", why)
+		a.Log.WarnContext(ctx, "the records' blob index cannot be used: the sweep for untracked starts lists every record instead (see docs/operations.md)", "err", why)
 	}
 	if err := a.Queue.EnsureQueues(ctx); err != nil {
 		return err

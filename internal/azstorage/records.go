@@ -28,7 +28,10 @@ type Records struct {
 	// noIndex: the account has a hierarchical namespace, where Azure supports no blob
 	// index tags (a Put Blob carrying x-ms-tags would be refused), so records carry
 	// none and Untracked lists every record instead. Set once by EnsureContainer.
-	noIndex      atomic.Bool
+	noIndex atomic.Bool
+	// noSearch: Find Blobs by Tags is refused (set with noIndex, or alone when the
+	// identity may write tags but not search them): Untracked lists instead.
+	noSearch     atomic.Bool
 	indexRefusal atomic.Value // string
 }
 
@@ -41,35 +44,59 @@ func NewRecords(a *Account, containerName string) *Records {
 	return &Records{container: a.Service.NewContainerClient(containerName)}
 }
 
-// EnsureContainer creates the container if needed and learns whether records can carry
-// blob index tags: it writes a small probe blob with a tag, and when storage refuses
-// that for good (an account with a hierarchical namespace, which has no blob index, or
-// an identity without tags/write) but takes the same write without the tag, records are
-// written without tags from then on and the sweep lists every record instead (see
-// Untracked). It fails rather than guess, so that setup runs again.
+// EnsureContainer creates the container if needed and probes the blob index (see
+// ProbeIndex). It fails rather than guess, so that setup runs again.
 func (r *Records) EnsureContainer(ctx context.Context) error {
 	_, err := r.container.Create(ctx, nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 		return fmt.Errorf("create container: %w", err)
 	}
+	return r.ProbeIndex(ctx)
+}
+
+// ProbeIndex learns whether records can carry blob index tags and be searched by them:
+// it writes a small probe blob with a tag, then finds blobs by that tag. When storage
+// refuses the tagged write for good (an account with a hierarchical namespace, which has
+// no blob index, or an identity without tags/write) but takes the same write without the
+// tag, records are written without tags from then on; when it refuses the search (an
+// identity without blobs/filter/action), records keep their tag but are not searched.
+// Either way the sweep lists every record instead (see Untracked), and IndexRefusal says
+// why. A transient failure is an error: the caller tries again.
+func (r *Records) ProbeIndex(ctx context.Context) error {
 	probe := r.container.NewBlockBlobClient(indexProbe)
 	_, tagged := probe.UploadBuffer(ctx, nil, &blockblob.UploadBufferOptions{Tags: map[string]string{sweepTag: "no"}})
-	if tagged == nil {
-		r.noIndex.Store(false)
+	switch {
+	case tagged != nil && errors.Is(mapBlobErr(tagged), copyjob.ErrUnavailable):
+		return fmt.Errorf("probe the records account's blob index: %w", mapBlobErr(tagged))
+	case tagged != nil:
+		if _, err := probe.UploadBuffer(ctx, nil, nil); err != nil {
+			return fmt.Errorf("write to the records container: %w", mapBlobErr(err))
+		}
+		r.noIndex.Store(true)
+		r.refuseSearch(tagged)
 		return nil
 	}
-	if errors.Is(mapBlobErr(tagged), copyjob.ErrUnavailable) {
-		return fmt.Errorf("probe the records account's blob index: %w", mapBlobErr(tagged))
+	r.noIndex.Store(false)
+	_, err := r.container.FilterBlobs(ctx, fmt.Sprintf("%q = 'yes'", sweepTag), &container.FilterBlobsOptions{MaxResults: to.Ptr(int32(1))})
+	switch {
+	case err != nil && errors.Is(mapBlobErr(err), copyjob.ErrUnavailable):
+		return fmt.Errorf("probe the records account's blob index: %w", mapBlobErr(err))
+	case err != nil:
+		r.refuseSearch(err)
+	default:
+		r.noSearch.Store(false)
 	}
-	if _, err := probe.UploadBuffer(ctx, nil, nil); err != nil {
-		return fmt.Errorf("write to the records container: %w", mapBlobErr(err))
-	}
-	r.noIndex.Store(true)
-	r.indexRefusal.Store(concise(tagged).Error())
 	return nil
 }
 
-// IndexRefusal says why records carry no blob index tags ("" when they do), for the
+// refuseSearch makes Untracked list the records from now on (sticky: a refusal for good
+// does not go away by itself, and a listing's marker cannot continue a search).
+func (r *Records) refuseSearch(why error) {
+	r.noSearch.Store(true)
+	r.indexRefusal.Store(concise(mapBlobErr(why)).Error())
+}
+
+// IndexRefusal says why the sweep cannot use the blob index ("" when it can), for the
 // start-up log.
 func (r *Records) IndexRefusal() string {
 	v, _ := r.indexRefusal.Load().(string)
@@ -130,7 +157,7 @@ func (r *Records) labels(job *copyjob.Job) labels {
 // the blob index asynchronously, so a record written a moment ago may be missing or
 // out of date here: the sweep reads each and runs again later.
 func (r *Records) Untracked(ctx context.Context, marker string) ([]string, string, error) {
-	if r.noIndex.Load() {
+	if r.noSearch.Load() {
 		return r.untrackedByListing(ctx, marker)
 	}
 	opts := &container.FilterBlobsOptions{MaxResults: to.Ptr(int32(5000))}
@@ -138,9 +165,15 @@ func (r *Records) Untracked(ctx context.Context, marker string) ([]string, strin
 		opts.Marker = to.Ptr(marker)
 	}
 	resp, err := r.container.FilterBlobs(ctx, fmt.Sprintf("%q = 'yes'", sweepTag), opts)
-	if err != nil && marker == "" && !errors.Is(mapBlobErr(err), copyjob.ErrUnavailable) {
-		// Refused for good (an identity without blobs/filter/action): list instead.
-		return r.untrackedByListing(ctx, marker)
+	if err != nil && !errors.Is(mapBlobErr(err), copyjob.ErrUnavailable) {
+		// Refused for good (an identity without blobs/filter/action), though the probe
+		// passed: list from now on. A search's marker cannot continue a listing, so a
+		// sweep past its first page starts again at the next one.
+		r.refuseSearch(err)
+		if marker != "" {
+			return nil, "", fmt.Errorf("find the untracked starts: %w", mapBlobErr(err))
+		}
+		return r.untrackedByListing(ctx, "")
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("find the untracked starts: %w", mapBlobErr(err))

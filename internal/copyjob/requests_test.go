@@ -213,3 +213,36 @@ func TestCompletionRequestBudget(t *testing.T) {
 		})
 	}
 }
+
+// A start the records' index does not know (its record was written before the index
+// tag existed, or where the account refused it) is still swept up: an instance's first
+// sweep, and one per FullSweepInterval, list every "starting" record. Between them the
+// sweep asks the index only.
+func TestSweepBackstopFindsStartsTheIndexMisses(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.svc.Config()
+	h.Queue.FailNext(copyjobtest.OpEnqueue, errBusy)
+	first, _, err := h.svc.Start(h.ctx, leasedReq())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Records.HideFromIndex(first.ID)
+	h.tickAfter(time.Second) // this instance's first sweep: the claim is live, nothing to do
+	h.wantMessages(0)
+	if r := h.tickAfter(cfg.StartGrace); r.Swept != 0 {
+		t.Fatalf("the index does not know the start, yet a sweep between backstops found it: %+v", r)
+	}
+	h.wantStatus(first.ID, copyjob.StatusStarting)
+	swept := 0
+	for elapsed := time.Duration(0); elapsed <= cfg.FullSweepInterval && swept == 0; elapsed += cfg.StartGrace {
+		swept += h.tickAfter(cfg.StartGrace).Swept
+	}
+	if swept != 1 {
+		t.Fatalf("the backstop swept %d starts within %s, want the one the index misses", swept, cfg.FullSweepInterval)
+	}
+	rec := h.wantStatus(first.ID, copyjob.StatusPending)
+	if rec.CopyID != first.CopyID || rec.Lease.State != copyjob.LeaseHeld {
+		t.Fatalf("record %+v: want the started copy adopted with its lease", rec)
+	}
+	h.wantStartCopies(1)
+}

@@ -21,6 +21,12 @@ type Config struct {
 	// StartGrace is how long a start's claim lasts: after it, the tick (or a replay)
 	// assumes the starter died and takes the start over.
 	StartGrace time.Duration
+	// FullSweepInterval is how often (per instance, and at its first sweep) the sweep for
+	// untracked starts lists every "starting" record instead of asking the records' index
+	// (Records.Untracked): a backstop for records the index does not know, written by an
+	// earlier version (before the index tag) or by an instance whose account refused the
+	// tag. Default one hour.
+	FullSweepInterval time.Duration
 	// StartDeadline bounds the storage calls of one start attempt. It is kept at most
 	// StartGrace minus storageServerTimeout, so a request sent before it has been carried
 	// out or dropped by storage before anyone may take the start over.
@@ -59,6 +65,7 @@ func (c Config) withDefaults() Config {
 	def(&c.FirstPoll, 5*time.Second)
 	def(&c.MaxPollInterval, 5*time.Minute)
 	def(&c.StartGrace, 2*time.Minute)
+	def(&c.FullSweepInterval, time.Hour)
 	def(&c.StartDeadline, max(c.StartGrace-storageServerTimeout-30*time.Second, c.StartGrace/4))
 	c.StartDeadline = min(c.StartDeadline, c.StartGrace)
 	def(&c.EffectsGrace, time.Minute)
@@ -99,6 +106,9 @@ type Service struct {
 	sweepMu    sync.Mutex
 	lastSweep  time.Time
 	sweepFirst bool
+	// lastFullSweep is when this instance last swept by listing every "starting" record
+	// (see Config.FullSweepInterval); guarded by sweepMu.
+	lastFullSweep time.Time
 }
 
 // NewService wires a service; notifier may be nil.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -568,7 +569,10 @@ func (s *Service) sweepStarved() {
 // StartGrace are left alone: their start's claim may still be live. The candidates come
 // from Records.Untracked, an index of such records, so a sweep costs one request plus a
 // read per candidate, not a listing of every record (it once ran inside the tick and
-// cost the steady 10,000-job tick two thirds of its rate).
+// cost the steady 10,000-job tick two thirds of its rate). An instance's first sweep,
+// and one per FullSweepInterval, lists every "starting" record instead: the backstop for
+// records the index does not know (written before the index tag existed, or where the
+// account refused it).
 //
 // The message is enqueued before the record says Tracked, so a crash in between leaves
 // two messages at worst, never none. A second message is harmless: every transition is
@@ -578,35 +582,86 @@ func (s *Service) sweepStarved() {
 func (s *Service) sweep(ctx context.Context) int {
 	log := s.log.With("operation", "sweep")
 	cutoff := s.cfg.Now().UTC().Add(-s.cfg.StartGrace)
-	swept, marker := 0, ""
+	var candidates func(marker string) ([]string, string, error)
+	if s.fullSweepDue() {
+		// The backstop: every "starting" record, from the metadata each is written with.
+		log.DebugContext(ctx, "sweeping by listing every starting record (the index's backstop)")
+		candidates = func(marker string) ([]string, string, error) {
+			page, err := s.records.List(ctx, ListOptions{Status: StatusStarting, CreatedBefore: cutoff, Limit: 1000, Marker: marker})
+			ids := make([]string, 0, len(page.Jobs))
+			for _, j := range page.Jobs {
+				ids = append(ids, j.ID)
+			}
+			return ids, page.NextMarker, err
+		}
+	} else {
+		candidates = func(marker string) ([]string, string, error) { return s.records.Untracked(ctx, marker) }
+	}
+	var swept atomic.Int64
+	marker := ""
 	for {
-		ids, next, err := s.records.Untracked(ctx, marker)
+		ids, next, err := candidates(marker)
 		if err != nil {
 			log.WarnContext(ctx, "cannot list the untracked starts; the next tick sweeps again", "err", err)
 			s.sweepStarved()
-			return swept
+			return int(swept.Load())
 		}
-		for _, id := range ids {
+		// Each candidate is read and decided on again (the index may lag), a few at a time.
+		s.forEach(ids, func(id string) {
+			if ctx.Err() != nil {
+				return
+			}
 			job, err := s.records.Get(ctx, id)
 			if err != nil {
-				if !errors.Is(err, ErrNotFound) {
+				if !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
 					log.WarnContext(ctx, "cannot read a start that may be untracked; the next sweep tries again", "jobId", id, "err", err)
 				}
-				continue
+				return
 			}
-			// The index may lag: decide from the record itself.
 			if !NeedsSweep(job) || !job.CreatedAt.Before(cutoff) || s.claimLive(job) {
-				continue
+				return
 			}
 			if s.trackSwept(ctx, job, log.With("jobId", job.ID)) {
-				swept++
+				swept.Add(1)
 			}
+		})
+		if ctx.Err() != nil {
+			s.sweepStarved() // the budget ran out mid-sweep: the next tick sweeps first
+			return int(swept.Load())
 		}
-		if next == "" || ctx.Err() != nil {
-			return swept
+		if next == "" {
+			return int(swept.Load())
 		}
 		marker = next
 	}
+}
+
+// fullSweepDue tells whether this sweep is the backstop that lists every "starting"
+// record: an instance's first sweep, then one per FullSweepInterval.
+func (s *Service) fullSweepDue() bool {
+	now := s.cfg.Now()
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if !s.lastFullSweep.IsZero() && now.Sub(s.lastFullSweep) < s.cfg.FullSweepInterval {
+		return false
+	}
+	s.lastFullSweep = now
+	return true
+}
+
+// forEach calls fn for each id with the tick's concurrency.
+func (s *Service) forEach(ids []string, fn func(string)) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, max(s.cfg.Concurrency, 1))
+	for _, id := range ids {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			fn(id)
+		}()
+	}
+	wg.Wait()
 }
 
 func (s *Service) trackSwept(ctx context.Context, job *Job, log *slog.Logger) bool {

@@ -18,9 +18,10 @@ import (
 // filters by status, by owner and by batch.
 type Records struct {
 	Faults
-	mu   sync.Mutex
-	docs map[string]doc
-	seq  int
+	mu        sync.Mutex
+	docs      map[string]doc
+	seq       int
+	unindexed map[string]bool // ids Untracked does not see (see HideFromIndex)
 }
 
 type doc struct {
@@ -144,12 +145,23 @@ func (r *Records) Untracked(_ context.Context, marker string) ([]string, string,
 	defer r.mu.Unlock()
 	var ids []string
 	for id, d := range r.docs {
-		if copyjob.NeedsSweep(decode(d)) {
+		if !r.unindexed[id] && copyjob.NeedsSweep(decode(d)) {
 			ids = append(ids, id)
 		}
 	}
 	sort.Strings(ids)
 	return ids, "", nil
+}
+
+// HideFromIndex makes Untracked never name id, as for a record an index does not know
+// (written before the index existed, or by an instance whose account refused it).
+func (r *Records) HideFromIndex(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.unindexed == nil {
+		r.unindexed = map[string]bool{}
+	}
+	r.unindexed[id] = true
 }
 
 // Put writes job whatever is stored (no ETag check, no faults) and sets job.ETag: the
