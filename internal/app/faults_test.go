@@ -180,7 +180,7 @@ func TestStartWithoutItsMessageIsSweptOnAzurite(t *testing.T) {
 		t.Fatalf("record after a start without its message: %s, tracked %v", rec.Status, rec.Tracked)
 	}
 	watch.set(false)
-	h.invokeTimer() // this instance's first sweep lists every starting record (the backstop); the start is younger than the grace
+	h.invokeTimer() // the first sweep claims the backstop and lists every starting record; the start is younger than the grace
 	watch.reset()
 	h.tickUntil("the untracked start swept up", func() bool { return h.record(job.ID).Status == copyjob.StatusPending })
 	if rec := h.record(job.ID); rec.CopyID != job.CopyID || !rec.Tracked {
@@ -193,7 +193,7 @@ func TestStartWithoutItsMessageIsSweptOnAzurite(t *testing.T) {
 	if n := h.sim.RequestCount(copysim.OpCopyBlob); n != 1 {
 		t.Errorf("%d Copy Blob requests, want the one the start made", n)
 	}
-	// The one listing allowed after the instance's first sweep is the takeover's: adopting
+	// The one listing allowed after the backstop's is the takeover's: adopting
 	// the copy checks that no other job records it (a listing filtered on the copy id). A
 	// sweep that listed the records would add one per sweep.
 	finds, lists := watch.counts()

@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -186,6 +188,38 @@ func (r *Records) Untracked(ctx context.Context, marker string) ([]string, strin
 		ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(*item.Name, recordPrefix), ".json"))
 	}
 	return ids, deref(resp.NextMarker), nil
+}
+
+// fullSweepClaim is the blob that records the last claim of the sweep's backstop
+// (ClaimFullSweep), in its metadata; outside "jobs/", so no listing sees it.
+const fullSweepClaim = "blobcopy-full-sweep"
+
+// ClaimFullSweep reads the claim blob (one Get Blob Properties) and, when the last
+// claim is older than interval, takes it with a conditional Put Blob: of instances
+// claiming at once, one wins.
+func (r *Records) ClaimFullSweep(ctx context.Context, interval time.Duration, now time.Time) (bool, error) {
+	props, err := r.container.NewBlobClient(fullSweepClaim).GetProperties(ctx, nil)
+	cond := &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}
+	switch {
+	case err == nil:
+		if last, perr := time.Parse(time.RFC3339Nano, metadataValue(props.Metadata, "claimedat")); perr == nil && now.Sub(last) < interval {
+			return false, nil
+		}
+		cond = &blob.ModifiedAccessConditions{IfMatch: props.ETag}
+	case !bloberror.HasCode(err, bloberror.BlobNotFound):
+		return false, fmt.Errorf("read the sweep's backstop claim: %w", mapBlobErr(err))
+	}
+	_, err = r.container.NewBlockBlobClient(fullSweepClaim).UploadBuffer(ctx, nil, &blockblob.UploadBufferOptions{
+		Metadata:         map[string]*string{"claimedat": to.Ptr(now.UTC().Format(time.RFC3339Nano))},
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case bloberror.HasCode(err, bloberror.ConditionNotMet, bloberror.BlobAlreadyExists):
+		return false, nil // another instance claimed it first
+	}
+	return false, fmt.Errorf("claim the sweep's backstop: %w", mapBlobErr(err))
 }
 
 // untrackedByListing pages through every record's metadata (one List Blobs request

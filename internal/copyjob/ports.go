@@ -197,6 +197,11 @@ type Records interface {
 	// miss one that does: callers read each record and decide again, and a later sweep
 	// finds a late one. next is "" after the last page.
 	Untracked(ctx context.Context, marker string) (ids []string, next string, err error)
+	// ClaimFullSweep reports whether the caller should make the sweep's backstop now (a
+	// listing of every "starting" record, for records the index does not know): true for
+	// one caller per interval among every instance that shares the store, whose claim
+	// it records (at now). Stores keep the claim beside the records.
+	ClaimFullSweep(ctx context.Context, interval time.Duration, now time.Time) (bool, error)
 }
 
 // NeedsSweep tells whether a record may be a start left without a tracking message: it

@@ -215,9 +215,9 @@ func TestCompletionRequestBudget(t *testing.T) {
 }
 
 // A start the records' index does not know (its record was written before the index
-// tag existed, or where the account refused it) is still swept up: an instance's first
-// sweep, and one per FullSweepInterval, list every "starting" record. Between them the
-// sweep asks the index only.
+// tag existed, or where the account refused it) is still swept up: one sweep per
+// FullSweepInterval (claimed in the store, for every instance together) lists every
+// "starting" record. Between them the sweep asks the index only.
 func TestSweepBackstopFindsStartsTheIndexMisses(t *testing.T) {
 	h := newHarness(t)
 	cfg := h.svc.Config()
@@ -227,7 +227,7 @@ func TestSweepBackstopFindsStartsTheIndexMisses(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Records.HideFromIndex(first.ID)
-	h.tickAfter(time.Second) // this instance's first sweep: the claim is live, nothing to do
+	h.tickAfter(time.Second) // the first sweep claims the backstop: the start's claim is live, nothing to do
 	h.wantMessages(0)
 	if r := h.tickAfter(cfg.StartGrace); r.Swept != 0 {
 		t.Fatalf("the index does not know the start, yet a sweep between backstops found it: %+v", r)

@@ -21,11 +21,11 @@ type Config struct {
 	// StartGrace is how long a start's claim lasts: after it, the tick (or a replay)
 	// assumes the starter died and takes the start over.
 	StartGrace time.Duration
-	// FullSweepInterval is how often (per instance, and at its first sweep) the sweep for
-	// untracked starts lists every "starting" record instead of asking the records' index
-	// (Records.Untracked): a backstop for records the index does not know, written by an
-	// earlier version (before the index tag) or by an instance whose account refused the
-	// tag. Default one hour.
+	// FullSweepInterval is how often (once for every instance together, claimed through
+	// Records.ClaimFullSweep) the sweep for untracked starts lists every "starting"
+	// record instead of asking the records' index (Records.Untracked): a backstop for
+	// records the index does not know, written by an earlier version (before the index
+	// tag) or by an instance whose account refused the tag. Default one hour.
 	FullSweepInterval time.Duration
 	// StartDeadline bounds the storage calls of one start attempt. It is kept at most
 	// StartGrace minus storageServerTimeout, so a request sent before it has been carried
@@ -106,9 +106,6 @@ type Service struct {
 	sweepMu    sync.Mutex
 	lastSweep  time.Time
 	sweepFirst bool
-	// lastFullSweep is when this instance last swept by listing every "starting" record
-	// (see Config.FullSweepInterval); guarded by sweepMu.
-	lastFullSweep time.Time
 }
 
 // NewService wires a service; notifier may be nil.

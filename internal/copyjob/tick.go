@@ -569,10 +569,10 @@ func (s *Service) sweepStarved() {
 // StartGrace are left alone: their start's claim may still be live. The candidates come
 // from Records.Untracked, an index of such records, so a sweep costs one request plus a
 // read per candidate, not a listing of every record (it once ran inside the tick and
-// cost the steady 10,000-job tick two thirds of its rate). An instance's first sweep,
-// and one per FullSweepInterval, lists every "starting" record instead: the backstop for
-// records the index does not know (written before the index tag existed, or where the
-// account refused it).
+// cost the steady 10,000-job tick two thirds of its rate). One sweep per
+// FullSweepInterval, among every instance, lists every "starting" record instead: the
+// backstop for records the index does not know (written before the index tag existed,
+// or where the account refused it).
 //
 // The message is enqueued before the record says Tracked, so a crash in between leaves
 // two messages at worst, never none. A second message is harmless: every transition is
@@ -583,7 +583,7 @@ func (s *Service) sweep(ctx context.Context) int {
 	log := s.log.With("operation", "sweep")
 	cutoff := s.cfg.Now().UTC().Add(-s.cfg.StartGrace)
 	var candidates func(marker string) ([]string, string, error)
-	if s.fullSweepDue() {
+	if s.fullSweepDue(ctx, log) {
 		// The backstop: every "starting" record, from the metadata each is written with.
 		log.DebugContext(ctx, "sweeping by listing every starting record (the index's backstop)")
 		candidates = func(marker string) ([]string, string, error) {
@@ -637,16 +637,16 @@ func (s *Service) sweep(ctx context.Context) int {
 }
 
 // fullSweepDue tells whether this sweep is the backstop that lists every "starting"
-// record: an instance's first sweep, then one per FullSweepInterval.
-func (s *Service) fullSweepDue() bool {
-	now := s.cfg.Now()
-	s.sweepMu.Lock()
-	defer s.sweepMu.Unlock()
-	if !s.lastFullSweep.IsZero() && now.Sub(s.lastFullSweep) < s.cfg.FullSweepInterval {
+// record: once per FullSweepInterval for every instance together (a claim in the
+// store, one read per sweep), so that neither an instance's start nor a scale-out pays
+// for a listing of every record.
+func (s *Service) fullSweepDue(ctx context.Context, log *slog.Logger) bool {
+	due, err := s.records.ClaimFullSweep(ctx, s.cfg.FullSweepInterval, s.cfg.Now().UTC())
+	if err != nil {
+		log.WarnContext(ctx, "cannot tell whether the sweep's backstop is due; asking the index only this time", "err", err)
 		return false
 	}
-	s.lastFullSweep = now
-	return true
+	return due
 }
 
 // forEach calls fn for each id with the tick's concurrency.

@@ -50,6 +50,8 @@ const (
 	OpGet    = "Get"
 	OpUpdate = "Update"
 	OpList   = "List"
+	// OpClaimFullSweep is Records.ClaimFullSweep (Untracked counts as OpList).
+	OpClaimFullSweep = "ClaimFullSweep"
 
 	OpEnqueue = "Enqueue"
 	OpDequeue = "Dequeue"

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 )
@@ -22,6 +23,7 @@ type Records struct {
 	docs      map[string]doc
 	seq       int
 	unindexed map[string]bool // ids Untracked does not see (see HideFromIndex)
+	fullSweep time.Time       // the last ClaimFullSweep that won
 }
 
 type doc struct {
@@ -151,6 +153,21 @@ func (r *Records) Untracked(_ context.Context, marker string) ([]string, string,
 	}
 	sort.Strings(ids)
 	return ids, "", nil
+}
+
+// ClaimFullSweep implements copyjob.Records: one claim per interval, shared by every
+// service using this store (like instances sharing an account).
+func (r *Records) ClaimFullSweep(_ context.Context, interval time.Duration, now time.Time) (bool, error) {
+	if err := r.enter(OpClaimFullSweep); err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.fullSweep.IsZero() && now.Sub(r.fullSweep) < interval {
+		return false, nil
+	}
+	r.fullSweep = now
+	return true, nil
 }
 
 // HideFromIndex makes Untracked never name id, as for a record an index does not know

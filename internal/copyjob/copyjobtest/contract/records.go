@@ -22,6 +22,7 @@ func RunRecords(t *testing.T, newRecords func(t *testing.T) copyjob.Records) {
 	t.Run("list pages", func(t *testing.T) { recordsList(t, newRecords(t)) })
 	t.Run("list by owner", func(t *testing.T) { recordsListByOwner(t, newRecords(t)) })
 	t.Run("untracked starts", func(t *testing.T) { recordsUntracked(t, newRecords(t)) })
+	t.Run("full sweep claims", func(t *testing.T) { recordsFullSweepClaims(t, newRecords(t)) })
 	t.Run("transient faults", func(t *testing.T) { recordsTransient(t, newRecords(t)) })
 }
 
@@ -274,6 +275,44 @@ func recordsUntracked(t *testing.T, r copyjob.Records) {
 	gone := func(ids []string) bool { return !slices.Contains(ids, crashed.ID) }
 	if ids := settled(gone); indexed && !gone(ids) {
 		t.Errorf("Untracked = %v after job-untracked became tracked", ids)
+	}
+}
+
+// recordsFullSweepClaims: one claim per interval among concurrent claimants.
+func recordsFullSweepClaims(t *testing.T, r copyjob.Records) {
+	const interval = time.Hour
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	claims := func(now time.Time) int {
+		t.Helper()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		won := 0
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, err := r.ClaimFullSweep(ctx(t), interval, now)
+				if err != nil {
+					t.Errorf("ClaimFullSweep: %v", err)
+				}
+				if ok {
+					mu.Lock()
+					won++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return won
+	}
+	if n := claims(at); n != 1 {
+		t.Errorf("first claims: %d won, want 1", n)
+	}
+	if n := claims(at.Add(interval / 2)); n != 0 {
+		t.Errorf("claims within the interval: %d won, want 0", n)
+	}
+	if n := claims(at.Add(interval)); n != 1 {
+		t.Errorf("claims an interval later: %d won, want 1", n)
 	}
 }
 
