@@ -362,7 +362,9 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 		return s.fail(ctx, job, token, s.startCopyError(ctx, job, err), log)
 	}
 	faultpoint.Hit("start:copied")
-	log.InfoContext(ctx, "copy started", "duration", time.Since(began))
+	// Debug: the next line says the same at Info ("copy pending", or "copy finished at
+	// start" and the outcome), and each Info line of a start is ingested and paid for.
+	log.DebugContext(ctx, "copy started", "duration", time.Since(began))
 	return s.adopt(ctx, job, token, state, log)
 }
 
