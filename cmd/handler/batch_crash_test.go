@@ -26,19 +26,54 @@ import (
 // timer run: the page is listed and started again, every child maps onto the job it
 // already had, and no destination gets a second Copy Blob.
 func TestCrashMidBatchEnumeration(t *testing.T) {
+	const n = 8
+	c := crashBatch(t, "batchcrash", n, "batch:pageStarted")
+	if got := copyStartsUnder(c.sim, "out/"); got != n {
+		t.Fatalf("%d Copy Blob calls before the crash, want %d", got, n)
+	}
+	c.restartUntilDone(t, n, "after the page was started again")
+}
+
+// TestCrashBetweenChildCopyAndRecord kills the real process right after a batch child's
+// Copy Blob was answered and before its record was created (children without
+// leaseSource are recorded after their copy): the batch's first child starts alone, so
+// one copy runs that no record names. Started again, the tick takes the batch over once
+// the crashed runner's claim expires, finds the page begun, adopts that copy and starts
+// the others: one Copy Blob per destination, and the batch succeeds.
+func TestCrashBetweenChildCopyAndRecord(t *testing.T) {
+	const n = 5
+	c := crashBatch(t, "childcrash", n, "child:copied")
+	if got := copyStartsUnder(c.sim, "out/"); got != 1 {
+		t.Fatalf("%d Copy Blob calls before the crash, want 1 (the first child starts alone)", got)
+	}
+	c.restartUntilDone(t, n, "after the recovery (the crashed child's copy adopted)")
+}
+
+// batchCrash is a batch of n blobs whose handler process was killed at a fault point.
+type batchCrash struct {
+	sim     *copysim.Server
+	account string
+	dir     string
+	env     map[string]string
+	port    int
+	batchID string
+}
+
+// crashBatch submits a batch of n blobs of the copy simulator's account to the handler
+// binary with the fault point armed, and waits for the process to die there. A short
+// functionTimeout makes a short tick budget, so the crashed tick's claim on the batch
+// (budget plus COPY_START_GRACE) expires within the test.
+func crashBatch(t *testing.T, account string, n int, fault string) *batchCrash {
+	t.Helper()
 	az := azurite.Start(t, azurite.Options{})
 	sim := copysim.New(copysim.Options{})
 	t.Cleanup(sim.Close)
-	const account = "batchcrash"
 	sim.CreateContainer(account, "src")
-	const n = 8
 	for i := range n {
 		if err := sim.PutBlob(account, "src", fmt.Sprintf("in/f%d.bin", i), []byte(strings.Repeat("b", 40)), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// A short functionTimeout makes a short tick budget, so the crashed tick's claim on
-	// the batch (budget plus COPY_START_GRACE) expires within the test.
 	dir := hostApp(t)
 	hostJSON, err := os.ReadFile(filepath.Join(dir, "host.json"))
 	if err != nil {
@@ -57,7 +92,7 @@ func TestCrashMidBatchEnumeration(t *testing.T) {
 	env["BLOBCOPY_AUTH_DISABLED"] = "true"
 	port := freePort(t)
 	env["BLOBCOPY_LISTEN_ADDRESS"] = fmt.Sprintf("127.0.0.1:%d", port)
-	env["BLOBCOPY_FAULTPOINT"] = "batch:pageStarted"
+	env["BLOBCOPY_FAULTPOINT"] = fault
 
 	p := startIn(t, dir, env, port)
 	body := fmt.Sprintf(`{"source":%q,"destination":{"account":"sim","container":"dst","prefix":"out/"}}`, sim.AccountEndpoint(account)+"/src/in/")
@@ -72,111 +107,33 @@ func TestCrashMidBatchEnumeration(t *testing.T) {
 	if code, out := p.wait(t, 20*time.Second); code != faultpoint.ExitCode {
 		t.Fatalf("exit %d, want the fault point's %d:\n%s", code, faultpoint.ExitCode, out)
 	}
-	if got := copyStartsUnder(sim, "out/"); got != n {
-		t.Fatalf("%d Copy Blob calls before the crash, want %d", got, n)
-	}
-
 	delete(env, "BLOBCOPY_FAULTPOINT")
-	p = startIn(t, dir, env, port)
-	var got api.BatchView
-	waitFor(t, "the batch to run again", func() bool {
-		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+v.ID, "", nil)
-		if status != http.StatusOK || json.Unmarshal(b, &got) != nil {
-			return false
-		}
-		return got.Status == batch.StatusRunning
-	})
-	if got.Started != n {
-		t.Fatalf("started %d, want %d: %+v", got.Started, n, got)
-	}
-	if c := copyStartsUnder(sim, "out/"); c != n {
-		t.Fatalf("%d Copy Blob calls after the page was started again, want %d (one per child)", c, n)
-	}
-	for i := range n {
-		if err := sim.Complete(account, "dst", fmt.Sprintf("out/f%d.bin", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, "the batch to succeed", func() bool {
-		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+v.ID, "", nil)
-		return status == http.StatusOK && json.Unmarshal(b, &got) == nil && got.Status == batch.StatusSuccess
-	})
+	return &batchCrash{sim: sim, account: account, dir: dir, env: env, port: port, batchID: v.ID}
 }
 
-// TestCrashBetweenChildCopyAndRecord kills the real process right after a batch child's
-// Copy Blob was answered and before its record was created (children without
-// leaseSource are recorded after their copy): the batch's first child starts alone, so
-// one copy runs that no record names. Started again, the tick takes the batch over once
-// the crashed runner's claim expires, finds the page begun, adopts that copy and starts
-// the others: one Copy Blob per destination, and the batch succeeds.
-func TestCrashBetweenChildCopyAndRecord(t *testing.T) {
-	az := azurite.Start(t, azurite.Options{})
-	sim := copysim.New(copysim.Options{})
-	t.Cleanup(sim.Close)
-	const account = "childcrash"
-	sim.CreateContainer(account, "src")
-	const n = 5
-	for i := range n {
-		if err := sim.PutBlob(account, "src", fmt.Sprintf("in/f%d.bin", i), []byte(strings.Repeat("c", 40)), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := hostApp(t)
-	hostJSON, err := os.ReadFile(filepath.Join(dir, "host.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	short := strings.Replace(string(hostJSON), `"functionTimeout": "00:10:00"`, `"functionTimeout": "00:00:05"`, 1)
-	if err := os.WriteFile(filepath.Join(dir, "host.json"), []byte(short), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := baseEnv(az)
-	env["COPY_ACCOUNT_SIM"] = sim.ConnectionString(account)
-	env["COPY_START_GRACE"] = "1s"
-	env["BLOBCOPY_AUTH_DISABLED"] = "true"
-	port := freePort(t)
-	env["BLOBCOPY_LISTEN_ADDRESS"] = fmt.Sprintf("127.0.0.1:%d", port)
-	env["BLOBCOPY_FAULTPOINT"] = "child:copied"
-
-	p := startIn(t, dir, env, port)
-	body := fmt.Sprintf(`{"source":%q,"destination":{"account":"sim","container":"dst","prefix":"out/"}}`, sim.AccountEndpoint(account)+"/src/in/")
-	status, _, b := call(t, http.MethodPost, p.url+"/api/batches", body, nil)
-	if status != http.StatusAccepted {
-		t.Fatalf("POST /api/batches: %d %s", status, b)
-	}
-	var v api.BatchView
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	if code, out := p.wait(t, 20*time.Second); code != faultpoint.ExitCode {
-		t.Fatalf("exit %d, want the fault point's %d:\n%s", code, faultpoint.ExitCode, out)
-	}
-	if got := copyStartsUnder(sim, "out/"); got != 1 {
-		t.Fatalf("%d Copy Blob calls before the crash, want 1 (the first child starts alone)", got)
-	}
-
-	delete(env, "BLOBCOPY_FAULTPOINT")
-	p = startIn(t, dir, env, port)
+// restartUntilDone starts the handler again and waits for the batch to run (every child
+// started, one Copy Blob per destination), completes the copies, and waits for success.
+func (c *batchCrash) restartUntilDone(t *testing.T, n int, when string) {
+	t.Helper()
+	p := startIn(t, c.dir, c.env, c.port)
 	var got api.BatchView
-	waitFor(t, "the batch to run again", func() bool {
-		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+v.ID, "", nil)
-		return status == http.StatusOK && json.Unmarshal(b, &got) == nil && got.Status == batch.StatusRunning
-	})
+	read := func() bool {
+		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+c.batchID, "", nil)
+		return status == http.StatusOK && json.Unmarshal(b, &got) == nil
+	}
+	waitFor(t, "the batch to run again", func() bool { return read() && got.Status == batch.StatusRunning })
 	if got.Started != n {
 		t.Fatalf("started %d, want %d: %+v", got.Started, n, got)
 	}
-	if c := copyStartsUnder(sim, "out/"); c != n {
-		t.Fatalf("%d Copy Blob calls after the recovery, want %d (one per child: the crashed child's copy adopted)", c, n)
+	if copies := copyStartsUnder(c.sim, "out/"); copies != n {
+		t.Fatalf("%d Copy Blob calls %s, want %d (one per child)", copies, when, n)
 	}
 	for i := range n {
-		if err := sim.Complete(account, "dst", fmt.Sprintf("out/f%d.bin", i)); err != nil {
+		if err := c.sim.Complete(c.account, "dst", fmt.Sprintf("out/f%d.bin", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the batch to succeed", func() bool {
-		status, _, b := call(t, http.MethodGet, p.url+"/api/batches/"+v.ID, "", nil)
-		return status == http.StatusOK && json.Unmarshal(b, &got) == nil && got.Status == batch.StatusSuccess
-	})
+	waitFor(t, "the batch to succeed", func() bool { return read() && got.Status == batch.StatusSuccess })
 }
 
 func copyStartsUnder(sim *copysim.Server, prefix string) int {

@@ -92,24 +92,4 @@ func sameETag(a, b string) bool {
 
 // cloneChild copies a job deeply enough that the cache and its callers never share
 // what a change may modify.
-func cloneChild(j *copyjob.Job) *copyjob.Job {
-	c := *j
-	if j.Lease != nil {
-		l := *j.Lease
-		c.Lease = &l
-	}
-	if j.Callback != nil {
-		cb := *j.Callback
-		c.Callback = &cb
-	}
-	if j.Claim != nil {
-		cl := *j.Claim
-		c.Claim = &cl
-	}
-	if j.Refusal != nil {
-		r := *j.Refusal
-		c.Refusal = &r
-	}
-	c.History = append([]copyjob.Outcome(nil), j.History...)
-	return &c
-}
+func cloneChild(j *copyjob.Job) *copyjob.Job { return j.Clone() }

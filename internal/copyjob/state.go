@@ -171,6 +171,10 @@ func timeEqual(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
+// Clone copies a job deeply enough that the copy and the original never share what a
+// change to a record may modify (its lease, callback, claim, refusal and history).
+func (j *Job) Clone() *Job { return cloneJob(j) }
+
 // cloneJob deep-copies the parts of a job a change may modify.
 func cloneJob(j *Job) *Job {
 	c := *j
