@@ -109,9 +109,11 @@ unit:
 ## stress: the randomized concurrency tests with many random seeds (not in CI: minutes)
 STRESS_RUNS ?= 200
 STRESS_STORAGE_RUNS ?= 20
+STRESS_BATCH_SEEDS ?= 2000
 stress: deps
 	$(GO) test -count=1 -race -timeout 60m -run TestInvariantsUnderConcurrency ./internal/copyjob -stress.runs=$(STRESS_RUNS)
 	$(GO) test -count=1 -timeout 60m -run TestInvariantsOnStorage ./internal/app -stress.runs=$(STRESS_STORAGE_RUNS)
+	$(GO) test -count=1 -timeout 60m -run TestBatchInvariants ./internal/batch -stress.seeds=$(STRESS_BATCH_SEEDS)
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseDelivery -fuzztime=$(FUZZ_EVENTGRID) ./internal/eventgrid

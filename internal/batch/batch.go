@@ -123,6 +123,13 @@ type PageBegun struct {
 	Token string `json:"token"`
 }
 
+// Recovered is what a recovery of a begun page found in the destination.
+type Recovered struct {
+	// Until is the last source name (in listing order) of a copy begun since Since.
+	Until string    `json:"until"`
+	Since time.Time `json:"since"`
+}
+
 // Claim is a tick runner's exclusive right to work on a batch until Until.
 type Claim struct {
 	Token string    `json:"token"`
@@ -163,6 +170,11 @@ type Batch struct {
 	// saying so, and is recovered once (its children were recorded first then, so
 	// recovering finds their records).
 	PagesBegun bool `json:"pagesBegun,omitempty"`
+	// Recovered bounds the children a recovery adopted from the destination (see
+	// Service.adoptUnrecorded): a child whose name is not after Until may have a record
+	// already, so it is started by reading its record first (copyjob.RecoverChild), never
+	// by a Copy Blob straight away, whichever page of a later listing it falls in.
+	Recovered *Recovered `json:"recovered,omitempty"`
 	// Matched counts the source blobs that pass the filter (final once counting ends).
 	Matched int `json:"matched"`
 	// Started counts the children started (or found started) so far.

@@ -187,6 +187,13 @@ func (s *Service) enumerate(ctx context.Context, b *Batch, token string, rep *Ti
 			if errors.Is(err, copyjob.ErrUnavailable) || ctx.Err() != nil {
 				return fmt.Errorf("list the source: %w", err)
 			}
+			if since := s.recoverySince(b, token); since != nil {
+				// Refused for good while another runner's page may hold unrecorded copies:
+				// they are adopted from the destination first (the source cannot be listed).
+				if _, aerr := s.adoptUnrecorded(ctx, b, token, *since, rep); aerr != nil {
+					return aerr
+				}
+			}
 			return s.refuse(ctx, b, token, listingCode(err), redact.Text("cannot list the source: "+err.Error()))
 		}
 		switch b.Phase {
@@ -241,15 +248,14 @@ func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page
 			return err
 		}
 	}
-	var since *time.Time
-	switch {
-	case recovering:
-		since = &b.PageBegun.At
-	case !b.PagesBegun:
-		since = &b.CreatedAt // submitted before pages were recorded begun: see Batch.PagesBegun
-	}
+	since := s.recoverySince(b, token)
+	var recovered *Recovered
 	if since != nil {
 		s.log.InfoContext(ctx, "recovering a page of children an earlier run began", "batch", b.ID, "since", *since)
+		var err error
+		if recovered, err = s.adoptUnrecorded(ctx, b, token, *since, rep); err != nil {
+			return err
+		}
 	}
 	adoptOnly := b.AbortRequested
 	started, refused, failures, err := s.startPage(ctx, b, page, since, adoptOnly)
@@ -264,6 +270,9 @@ func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page
 		x.Refused += refused
 		x.Failures = appendFailures(x.Failures, failures...)
 		x.PageBegun, x.PagesBegun = nil, true
+		if recovered != nil {
+			x.Recovered = recovered
+		}
 		if adoptOnly || x.AbortRequested {
 			return // an aborted batch lists no further page
 		}
@@ -277,6 +286,83 @@ func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page
 		x.PageBegun = &PageBegun{Marker: x.Marker, At: now, Token: token}
 	})
 }
+
+// recoverySince is when the copies a recovery must look for may have begun: the begun
+// page's time when another runner began it, the batch's creation for a batch submitted
+// before pages were recorded begun; nil when nothing is to recover.
+func (s *Service) recoverySince(b *Batch, token string) *time.Time {
+	switch {
+	case b.Phase != PhaseStarting:
+		return nil
+	case b.PageBegun != nil && b.PageBegun.Marker == b.Marker && b.PageBegun.Token != token:
+		return &b.PageBegun.At
+	case !b.PagesBegun:
+		return &b.CreatedAt // submitted before pages were recorded begun: see Batch.PagesBegun
+	}
+	return nil
+}
+
+// adoptUnrecorded is the first step of a recovery: it lists the destination with copy
+// details and adopts every copy of a child's source begun since then that no record
+// names (copyjob.RecoverChild, adopting only). It looks at the destination, not at a new
+// listing of the source: that listing may end elsewhere than the begun page did (a blob
+// uploaded into its range, a short page), and a source blob deleted since its copy
+// began is in no listing. It reports the last source name it found a copy for, which
+// later pages honour (Batch.Recovered). A transient failure is an error: the page is
+// recovered again later (its copies are adopted once: a recorded child is left alone).
+func (s *Service) adoptUnrecorded(ctx context.Context, b *Batch, token string, since time.Time, rep *TickReport) (*Recovered, error) {
+	var (
+		mu        sync.Mutex
+		until     string
+		transient error
+	)
+	marker := ""
+	for {
+		page, err := s.storage.ListCopies(ctx, b.Destination, marker)
+		rep.Listings++
+		if err != nil {
+			return nil, fmt.Errorf("list the destination to recover a begun page: %w", err)
+		}
+		var visits []func()
+		for _, bl := range page.Blobs {
+			name, ok := s.sourceNameOf(b, bl.Name)
+			if !ok || bl.State.CopyID == "" || bl.State.LastModified.Before(since.Add(-recoverySkew)) {
+				continue
+			}
+			visits = append(visits, func() {
+				job, err := s.startChild(ctx, b, name, &since, true)
+				mu.Lock()
+				defer mu.Unlock()
+				if name > until {
+					until = name
+				}
+				switch {
+				case job != nil:
+					s.cache.put(job)
+				case err != nil && copyjob.Retryable(err):
+					transient = err
+				case err != nil:
+					s.log.WarnContext(ctx, "cannot adopt a child's copy found in the destination", "batch", b.ID, "blob", name, "err", err)
+				}
+			})
+		}
+		s.run(visits)
+		if transient != nil {
+			return nil, transient
+		}
+		if page.NextMarker == "" {
+			break
+		}
+		marker = page.NextMarker
+	}
+	if until == "" {
+		return nil, nil
+	}
+	return &Recovered{Until: until, Since: since}, nil
+}
+
+// recoverySkew is how far storage's clock may lag the app's (copyjob's clockSkew).
+const recoverySkew = time.Minute
 
 // startPage starts one page's children with bounded concurrency (since set: recovers
 // them, see copyjob.RecoverChild). A child whose start failed transiently stays
@@ -304,7 +390,12 @@ func (s *Service) startPage(ctx context.Context, b *Batch, page SourcePage, sinc
 		wg.Add(1)
 		start := func(name string) {
 			defer func() { <-slots; wg.Done() }()
-			job, err := s.startChild(ctx, b, name, since, adoptOnly)
+			childSince := since
+			if childSince == nil && b.Recovered != nil && name <= b.Recovered.Until {
+				// A recovery may have recorded it already, from another page's listing.
+				childSince = &b.Recovered.Since
+			}
+			job, err := s.startChild(ctx, b, name, childSince, adoptOnly)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
