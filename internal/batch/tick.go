@@ -484,12 +484,21 @@ func appendFailures(list []Failure, more ...Failure) []Failure {
 	return list
 }
 
-// refuse ends a batch before any child started (too large, or a source that cannot be
-// listed for good); the caller delivers the callback and gives the batch back.
+// refuse ends a batch's enumeration for good (too large, or a source that cannot be
+// listed): a batch still counting has no child and fails at once; one whose children
+// started follows them to their outcomes (a child is followed by its batch only) and
+// then fails. The caller delivers the callback once the batch has ended.
 func (s *Service) refuse(ctx context.Context, b *Batch, token string, code copyjob.Code, msg string) error {
 	now := s.cfg.Now().UTC()
 	err := s.guarded(ctx, b, token, func(x *Batch) {
-		x.Status, x.Phase, x.Marker, x.CompletedAt = StatusFailed, PhaseDone, "", &now
+		if x.Phase == PhaseCounting {
+			x.Status, x.CompletedAt = StatusFailed, &now // no child exists yet
+		} else {
+			// Children started before the refusal run on: the batch follows them to their
+			// outcomes, and then ends failed (see track).
+			x.Status = StatusRunning
+		}
+		x.Phase, x.Marker = PhaseDone, ""
 		x.Refusal = &Refusal{Code: code, Message: msg}
 		if x.PageBegun != nil && x.PageBegun.Token == token {
 			x.PageBegun = nil // begun with this runner's claim, never started

@@ -89,7 +89,7 @@ func (s *Service) track(ctx context.Context, b *Batch, token string, rep *TickRe
 			switch {
 			case x.AbortRequested:
 				x.Status = StatusAborted
-			case counts[copyjob.StatusSuccess] == len(t.status) && x.Refused == 0:
+			case counts[copyjob.StatusSuccess] == len(t.status) && x.Refused == 0 && x.Refusal == nil:
 				x.Status = StatusSuccess
 			default:
 				x.Status = StatusFailed

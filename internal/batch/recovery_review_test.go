@@ -10,14 +10,14 @@ import (
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
 )
 
-// REVIEW: PageBegun records only the page's start marker. A runner that recovers the
-// page lists it again from that marker; if the source changed in the meantime (a blob
-// uploaded into the page's range), or List Blobs answers fewer results (which Azure may
-// do with a continuation token), the recovered page ends earlier than the page the
-// crashed runner started. Its last children, whose copies may run unrecorded, then fall
-// into the next page, which is started fresh (StartChild, no recovery): a second Copy
-// Blob onto their destination.
-func TestReviewPageShiftAfterCrashStartsASecondCopy(t *testing.T) {
+// Found by review. PageBegun records only the page's start marker, and a runner that
+// recovers the page lists it again from there; if the source changed meanwhile (a blob
+// uploaded into the page's range) or List Blobs answers fewer results (which Azure may
+// do with a continuation marker), the page ends earlier than the one the crashed runner
+// started, and its last children fall into the next page. Their copies, which may run
+// unrecorded, are adopted from the destination before anything starts again: one Copy
+// Blob per destination.
+func TestRecoveredPageListedElsewhereStartsNoSecondCopy(t *testing.T) {
 	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
 	h.putSource(8)
 	b := h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
@@ -42,10 +42,10 @@ func TestReviewPageShiftAfterCrashStartsASecondCopy(t *testing.T) {
 	t.Logf("child f00003: %+v", k)
 }
 
-// Same, overwrite false: the child's own copy succeeded, but the fresh start of the next
-// page is refused DestinationExists: the child is recorded startFailed and the batch
-// fails although every blob was copied.
-func TestReviewPageShiftAfterCrashOverwriteFalseFailsTheChild(t *testing.T) {
+// Same, overwrite false: the child's own copy is adopted, not started again and refused
+// DestinationExists (the child once ended startFailed, and the batch failed, though
+// every blob was copied).
+func TestRecoveredPageListedElsewhereKeepsOverwriteFalseChild(t *testing.T) {
 	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
 	h.putSource(8)
 	b := h.submit(t, batch.SubmitRequest{})
@@ -64,10 +64,10 @@ func TestReviewPageShiftAfterCrashOverwriteFalseFailsTheChild(t *testing.T) {
 	}
 }
 
-// A source blob deleted after the crashed runner started its copy: the recovered page no
-// longer lists it, so the copy it left runs (and lands) with no record ever naming it,
-// and the batch reports success without it.
-func TestReviewSourceDeletedAfterCrashLeavesAnUnrecordedCopy(t *testing.T) {
+// A source blob deleted after the crashed runner started its copy: no listing of the
+// source names it any more, and its copy is still adopted from the destination (it once
+// landed with no record naming it, and the batch reported success without it).
+func TestRecoveryAdoptsTheCopyOfADeletedSource(t *testing.T) {
 	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
 	h.putSource(8)
 	b := h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
@@ -90,7 +90,7 @@ func TestReviewSourceDeletedAfterCrashLeavesAnUnrecordedCopy(t *testing.T) {
 
 // No crash: one transient failure of a child's record creation (ErrCopyUnrecorded), the
 // page is retried at the next tick, and a blob uploaded in between shifts the page.
-func TestReviewPageShiftAfterTransientCreateFailure(t *testing.T) {
+func TestRecoveryAfterATransientCreateFailureListedElsewhere(t *testing.T) {
 	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
 	h.putSource(8)
 	h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
@@ -115,9 +115,9 @@ func TestReviewPageShiftAfterTransientCreateFailure(t *testing.T) {
 }
 
 // A source listing refused for good (403/404) while a page begun by a crashed runner is
-// to be recovered: the batch is refused (failed, terminal) with the page still begun and
-// never recovered: the crashed runner's copy runs with no record naming it.
-func TestReviewRefusalWhileRecoveringLeavesAnUnrecordedCopy(t *testing.T) {
+// to be recovered: the copies that runner left unrecorded are adopted from the
+// destination before the batch is refused (they once ran with no record naming them).
+func TestRefusalWhileRecoveringAdoptsFirst(t *testing.T) {
 	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
 	h.putSource(8)
 	b := h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
@@ -136,5 +136,46 @@ func TestReviewRefusalWhileRecoveringLeavesAnUnrecordedCopy(t *testing.T) {
 		if !recorded[dst] {
 			t.Errorf("the copy onto %s runs and no child records it (batch %s, pageBegun %+v)", dst, got.Status, got.PageBegun)
 		}
+	}
+}
+
+// A source listing refused for good after some children started (a container deleted,
+// a permission revoked mid-batch): the children already started run on, and a child is
+// followed by its batch only. The batch keeps following them to their outcomes (it once
+// ended failed at once, leaving them pending for ever), then ends failed with the refusal.
+func TestRefusedBatchFollowsItsStartedChildren(t *testing.T) {
+	h := newHarness(t, batch.Config{PageSize: 3})
+	h.putSource(7)
+	b := h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
+	// Counting, then the first page starts; the listing of the second is refused.
+	armed := false
+	h.store.BeforeUpdate = func(x *batch.Batch) error {
+		if x.Started > 0 && !armed {
+			armed = true
+			h.env.Blobs.FailNext(copyjobtest.OpListBlobs, fmt.Errorf("403: %w", copyjob.ErrForbidden))
+		}
+		return nil
+	}
+	h.tick(t)
+	h.store.BeforeUpdate = nil
+	got := h.store.Batch(b.ID)
+	if got.Refusal == nil {
+		t.Fatalf("batch %s/%s, started %d: want the source listing refused", got.Status, got.Phase, got.Started)
+	}
+	started := h.children(b.ID)
+	if len(started) == 0 {
+		t.Fatal("no child started before the refusal: the test did not set the scene")
+	}
+	if got.Status.Terminal() {
+		t.Fatalf("batch %s with %d children started and not finished", got.Status, len(started))
+	}
+	got = h.finish(t, b.ID)
+	for _, k := range h.children(b.ID) {
+		if !k.Status.Terminal() {
+			t.Errorf("child %s left %s", k.Destination.Blob, k.Status)
+		}
+	}
+	if got.Status != batch.StatusFailed || got.Refusal == nil {
+		t.Errorf("batch %s, refusal %+v: want failed with the refusal", got.Status, got.Refusal)
 	}
 }
