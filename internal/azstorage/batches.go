@@ -13,7 +13,6 @@ import (
 
 	"github.com/blobcopy/blobcopy/internal/batch"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
-	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
 // BatchRecords stores batch records as JSON blobs ("batches/<id>.json") in the records
@@ -230,20 +229,9 @@ func (s *BatchStorage) ListCopies(ctx context.Context, loc batch.Location, marke
 			continue
 		}
 		p := item.Properties
-		st := copyjob.CopyState{
-			CopyID:      deref(p.CopyID),
-			Status:      copyjob.Status(deref((*string)(p.CopyStatus))),
-			Description: redact.Text(deref(p.CopyStatusDescription)),
-			CompletedAt: p.CopyCompletionTime,
-			SourceURL:   redact.URL(deref(p.CopySource)),
-			Progress:    parseProgress(deref(p.CopyProgress)),
-		}
-		if p.LastModified != nil {
-			st.LastModified = *p.LastModified
-		}
-		if st.Progress.BytesTotal == 0 && st.Status == copyjob.StatusSuccess && p.ContentLength != nil {
-			st.Progress = copyjob.Progress{BytesCopied: *p.ContentLength, BytesTotal: *p.ContentLength}
-		}
+		st := copyProperties{ID: p.CopyID, Status: (*string)(p.CopyStatus), Description: p.CopyStatusDescription,
+			CompletedAt: p.CopyCompletionTime, Source: p.CopySource, Progress: p.CopyProgress,
+			LastModified: p.LastModified, Length: p.ContentLength}.state()
 		page.Blobs = append(page.Blobs, batch.ListedCopy{Name: *item.Name, State: st})
 	}
 	return page, nil

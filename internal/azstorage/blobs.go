@@ -261,21 +261,38 @@ func (b *Blobs) CopyState(ctx context.Context, dst copyjob.BlobRef) (copyjob.Cop
 		}
 		return copyjob.CopyState{}, mapBlobErr(err)
 	}
+	return copyProperties{ID: p.CopyID, Status: (*string)(p.CopyStatus), Description: p.CopyStatusDescription,
+		CompletedAt: p.CopyCompletionTime, Source: p.CopySource, Progress: p.CopyProgress,
+		LastModified: p.LastModified, Length: p.ContentLength}.state(), nil
+}
+
+// copyProperties are a blob's copy properties as Get Blob Properties and List Blobs
+// (include=copy) both give them, in their own SDK types.
+type copyProperties struct {
+	ID, Status, Description, Source, Progress *string
+	CompletedAt, LastModified                 *time.Time
+	Length                                    *int64
+}
+
+// state is what the copy service reads of them: texts redacted (a source URL may carry
+// a SAS), and a finished copy's length for its progress when x-ms-copy-progress is
+// missing.
+func (p copyProperties) state() copyjob.CopyState {
 	st := copyjob.CopyState{
-		CopyID:      deref(p.CopyID),
-		Status:      copyjob.Status(deref((*string)(p.CopyStatus))),
-		Description: redact.Text(deref(p.CopyStatusDescription)),
-		CompletedAt: p.CopyCompletionTime,
-		SourceURL:   redact.URL(deref(p.CopySource)),
+		CopyID:      deref(p.ID),
+		Status:      copyjob.Status(deref(p.Status)),
+		Description: redact.Text(deref(p.Description)),
+		CompletedAt: p.CompletedAt,
+		SourceURL:   redact.URL(deref(p.Source)),
+		Progress:    parseProgress(deref(p.Progress)),
 	}
 	if p.LastModified != nil {
 		st.LastModified = *p.LastModified
 	}
-	st.Progress = parseProgress(deref(p.CopyProgress))
-	if st.Progress.BytesTotal == 0 && st.Status == copyjob.StatusSuccess && p.ContentLength != nil {
-		st.Progress = copyjob.Progress{BytesCopied: *p.ContentLength, BytesTotal: *p.ContentLength}
+	if st.Progress.BytesTotal == 0 && st.Status == copyjob.StatusSuccess && p.Length != nil {
+		st.Progress = copyjob.Progress{BytesCopied: *p.Length, BytesTotal: *p.Length}
 	}
-	return st, nil
+	return st
 }
 
 func parseProgress(s string) copyjob.Progress {
