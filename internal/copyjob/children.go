@@ -61,16 +61,8 @@ func (s *Service) FinishChild(ctx context.Context, job *Job) (bool, error) {
 	if !job.Status.Terminal() {
 		return false, nil
 	}
-	if s.hasLeftovers(job) && !s.claimLive(job) {
-		log := s.log.With("jobId", job.ID, "batch", job.Batch, "operation", "effects")
-		token, err := s.takeClaim(ctx, job, ActorTick, s.cfg.EffectsGrace, job.Status)
-		switch {
-		case err == nil:
-			s.effects(ctx, job, token, log)
-		case errors.Is(err, errLostClaim), errors.Is(err, errStale):
-		default:
-			return true, err
-		}
+	if err := s.performLeftovers(ctx, job, s.log.With("jobId", job.ID, "batch", job.Batch, "operation", "effects")); err != nil {
+		return true, err
 	}
 	return s.hasLeftovers(job) || s.claimLive(job), nil
 }

@@ -170,6 +170,24 @@ func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog
 	}
 }
 
+// performLeftovers performs a terminal job's leftovers under an effects claim, unless
+// there are none or another actor holds the job (it is performing them now). It fails
+// only when the claim could not be written; job holds the newest record afterwards.
+func (s *Service) performLeftovers(ctx context.Context, job *Job, log *slog.Logger) error {
+	if !s.hasLeftovers(job) || s.claimLive(job) {
+		return nil
+	}
+	token, err := s.takeClaim(ctx, job, ActorTick, s.cfg.EffectsGrace, job.Status)
+	switch {
+	case err == nil:
+		s.effects(ctx, job, token, log)
+	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
+	default:
+		return err
+	}
+	return nil
+}
+
 // releaseLease releases the job's source lease if it may be held, recording the new
 // state. It reports whether the lease is now certainly not held by this job. Callers
 // only call it once the copy is known not to be pending.

@@ -224,7 +224,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	if err != nil {
 		return s.poison(ctx, m, nil, err.Error(), s.log.With("operation", "poll", "messageId", m.ID))
 	}
-	if t.Failures < int64(s.cfg.MaxFailures) && m.DequeueCount <= maxVisits && t.CopyID != "" && t.Dest != nil && !t.Unrecorded {
+	if !s.exhausted(m, t) && t.CopyID != "" && t.Dest != nil && !t.Unrecorded {
 		// The steady poll, most of a tick: its copy still pending and its message left as
 		// it is. It builds no logger (a JSON handler's With formats its attributes at once,
 		// a quarter of the CPU such a poll spends outside its Get Blob Properties).
@@ -241,11 +241,17 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	return s.visit(ctx, m, t, false, CopyState{}, nil)
 }
 
+// exhausted tells whether a message has failed too often in a row, or been visited too
+// often in all, to be visited again: it goes to the poison queue.
+func (s *Service) exhausted(m Message, t ticket) bool {
+	return t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > maxVisits
+}
+
 // visit is a poll past the steady fast path of process; polled tells whether the
 // destination was read already (state, stateErr).
 func (s *Service) visit(ctx context.Context, m Message, t ticket, polled bool, state CopyState, stateErr error) outcome {
 	log := s.log.With("operation", "poll", "messageId", m.ID, "jobId", t.JobID)
-	if t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > maxVisits {
+	if s.exhausted(m, t) {
 		job, _ := s.records.Get(ctx, t.JobID)
 		if job != nil && t.Attempt != len(job.History) {
 			return s.dropStale(ctx, m, log)
@@ -448,13 +454,8 @@ func (s *Service) backoff(polls int64) time.Duration {
 // nothing is left. A job another actor holds (it is performing them now) is left to it.
 // act is false when this visit has just settled the job and made its attempts.
 func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act bool, log *slog.Logger) outcome {
-	if act && s.hasLeftovers(job) && !s.claimLive(job) {
-		token, err := s.takeClaim(ctx, job, ActorTick, s.cfg.EffectsGrace, job.Status)
-		switch {
-		case err == nil:
-			s.effects(ctx, job, token, log)
-		case errors.Is(err, errLostClaim), errors.Is(err, errStale):
-		default:
+	if act {
+		if err := s.performLeftovers(ctx, job, log); err != nil {
 			log.WarnContext(ctx, "cannot claim the job's leftovers", "err", err)
 			return visitFailed(err)
 		}
