@@ -212,16 +212,7 @@ func batchDestination(s, account string) (map[string]string, error) {
 func defineBatchStatus(f *flags) {
 	f.nargs, f.argsOf = 1, "a batch ID"
 	f.action = func(ctx context.Context, c *client, o *output) error {
-		a, err := c.do(ctx, http.MethodGet, "/api/batches/"+url.PathEscape(f.args[0]), nil, nil)
-		if err != nil {
-			return o.failure(err)
-		}
-		b, err := a.batch()
-		if err != nil {
-			return err
-		}
-		o.batchAnswer(a, b)
-		return nil
+		return o.showBatch(c.do(ctx, http.MethodGet, "/api/batches/"+url.PathEscape(f.args[0]), nil, nil))
 	}
 }
 
@@ -236,16 +227,7 @@ func defineBatchWatch(f *flags) {
 func defineBatchAbort(f *flags) {
 	f.nargs, f.argsOf = 1, "a batch ID"
 	f.action = func(ctx context.Context, c *client, o *output) error {
-		a, err := c.do(ctx, http.MethodPost, "/api/batches/"+url.PathEscape(f.args[0])+"/abort", nil, nil)
-		if err != nil {
-			return o.failure(err)
-		}
-		b, err := a.batch()
-		if err != nil {
-			return err
-		}
-		o.batchAnswer(a, b)
-		return nil
+		return o.showBatch(c.do(ctx, http.MethodPost, "/api/batches/"+url.PathEscape(f.args[0])+"/abort", nil, nil))
 	}
 }
 
@@ -268,37 +250,14 @@ func defineBatchList(f *flags) {
 // listBatches follows nextLink until every page is read (or limit batches are). The API
 // has no status filter for batches, so --status is applied here, page by page.
 func (c *client) listBatches(ctx context.Context, status string, limit int) ([]json.RawMessage, error) {
-	var all []json.RawMessage
-	for path := "/api/batches"; path != ""; {
-		a, err := c.do(ctx, http.MethodGet, path, nil, nil)
-		if err != nil {
-			return nil, err
-		}
-		var page struct {
-			Value    []json.RawMessage `json:"value"`
-			NextLink string            `json:"nextLink"`
-		}
-		if err := json.Unmarshal(a.body, &page); err != nil {
-			return nil, fmt.Errorf("the list answer is not {value, nextLink}: %w", err)
-		}
-		for _, raw := range page.Value {
-			if status != "" {
-				var b struct{ Status string }
-				if json.Unmarshal(raw, &b) != nil || b.Status != status {
-					continue
-				}
-			}
-			all = append(all, raw)
-			if limit > 0 && len(all) >= limit {
-				return all, nil
-			}
-		}
-		path = page.NextLink
-		if u, err := url.Parse(path); err == nil && u.IsAbs() {
-			path = u.RequestURI()
+	var keep func(json.RawMessage) bool
+	if status != "" {
+		keep = func(raw json.RawMessage) bool {
+			var b struct{ Status string }
+			return json.Unmarshal(raw, &b) == nil && b.Status == status
 		}
 	}
-	return all, nil
+	return c.collect(ctx, "/api/batches", keep, limit)
 }
 
 // watchBatch polls a batch and draws its progress until it ends; only success exits 0.
@@ -384,6 +343,19 @@ func (o *output) batchStarted(a answer, b *batchView, brief bool) {
 	if !b.terminal() {
 		fmt.Fprintf(o.stdout, "watch it: blobcopy batch watch %s\n", b.ID)
 	}
+}
+
+// showBatch shows the batch an answer carries (status, abort), or the request's failure.
+func (o *output) showBatch(a answer, err error) error {
+	if err != nil {
+		return o.failure(err)
+	}
+	b, err := a.batch()
+	if err != nil {
+		return err
+	}
+	o.batchAnswer(a, b)
+	return nil
 }
 
 // batchAnswer shows a batch (status, abort, the end of a watch).

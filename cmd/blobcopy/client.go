@@ -168,6 +168,12 @@ func (c *client) list(ctx context.Context, status, batch string, limit int) ([]j
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
+	return c.collect(ctx, path, nil, limit)
+}
+
+// collect follows a list's nextLink from path until every page is read, or limit items
+// (0: no limit) that keep accepts (nil: every item) are collected.
+func (c *client) collect(ctx context.Context, path string, keep func(json.RawMessage) bool, limit int) ([]json.RawMessage, error) {
 	var all []json.RawMessage
 	for path != "" {
 		a, err := c.do(ctx, http.MethodGet, path, nil, nil)
@@ -181,9 +187,14 @@ func (c *client) list(ctx context.Context, status, batch string, limit int) ([]j
 		if err := json.Unmarshal(a.body, &page); err != nil {
 			return nil, fmt.Errorf("the list answer is not {value, nextLink}: %w", err)
 		}
-		all = append(all, page.Value...)
-		if limit > 0 && len(all) >= limit {
-			return all[:limit], nil
+		for _, raw := range page.Value {
+			if keep != nil && !keep(raw) {
+				continue
+			}
+			all = append(all, raw)
+			if limit > 0 && len(all) >= limit {
+				return all, nil
+			}
 		}
 		path = page.NextLink
 		if u, err := url.Parse(path); err == nil && u.IsAbs() {

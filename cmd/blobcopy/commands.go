@@ -85,16 +85,7 @@ func defineStart(f *flags) {
 func defineStatus(f *flags) {
 	f.nargs, f.argsOf = 1, "a job ID"
 	f.action = func(ctx context.Context, c *client, o *output) error {
-		a, err := c.get(ctx, f.args[0])
-		if err != nil {
-			return o.failure(err)
-		}
-		j, err := a.job()
-		if err != nil {
-			return err
-		}
-		o.jobAnswer(a, j)
-		return nil
+		return o.showJob(c.get(ctx, f.args[0]))
 	}
 }
 
@@ -110,16 +101,7 @@ func defineAbort(f *flags) {
 	f.nargs, f.argsOf = 1, "a job ID"
 	restore := f.fs.Bool("restore", false, "copy back the destination snapshot taken at start (snapshotDestination)")
 	f.action = func(ctx context.Context, c *client, o *output) error {
-		a, err := c.abort(ctx, f.args[0], *restore)
-		if err != nil {
-			return o.failure(err)
-		}
-		j, err := a.job()
-		if err != nil {
-			return err
-		}
-		o.jobAnswer(a, j)
-		return nil
+		return o.showJob(c.abort(ctx, f.args[0], *restore))
 	}
 }
 

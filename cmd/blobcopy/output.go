@@ -59,6 +59,19 @@ func (o *output) started(a answer, j *job, brief bool) {
 	}
 }
 
+// showJob shows the job an answer carries (status, abort), or the request's failure.
+func (o *output) showJob(a answer, err error) error {
+	if err != nil {
+		return o.failure(err)
+	}
+	j, err := a.job()
+	if err != nil {
+		return err
+	}
+	o.jobAnswer(a, j)
+	return nil
+}
+
 // jobAnswer shows a job (status, abort, the end of a watch).
 func (o *output) jobAnswer(a answer, j *job) {
 	if o.json {
