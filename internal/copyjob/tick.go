@@ -604,15 +604,19 @@ func (s *Service) sweepStarved() {
 func (s *Service) sweep(ctx context.Context) int {
 	log := s.log.With("operation", "sweep")
 	cutoff := s.cfg.Now().UTC().Add(-s.cfg.StartGrace)
-	var candidates func(marker string) ([]string, string, error)
+	var (
+		candidates func(marker string) ([]string, string, error)
+		listed     map[string]*Job // the backstop's page: its records are read already
+	)
 	if s.fullSweepDue(ctx, log) {
 		// The backstop: every "starting" record, from the metadata each is written with.
 		log.DebugContext(ctx, "sweeping by listing every starting record (the index's backstop)")
 		candidates = func(marker string) ([]string, string, error) {
 			page, err := s.records.List(ctx, ListOptions{Status: StatusStarting, CreatedBefore: cutoff, Limit: 1000, Marker: marker})
 			ids := make([]string, 0, len(page.Jobs))
+			listed = make(map[string]*Job, len(page.Jobs))
 			for _, j := range page.Jobs {
-				ids = append(ids, j.ID)
+				ids, listed[j.ID] = append(ids, j.ID), j
 			}
 			return ids, page.NextMarker, err
 		}
@@ -628,12 +632,17 @@ func (s *Service) sweep(ctx context.Context) int {
 			s.sweepStarved()
 			return int(swept.Load())
 		}
-		// Each candidate is read and decided on again (the index may lag), a few at a time.
+		// Each candidate is read (unless listed with its record) and decided on again (the
+		// index may lag), a few at a time.
 		s.forEach(ids, func(id string) {
 			if ctx.Err() != nil {
 				return
 			}
-			job, err := s.records.Get(ctx, id)
+			job := listed[id]
+			var err error
+			if job == nil {
+				job, err = s.records.Get(ctx, id)
+			}
 			if err != nil {
 				if !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
 					log.WarnContext(ctx, "cannot read a start that may be untracked; the next sweep tries again", "jobId", id, "err", err)
