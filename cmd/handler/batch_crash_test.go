@@ -3,11 +3,8 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +15,6 @@ import (
 	"github.com/blobcopy/blobcopy/internal/faultpoint"
 	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
 	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
-	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
 
 // TestCrashMidBatchEnumeration kills the real process after a page of a batch's children
@@ -149,29 +145,7 @@ func copyStartsUnder(sim *copysim.Server, prefix string) int {
 // startIn is start with the app files of dir.
 func startIn(t *testing.T, dir string, env map[string]string, port int) *process {
 	t.Helper()
-	cmd := exec.Command(handlerBinary(t), "-app-dir", dir)
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	p := &process{cmd: cmd, out: &syncbuf.Buffer{}, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{},
-		done: make(chan struct{}), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(p.out, p.stdout), io.MultiWriter(p.out, p.stderr)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.stop(t) })
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			p.waitForLog(t, `"msg":"app storage ready"`, 20*time.Second)
-			return p
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("handler did not listen on %d:\n%s", port, p.out.String())
-	return nil
+	p := startListeningIn(t, dir, env, port)
+	p.waitForLog(t, `"msg":"app storage ready"`, 20*time.Second)
+	return p
 }

@@ -108,7 +108,13 @@ func (p *process) waitForLog(t *testing.T, text string, timeout time.Duration) {
 // startListening is start without waiting for storage.
 func startListening(t *testing.T, env map[string]string, port int) *process {
 	t.Helper()
-	cmd := exec.Command(handlerBinary(t), "-app-dir", repoRoot(t))
+	return startListeningIn(t, repoRoot(t), env, port)
+}
+
+// startListeningIn is startListening with the app files of appDir.
+func startListeningIn(t *testing.T, appDir string, env map[string]string, port int) *process {
+	t.Helper()
+	cmd := exec.Command(handlerBinary(t), "-app-dir", appDir)
 	cmd.Dir = t.TempDir() // no local.settings.json here: only env counts
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
