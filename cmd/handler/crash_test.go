@@ -93,6 +93,119 @@ func TestCrashAtEveryStartStep(t *testing.T) {
 	}
 }
 
+// TestCrashAtEveryUnkeyedStartStep: a start without an idempotency key leaves its trail
+// in its tracking message and creates its record once, after Copy Blob (issue 13). The
+// process dies at each step; its client got no answer and has no job id. After the
+// restart the tick finds the message, records the job (taking the start over: its copy
+// adopted, or started once), and follows it to its end: one Copy Blob, the lease held
+// while the copy runs and released after, the destination's snapshot kept (named in the
+// message before Copy Blob), nothing left in the queue. A crash between the snapshot and
+// the message started nothing and leaves that snapshot behind (the one residue).
+func TestCrashAtEveryUnkeyedStartStep(t *testing.T) {
+	az := azurite.Start(t, azurite.Options{})
+	sim := copysim.New(copysim.Options{})
+	t.Cleanup(sim.Close)
+	const account = "crashsim"
+	sim.CreateContainer(account, "dst")
+
+	for i, step := range []string{"start:snapshotted", "start:enqueued", "start:leased", "start:copied", "start:recorded"} {
+		t.Run(step, func(t *testing.T) {
+			name := fmt.Sprintf("unkeyed%d", i)
+			sim.PutBlob(account, "src", name+".bin", []byte(strings.Repeat("u", 50)), nil)
+			sim.PutBlob(account, "dst", name+".bin", []byte("the destination before the copy"), nil)
+			env := baseEnv(az)
+			env["COPY_ACCOUNT_SIM"] = sim.ConnectionString(account)
+			env["COPY_QUEUE_NAME"] = name + "q"
+			env["COPY_RECORDS_CONTAINER"] = name + "r"
+			env["COPY_START_GRACE"] = "1s"
+			env["BLOBCOPY_AUTH_DISABLED"] = "true"
+			port := freePort(t)
+			env["BLOBCOPY_LISTEN_ADDRESS"] = fmt.Sprintf("127.0.0.1:%d", port)
+			env["COPY_STATUS_SCHEDULE"] = "0 0 0 1 1 *" // no tick before the crash
+			env["BLOBCOPY_FAULTPOINT"] = step
+
+			body := fmt.Sprintf(`{"source":%q,"destination":{"account":"sim","container":"dst","blob":%q},"leaseSource":true,"snapshotDestination":true,"overwrite":true}`,
+				sim.AccountEndpoint(account)+"/src/"+name+".bin", name+".bin")
+			p := start(t, env, port)
+			if status, _, b := call(t, http.MethodPost, p.url+"/api/copies", body, nil); status != 0 {
+				t.Fatalf("the request survived the crash: %d %s", status, b)
+			}
+			if code, out := p.wait(t, 10*time.Second); code != faultpoint.ExitCode {
+				t.Fatalf("exit %d, want the fault point's %d:\n%s", code, faultpoint.ExitCode, out)
+			}
+
+			delete(env, "BLOBCOPY_FAULTPOINT")
+			env["COPY_STATUS_SCHEDULE"] = "*/1 * * * * *"
+			p = start(t, env, port)
+			restarted := time.Now()
+			if step == "start:snapshotted" {
+				// Before the message: nothing follows the start, and its client got no 202.
+				// Nothing started; the snapshot stays behind (README, "Limits").
+				time.Sleep(2500 * time.Millisecond) // past COPY_START_GRACE, two ticks
+				if jobs := listJobs(t, p); len(jobs) != 0 || copyStarts(sim, name+".bin") != 0 || queueLength(t, az, name+"q") != 0 {
+					t.Errorf("jobs %+v, %d Copy Blob, %d messages: want none", jobs, copyStarts(sim, name+".bin"), queueLength(t, az, name+"q"))
+				}
+				if l := sim.Lease(account, "src", name+".bin"); l.State == "leased" {
+					t.Errorf("lease held: %+v", l)
+				}
+				if snaps := sim.Snapshots(account, "dst", name+".bin"); len(snaps) != 1 {
+					t.Errorf("destination snapshots %v, want the one left behind", snaps)
+				}
+				return
+			}
+			var job api.JobView
+			waitFor(t, "job recorded and pending", func() bool {
+				jobs := listJobs(t, p)
+				if len(jobs) > 1 {
+					t.Fatalf("%d jobs recorded for one start: %+v", len(jobs), jobs)
+				}
+				if len(jobs) == 1 {
+					job = jobs[0]
+				}
+				return job.Status == copyjob.StatusPending
+			})
+			t.Logf("%s: recovered (pending) %s after the restart, COPY_START_GRACE=1s", step, time.Since(restarted).Round(10*time.Millisecond))
+			if n := copyStarts(sim, name+".bin"); n != 1 {
+				t.Errorf("Copy Blob called %d times for the destination, want 1", n)
+			}
+			if l := sim.Lease(account, "src", name+".bin"); l.State != "leased" || job.Lease == nil || job.Lease.State != copyjob.LeaseHeld {
+				t.Errorf("source lease %+v, job lease %+v", l, job.Lease)
+			}
+			if job.DestinationSnapshot == "" {
+				t.Errorf("the snapshot taken before the crash is not recorded: %+v", job)
+			}
+			if err := sim.Complete(account, "dst", name+".bin"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "copy finished", func() bool { return queueLength(t, az, name+"q") == 0 })
+			got := getJob(t, p, job.ID)
+			if got.Status != copyjob.StatusSuccess || got.Lease == nil || got.Lease.State != copyjob.LeaseReleased {
+				t.Errorf("job %s lease %+v", got.Status, got.Lease)
+			}
+			if l := sim.Lease(account, "src", name+".bin"); l.State == "leased" {
+				t.Errorf("lease still held: %+v", l)
+			}
+			if snaps := sim.Snapshots(account, "dst", name+".bin"); len(snaps) != 1 {
+				t.Errorf("destination snapshots %v, want the one the start took", snaps)
+			}
+		})
+	}
+}
+
+// listJobs reads the first page of the job list.
+func listJobs(t *testing.T, p *process) []api.JobView {
+	t.Helper()
+	status, _, b := call(t, http.MethodGet, p.url+"/api/copies?limit=10", "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("list: %d %s", status, b)
+	}
+	var page api.ListView
+	if err := json.Unmarshal(b, &page); err != nil {
+		t.Fatal(err)
+	}
+	return page.Value
+}
+
 func copyStarts(sim *copysim.Server, blob string) int {
 	n := 0
 	for _, r := range sim.Requests() {

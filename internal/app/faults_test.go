@@ -106,8 +106,12 @@ func (h *harness) poisonEntries() []azstorage.PoisonEntry {
 func TestRecordDeletedBehindTheAppsBack(t *testing.T) {
 	h := newHarness(t, map[string]string{"COPY_START_GRACE": "1s"})
 	h.sim.PutBlob(simAccount, "src", "orphan.bin", []byte("orphan"), nil)
-	job := h.startPending(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/orphan.bin",
-		"destination": map[string]any{"account": "sim", "container": "dst", "blob": "orphan.bin"}, "leaseSource": true})
+	// Keyed: the record is created first, and the message never carries the job (a
+	// record deleted while the message carries it is written again from it:
+	// copyjob's TestRecordDeletedBeforeTheFirstVisit).
+	job := h.startPendingWith(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/orphan.bin",
+		"destination": map[string]any{"account": "sim", "container": "dst", "blob": "orphan.bin"}, "leaseSource": true},
+		map[string]string{"Idempotency-Key": "orphan"})
 	if _, err := h.blobClient("devstoreaccount1").DeleteBlob(context.Background(), app.DefaultRecords, "jobs/"+job.ID+".json", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +168,7 @@ func TestStorageOutageDuringTicks(t *testing.T) {
 	}
 }
 
-// TestStartWithoutItsMessageIsSweptOnAzurite: a start whose tracking message cannot be
+// TestStartWithoutItsMessageIsSweptOnAzurite: a keyed start whose tracking message cannot be
 // enqueued leaves its record "starting" and untracked; once COPY_START_GRACE has passed,
 // the tick's sweep finds it through the records' blob index (one Find Blobs by Tags
 // request, no listing of the records), gives it a message, and the copy it started is
@@ -174,8 +178,11 @@ func TestStartWithoutItsMessageIsSweptOnAzurite(t *testing.T) {
 	h := newHarnessWith(t, map[string]string{"COPY_START_GRACE": "3s"}, watch)
 	h.sim.PutBlob(simAccount, "src", "unqueued.bin", []byte("no message"), nil)
 	h.sim.CreateContainer(simAccount, "dst")
-	job := h.startPending(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/unqueued.bin",
-		"destination": map[string]any{"account": "sim", "container": "dst", "blob": "unqueued.bin"}})
+	// Keyed: the record is created first (a start without a key enqueues before Copy
+	// Blob, and fails before anything when it cannot).
+	job := h.startPendingWith(map[string]any{"source": h.sim.AccountEndpoint(simAccount) + "/src/unqueued.bin",
+		"destination": map[string]any{"account": "sim", "container": "dst", "blob": "unqueued.bin"}},
+		map[string]string{"Idempotency-Key": "unqueued"})
 	if rec := h.record(job.ID); rec.Status != copyjob.StatusStarting || rec.Tracked {
 		t.Fatalf("record after a start without its message: %s, tracked %v", rec.Status, rec.Tracked)
 	}

@@ -28,7 +28,14 @@ func (h *harness) record(id string) *copyjob.Job {
 // the async request-reply answer.
 func (h *harness) startPending(req map[string]any) copyjobView {
 	h.t.Helper()
-	r := h.startCopy(req)
+	return h.startPendingWith(req, nil)
+}
+
+// startPendingWith is startPending with request headers (an Idempotency-Key makes the
+// start create its record first, as the lock a retry stops at).
+func (h *harness) startPendingWith(req map[string]any, header map[string]string) copyjobView {
+	h.t.Helper()
+	r := h.do(http.MethodPost, "/api/copies", req, header)
 	if r.status != http.StatusAccepted {
 		h.t.Fatalf("start: %d %s", r.status, r.body)
 	}

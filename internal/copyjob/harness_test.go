@@ -77,6 +77,14 @@ func leasedReq() copyjob.StartRequest {
 	return copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{LeaseSource: true}}
 }
 
+// keyed gives req a job id, as an idempotency key or an event id does: such a start
+// creates its record first (the lock a second delivery stops at); one without starts
+// with its tracking message and records once, after Copy Blob.
+func keyed(req copyjob.StartRequest) copyjob.StartRequest {
+	req.JobID = "keyed-job"
+	return req
+}
+
 // tick runs one status tick and fails the test on error.
 func (h *harness) tick() copyjob.TickReport {
 	h.t.Helper()

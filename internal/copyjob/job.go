@@ -214,6 +214,14 @@ type Job struct {
 
 	// ETag is the record's concurrency token; not part of the document.
 	ETag string `json:"-"`
+
+	// unrecorded: the job's record does not exist yet. A start whose tracking message is
+	// its crash trail (see startWithMessage) writes the record once, after Copy Blob:
+	// its first write creates the record (see Service.write).
+	unrecorded bool
+	// snapshotChecked: this attempt has taken the destination's snapshot already (or
+	// found no destination to snapshot), before its tracking message named it.
+	snapshotChecked bool
 }
 
 // Claim is an actor's exclusive right to perform a job's side effects (Copy Blob during

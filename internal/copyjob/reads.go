@@ -19,6 +19,9 @@ func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, storageError("cannot read the job record", err)
 	}
+	if job.Status == StatusSuccess && job.Progress == (Progress{}) && job.CopyID != "" {
+		return s.withRecordedLength(ctx, job), nil
+	}
 	if job.Status != StatusPending {
 		return job, nil
 	}
@@ -37,6 +40,19 @@ func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 		}
 	}
 	return view, nil
+}
+
+// withRecordedLength answers a copy recorded without its length (it finished at once,
+// and Copy Blob's answer has none: see withLength) with the length the destination
+// shows while it still carries that copy.
+func (s *Service) withRecordedLength(ctx context.Context, job *Job) *Job {
+	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
+	if err != nil || cur.CopyID != job.CopyID || cur.Progress == (Progress{}) {
+		return job
+	}
+	view := cloneJob(job)
+	view.Progress = cur.Progress
+	return view
 }
 
 // jobFor reads the job an action (abort, retry) is about and asks allow (the caller's

@@ -39,7 +39,11 @@ type StartRequest struct {
 // failure: Retryable(err) tells whether the caller should retry (the job then stays
 // "starting" and the tick retries it too), otherwise the start was refused for good.
 //
-// The order of the steps is what makes a crash anywhere harmless: the record is created
+// A start nothing can replay (no JobID, not a batch's child) leaves its crash trail in
+// its tracking message and creates its record once, after Copy Blob: see
+// startWithMessage, whose order comment is this one's counterpart. For a keyed start
+// (an idempotency key, an event id), the order of the steps is what makes a crash
+// anywhere harmless: the record is created
 // first, in "starting" with the lease id it will use and the start's claim (it is also
 // the idempotency lock: a second start of the same id stops there); then the lease is
 // acquired and the copy started. A copy that ended at once with nothing left to do
@@ -112,6 +116,11 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	// request's.
 	ctx = context.WithoutCancel(ctx)
 
+	if req.JobID == "" && req.Batch == "" && trailFits(job) {
+		// Nothing can replay this start (its id is new): its tracking message is the crash
+		// trail, and its record is written once, after Copy Blob.
+		return s.startWithMessage(ctx, job, prepared.ReadURL, log)
+	}
 	if err := s.records.Create(ctx, job); err != nil {
 		existing, gerr := s.records.Get(ctx, id)
 		switch {
@@ -309,7 +318,7 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 	late := func() error {
 		return s.fail(ctx, job, token, newError(CodeStorageUnavailable, "", "the start ran past its deadline; it is attempted again", nil), log)
 	}
-	if job.Options.SnapshotDestination && job.Options.Overwrite && job.DestinationSnapshot == "" {
+	if job.Options.SnapshotDestination && job.Options.Overwrite && job.DestinationSnapshot == "" && !job.snapshotChecked {
 		if !s.inTime(job, token, s.startMargin()) {
 			return late()
 		}
@@ -388,6 +397,7 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 	log = log.With("copyId", job.CopyID)
 	if state.Status != StatusPending {
 		log.InfoContext(ctx, "copy finished at start", "status", state.Status)
+		state = s.withLength(ctx, job, state)
 		if job.Lease != nil && job.Lease.State == LeaseAcquiring {
 			// A copy of this attempt ran, and a start leases before Copy Blob: the lease was
 			// acquired (a release that finds it free then means an earlier run released it).
@@ -581,6 +591,19 @@ func (s *Service) ownCopy(ctx context.Context, job *Job) (CopyState, copyVerdict
 		return cur, copyNotOurs
 	}
 	return cur, copyOurs
+}
+
+// withLength gives a copy that finished at once its length, for its callback: Copy
+// Blob's answer has none. Only a job with a callback pays the read; others are
+// recorded without it, and a status read fills it in (Service.Get).
+func (s *Service) withLength(ctx context.Context, job *Job, state CopyState) CopyState {
+	if state.Status != StatusSuccess || state.Progress != (Progress{}) || s.notifier == nil || job.Callback == nil {
+		return state
+	}
+	if cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef); err == nil && cur.CopyID == state.CopyID {
+		return cur
+	}
+	return state
 }
 
 // clockSkew is how far storage's clock may lag the app's.

@@ -98,7 +98,10 @@ var errStale = errors.New("the job moved on")
 // as last read and decides from it; on a concurrent write the newest record is read and
 // change decides again (so a writer never overwrites what it has not seen). When change
 // returns an error nothing is written, job holds the newest record, and the error is
-// returned. The written status must be a legal transition from the one read.
+// returned. The written status must be a legal transition from the one read. The
+// first write of a job whose record does not exist yet (unrecorded: see
+// startWithMessage) creates it; a record someone else created meanwhile is read, and
+// change decides again, as on any concurrent write.
 func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) error {
 	cur := job
 	for attempt := 0; ; attempt++ {
@@ -112,20 +115,38 @@ func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) 
 			return fmt.Errorf("%w: %s -> %s is not a transition", errStale, cur.Status, next.Status)
 		}
 		next.UpdatedAt = s.cfg.Now().UTC()
-		err := s.records.Update(ctx, next)
+		var err error
+		if cur.unrecorded {
+			err = s.records.Create(ctx, next)
+		} else {
+			err = s.records.Update(ctx, next)
+		}
 		if err == nil {
+			next.unrecorded = false
 			*job = *next
 			return nil
 		}
-		if !errors.Is(err, ErrConflict) || attempt >= 4 {
+		if !(errors.Is(err, ErrConflict) || cur.unrecorded && errors.Is(err, ErrExists)) || attempt >= 4 {
 			return err
 		}
 		newest, gerr := s.records.Get(ctx, job.ID)
 		if gerr != nil {
 			return fmt.Errorf("%w (and re-read: %w)", err, gerr)
 		}
+		if cur.unrecorded && sameWrite(newest, next) {
+			// Our Create landed and its answer was lost (or the SDK's retry met it). Any
+			// other creator (the tick recovering the start) writes another UpdatedAt.
+			*job = *newest
+			return nil
+		}
 		cur = newest
 	}
+}
+
+// sameWrite tells whether the stored record is the one next was written as.
+func sameWrite(stored, next *Job) bool {
+	return stored.UpdatedAt.Equal(next.UpdatedAt) && stored.Status == next.Status && stored.CopyID == next.CopyID &&
+		stored.claimToken() == next.claimToken()
 }
 
 // Retryable statuses: a new attempt may follow these outcomes.

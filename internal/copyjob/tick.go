@@ -40,6 +40,10 @@ type ticket struct {
 	// Lease names the source lease, so that even a job whose record was deleted behind
 	// the app's back never leaves a lease held by nobody.
 	Lease *ticketLease `json:"lease,omitempty"`
+	// Job is the whole job as its start began, in the message that is that start's crash
+	// trail (see startWithMessage): no record exists until after Copy Blob. Visits
+	// rewrite the ticket without it once the record exists.
+	Job *Job `json:"job,omitempty"`
 }
 
 type ticketLease struct {
@@ -324,15 +328,19 @@ func (s *Service) dropStale(ctx context.Context, m Message, log *slog.Logger) ou
 	return outDropped
 }
 
-// orphan handles a message whose job record does not exist. Start now enqueues only
-// after its record exists, but a version before issue 13 enqueued first, so within
-// StartGrace the record may still come. After it, the
+// orphan handles a message whose job record does not exist. A ticket that carries its
+// job is the trail of a start that records after Copy Blob: recoverStart. Otherwise
+// (a keyed start enqueues only after its record exists, but a version before issue 13
+// enqueued first) within StartGrace the record may still come. After it, the
 // destination tells what happened: no copy of this job there means the start crashed
 // before writing its record and started nothing (the message is dropped); a copy there
 // means the record was deleted while the copy ran. Such a copy is followed until it
 // ends, so that the lease the message names is released then and never while the copy
 // runs; then the message is poisoned for an operator.
 func (s *Service) orphan(ctx context.Context, m Message, t ticket, log *slog.Logger) outcome {
+	if t.Job != nil {
+		return s.recoverStart(ctx, m, t, log) // a start whose message is its trail
+	}
 	if t.CopyID == "" && s.cfg.Now().Sub(t.Created) < s.cfg.StartGrace {
 		return s.keepPolling(ctx, m, t, t.Progress, log)
 	}

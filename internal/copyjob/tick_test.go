@@ -156,6 +156,7 @@ func TestTickPoisonsInvalidMessages(t *testing.T) {
 func TestTickPoisonsWhenRecordDeleted(t *testing.T) {
 	h := newHarness(t)
 	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef})
+	h.tickAfter(h.svc.Config().FirstPoll) // until its first visit the message carries the job: TestRecordDeletedBeforeTheFirstVisit
 	_ = h.Blobs.CompleteCopy(dstRef)
 	h.Records.Delete(job.ID)
 	r := h.tickAfter(h.svc.Config().StartGrace + time.Second)
@@ -510,7 +511,7 @@ func TestStartRecordUpdateFailsThenTickAdopts(t *testing.T) {
 			h := newHarness(t)
 			h.Blobs.SetStartStatus(status)
 			h.Records.FailAlways(copyjobtest.OpUpdate, copyjobtest.ErrCrash)
-			job, _, _ := h.svc.Start(h.ctx, leasedReq())
+			job, _, _ := h.svc.Start(h.ctx, keyed(leasedReq()))
 			h.Records.Heal("")
 			h.Blobs.SetStartStatus(copyjob.StatusPending)
 			h.wantStatus(job.ID, copyjob.StatusStarting)
@@ -604,7 +605,7 @@ func TestSnapshotRecordedBeforeCopyStarts(t *testing.T) {
 			}
 		})
 	})
-	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{SnapshotDestination: true, Overwrite: true}})
+	job := h.start(keyed(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{SnapshotDestination: true, Overwrite: true}}))
 	if job.DestinationSnapshot == "" || seen != job.DestinationSnapshot {
 		t.Fatalf("snapshot %q, recorded before the copy: %q", job.DestinationSnapshot, seen)
 	}
@@ -620,6 +621,7 @@ func TestTickReleasesLeaseOfDeletedRecord(t *testing.T) {
 	if h.Blobs.LeaseHolder(srcRef) != job.Lease.ID {
 		t.Fatalf("lease not held by the job")
 	}
+	h.tickAfter(h.svc.Config().FirstPoll) // the first visit: the message no longer carries the job
 	h.Records.Delete(job.ID)
 	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Poisoned != 0 || r.Pending != 1 {
 		t.Fatalf("while the copy runs: report = %+v", r)

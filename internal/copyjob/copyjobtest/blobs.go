@@ -466,6 +466,7 @@ func (b *Blobs) startLocked(dst copyjob.BlobRef, readURL string, opts copyjob.St
 		b.finishLocked(bl, status, desc)
 	}
 	st := bl.Copy
+	st.Progress = copyjob.Progress{} // as Copy Blob's answer: no x-ms-copy-progress
 	return st, nil
 }
 

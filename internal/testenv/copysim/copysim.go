@@ -330,6 +330,21 @@ func (s *Server) Lease(account, container, blob string) LeaseState {
 	return b.lease.view(s.opts.Now())
 }
 
+// Snapshots returns the snapshot ids of a blob, in no order.
+func (s *Server) Snapshots(account, container, blob string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.containers[account+"/"+container]
+	if c == nil {
+		return nil
+	}
+	var ids []string
+	for id := range c.snapshots[blob] {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // Requests returns every request answered so far, oldest first.
 func (s *Server) Requests() []RecordedRequest {
 	s.mu.Lock()

@@ -1,0 +1,91 @@
+package copyjob_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+// A start without a job id whose record storage refuses after Copy Blob: the copy runs,
+// so the start is answered as accepted, and its message (which carries the job and now
+// names the copy) lets the tick record it at its first visit: one Copy Blob, the lease
+// held while it runs and released after, one message.
+func TestUnkeyedStartWhoseRecordFailsIsRecordedByTheTick(t *testing.T) {
+	for _, status := range []copyjob.Status{copyjob.StatusPending, copyjob.StatusSuccess} {
+		t.Run(string(status), func(t *testing.T) {
+			h := newHarness(t)
+			h.Blobs.SetStartStatus(status)
+			h.Records.FailAlways(copyjobtest.OpCreate, errBusy)
+			job, created, err := h.svc.Start(h.ctx, leasedReq())
+			h.Records.Heal("")
+			h.Blobs.SetStartStatus(copyjob.StatusPending)
+			if err != nil || !created || job.CopyID == "" {
+				t.Fatalf("start answered %+v created %v err %v: want the running copy accepted", job, created, err)
+			}
+			if _, gerr := h.svc.Get(h.ctx, job.ID); gerr == nil {
+				t.Fatal("a record exists although storage refused it")
+			}
+			h.wantMessages(1)
+
+			h.tickAfter(h.svc.Config().FirstPoll) // the first visit: no need to wait for the start grace
+			rec := h.wantStatus(job.ID, status)
+			h.wantStartCopies(1)
+			if rec.CopyID != job.CopyID {
+				t.Fatalf("recorded copy %s, the start's %s", rec.CopyID, job.CopyID)
+			}
+			if status == copyjob.StatusPending {
+				if h.Blobs.LeaseHolder(srcRef) != rec.Lease.ID {
+					t.Fatal("the lease is not held while the copy runs")
+				}
+				_ = h.Blobs.CompleteCopy(dstRef)
+				h.tickAfter(time.Hour)
+				rec = h.wantStatus(job.ID, copyjob.StatusSuccess)
+			}
+			h.wantLeaseReleased(rec)
+			h.wantNoLeases()
+			h.wantMessages(0)
+		})
+	}
+}
+
+// A record deleted before its job's first visit, while the message still carries the
+// job: the tick writes it again from the message and follows the copy (it does not
+// start a second one).
+func TestRecordDeletedBeforeTheFirstVisit(t *testing.T) {
+	h := newHarness(t)
+	job := h.start(leasedReq())
+	h.Records.Delete(job.ID)
+	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Resumed != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	rec := h.wantStatus(job.ID, copyjob.StatusPending)
+	h.wantStartCopies(1)
+	if rec.CopyID != job.CopyID || h.Blobs.LeaseHolder(srcRef) != rec.Lease.ID {
+		t.Fatalf("record %+v: want copy %s and the lease held", rec, job.CopyID)
+	}
+	_ = h.Blobs.CompleteCopy(dstRef)
+	h.tickAfter(time.Hour)
+	h.wantLeaseReleased(h.wantStatus(job.ID, copyjob.StatusSuccess))
+	h.wantMessages(0)
+}
+
+// Within the start grace a message without its record belongs to a start that may still
+// be running: the tick leaves it (no record written, no Copy Blob) and comes back.
+func TestUnrecordedStartIsLeftAloneWithinItsGrace(t *testing.T) {
+	h := newHarness(t)
+	var report copyjob.TickReport
+	h.Blobs.OnNext(copyjobtest.OpStartCopy, func() {
+		// Storage is slow: the message becomes visible before Copy Blob returns.
+		h.Clock.Advance(h.svc.Config().FirstPoll)
+		report = h.tick()
+	})
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef})
+	if report.Dequeued != 1 || report.Resumed != 0 || report.Pending != 1 {
+		t.Fatalf("tick during the start: %+v", report)
+	}
+	h.wantStatus(job.ID, copyjob.StatusPending)
+	h.wantStartCopies(1)
+	h.wantMessages(1)
+}
