@@ -77,10 +77,10 @@ func (b *bareSDK) startCopy(ctx context.Context, name string) error {
 	return err
 }
 
-// sequence is what the app does for a same-account start that ends at once (since the
-// shorter start of issue 13, no tracking message): create the job record (with its blob
-// index tag), Copy Blob, read the destination's properties (for the byte count), update
-// the record.
+// sequence is what the app does for a same-account start without an idempotency key
+// that ends at once (issue 13: the tracking message is the crash trail, the record is
+// written once, after Copy Blob): put the tracking message (carrying the job), Copy
+// Blob, create the record in its outcome (with its blob index tag), delete the message.
 func (b *bareSDK) sequence(ctx context.Context, name string) error {
 	now := time.Now().UTC()
 	job := copyjob.Job{
@@ -93,34 +93,30 @@ func (b *bareSDK) sequence(ctx context.Context, name string) error {
 		UpdatedAt:   now,
 		RequestHash: "0123456789abcdef0123456789abcdef",
 	}
-	rec := b.records.ServiceClient().NewContainerClient(bareRecords).NewBlockBlobClient("jobs/" + job.ID + ".json")
-	put := func(cond *blob.ModifiedAccessConditions) (*azcore.ETag, error) {
-		body, _ := json.Marshal(job)
-		resp, err := rec.UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
-			HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-			Metadata:         map[string]*string{"status": to.Ptr(string(job.Status))},
-			Tags:             map[string]string{"untrackedStart": "no"},
-			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: cond},
-		})
-		return resp.ETag, err
-	}
-	etag, err := put(&blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)})
+	trail, _ := json.Marshal(map[string]any{"jobId": job.ID, "job": job})
+	msg, err := b.queue.EnqueueMessage(ctx, string(trail), &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(5)), TimeToLive: to.Ptr(int32(-1))})
 	if err != nil {
-		return fmt.Errorf("create record: %w", err)
+		return fmt.Errorf("enqueue: %w", err)
 	}
 	dst := b.blobs.ServiceClient().NewContainerClient(latContainer).NewBlobClient(name)
 	cp, err := dst.StartCopyFromURL(ctx, b.source, nil)
 	if err != nil {
 		return fmt.Errorf("copy: %w", err)
 	}
-	props, err := dst.GetProperties(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("properties: %w", err)
-	}
 	job.CopyID, job.Status = *cp.CopyID, copyjob.StatusSuccess
-	job.Progress = copyjob.Progress{BytesCopied: *props.ContentLength, BytesTotal: *props.ContentLength}
-	if _, err := put(&blob.ModifiedAccessConditions{IfMatch: etag}); err != nil {
-		return fmt.Errorf("update record: %w", err)
+	body, _ := json.Marshal(job)
+	rec := b.records.ServiceClient().NewContainerClient(bareRecords).NewBlockBlobClient("jobs/" + job.ID + ".json")
+	if _, err := rec.UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
+		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
+		Metadata:         map[string]*string{"status": to.Ptr(string(job.Status))},
+		Tags:             map[string]string{"untrackedStart": "no"},
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}},
+	}); err != nil {
+		return fmt.Errorf("create record: %w", err)
+	}
+	m := msg.Messages[0]
+	if _, err := b.queue.DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil {
+		return fmt.Errorf("delete message: %w", err)
 	}
 	return nil
 }

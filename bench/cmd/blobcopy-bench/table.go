@@ -59,7 +59,7 @@ func renderTable(r *results) string {
 		b.WriteString("### 2. Start latency, POST /api/copies, same-account 1 KiB (ms; median of runs)\n\n")
 		b.WriteString("| | p50 | p99 |\n|---|---:|---:|\n")
 		fmt.Fprintf(&b, "| handler binary over HTTP | %.2f | %.2f |\n", f.HandlerP50, f.HandlerP99)
-		fmt.Fprintf(&b, "| bare SDK, the app's sequence (record put, copy, properties, record update) | %.2f | %.2f |\n", f.SeqP50, f.SeqP99)
+		fmt.Fprintf(&b, "| bare SDK, the app's sequence (message put, copy, record put, message delete) | %.2f | %.2f |\n", f.SeqP50, f.SeqP99)
 		fmt.Fprintf(&b, "| bare SDK, StartCopyFromURL alone | %.2f | %.2f |\n", f.CopyP50, f.CopyP99)
 		fmt.Fprintf(&b, "| ratio handler / sequence | %.2fx | %.2fx |\n", f.RatioSeqP50, f.RatioSeqP99)
 		fmt.Fprintf(&b, "| ratio handler / StartCopyFromURL | %.2fx | %.2fx |\n", f.RatioCopyP50, ratio(f.HandlerP99, f.CopyP99))
