@@ -210,10 +210,13 @@ func TestConcurrentSettlePathsDeliverOneCallback(t *testing.T) {
 
 // Case 5: a start slow enough for its claim to expire is taken over by the tick; the
 // slow start then loses, adopts the tick's outcome, and releases nothing: one copy,
-// the lease held while it runs, one callback naming one copy id.
+// the lease held while it runs, one callback naming one copy id. (A keyed start: its
+// record is the lock the takeover claims. A start without a key relies on its deadline:
+// its Copy Blob is sent before StartDeadline, which TestStartGivesUpAtItsDeadline pins,
+// and storage carries it out within its server timeout, before StartGrace ends.)
 func TestSlowStartTakenOverNeverReleasesTheLease(t *testing.T) {
 	h := newHarness(t)
-	req := leasedReq()
+	req := keyed(leasedReq())
 	req.CallbackURL = hook
 	var tickReport copyjob.TickReport
 	h.Blobs.OnNext(copyjobtest.OpStartCopy, func() {

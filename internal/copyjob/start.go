@@ -116,10 +116,15 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	// request's.
 	ctx = context.WithoutCancel(ctx)
 
-	if req.JobID == "" && req.Batch == "" && trailFits(job) {
+	if req.JobID == "" && req.Batch == "" {
 		// Nothing can replay this start (its id is new): its tracking message is the crash
 		// trail, and its record is written once, after Copy Blob.
-		return s.startWithMessage(ctx, job, prepared.ReadURL, log)
+		if _, text, fits := trailTicket(job); fits {
+			answer, created, err := s.startWithMessage(ctx, job, text, prepared.ReadURL, log)
+			if !errors.Is(err, errTrailRefused) {
+				return answer, created, err
+			}
+		}
 	}
 	if err := s.records.Create(ctx, job); err != nil {
 		existing, gerr := s.records.Get(ctx, id)

@@ -526,7 +526,13 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 	case job.Status == StatusStarting && err != nil && !Retryable(err):
 		return outFailed
 	}
-	s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
+	next := ticketFor(job)
+	if next.CopyID == "" && t.CopyID != "" && job.Status == StatusStarting {
+		// The takeover failed before recording the copy this message names: keep naming it,
+		// so that the next one follows it rather than starting another.
+		next.CopyID, next.Unrecorded = t.CopyID, true
+	}
+	s.keepPolling(ctx, m, next, job.Progress, log)
 	return outResumed
 }
 

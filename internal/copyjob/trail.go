@@ -18,24 +18,21 @@ import (
 // for one that completes at once (its message is deleted).
 
 // maxTrailText bounds the text of a ticket carrying its whole job: a queue message holds
-// 64 KiB. A job over it (large metadata or tags, long URLs) starts record-first.
+// 64 KiB, and the text travels XML-escaped. A job over it (large metadata or tags, long
+// URLs) starts record-first; so does one whose message storage refuses (errTrailRefused).
 const maxTrailText = 32 << 10
 
-// trailFits tells whether the job fits in its tracking message, without encoding it:
-// the fields a request sizes (the rest of a job is well under 2 KiB).
-func trailFits(job *Job) bool {
-	n := len(job.Source.URL) + len(job.Destination.URL) + 2*len(job.Destination.Blob)
-	if job.Callback != nil {
-		n += len(job.Callback.URL)
-	}
-	for k, v := range job.Options.Metadata {
-		n += len(k) + len(v) + 8
-	}
-	for k, v := range job.Options.Tags {
-		n += len(k) + len(v) + 8
-	}
-	return n+4096 < maxTrailText
+// trailTicket is the ticket of a start whose message is its trail, and whether it fits.
+func trailTicket(job *Job) (ticket, string, bool) {
+	t := ticketFor(job)
+	t.Job = job
+	text := t.encode()
+	return t, text, len(text) <= maxTrailText
 }
+
+// errTrailRefused: storage refused the trail's message for good (too large, most
+// likely): Start falls back to the record-first order.
+var errTrailRefused = errors.New("the tracking message carrying the job was refused")
 
 // startWithMessage is Start for a start nothing can replay. The order is what makes a
 // crash anywhere harmless, as the record-first order is for Start:
@@ -52,7 +49,7 @@ func trailFits(job *Job) bool {
 // A crash (or a record storage refused) leaves the message and no record: the tick's
 // recoverStart records the job's copy if one started, and otherwise drops the message
 // (the client never got a 202), releasing the lease and deleting the snapshot.
-func (s *Service) startWithMessage(ctx context.Context, job *Job, readURL string, log *slog.Logger) (*Job, bool, error) {
+func (s *Service) startWithMessage(ctx context.Context, job *Job, text, readURL string, log *slog.Logger) (*Job, bool, error) {
 	job.Tracked, job.unrecorded = true, true
 	dst := job.Destination.BlobRef
 	if job.Options.SnapshotDestination && job.Options.Overwrite {
@@ -72,10 +69,20 @@ func (s *Service) startWithMessage(ctx context.Context, job *Job, readURL string
 		faultpoint.Hit("start:snapshotted")
 	}
 	trail := cloneJob(job)
-	t := ticketFor(job)
-	t.Job = trail
-	msg, err := s.queue.Enqueue(ctx, t.encode(), s.cfg.FirstPoll)
+	if job.snapshotChecked {
+		_, text, _ = trailTicket(trail) // it names the snapshot now
+	}
+	msg, err := s.queue.Enqueue(ctx, text, s.cfg.FirstPoll)
+	if errors.Is(err, ErrRefused) {
+		// Refused for good (too large once escaped): the record-first order needs no
+		// message before Copy Blob. A snapshot taken is recorded with the record.
+		log.WarnContext(ctx, "the tracking message carrying the job was refused; starting record-first", "err", err)
+		job.Tracked, job.unrecorded = false, false
+		return job, false, errTrailRefused
+	}
 	if err != nil {
+		// The message may have landed (a lost answer): its recovery finds no copy of the
+		// job and drops it, deleting the snapshot it names (see recoverStart).
 		log.WarnContext(ctx, "cannot enqueue the tracking message", "err", err)
 		if job.DestinationSnapshot != "" {
 			s.deleteSnapshot(ctx, dst, job.DestinationSnapshot, log)
@@ -121,7 +128,14 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 	t.Job, t.CopyID, t.Unrecorded = trail, job.CopyID, true
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
-	if _, err := s.queue.Update(bctx, m, t.encode(), s.cfg.FirstPoll); err != nil {
+	_, err := s.queue.Update(bctx, m, t.encode(), s.cfg.FirstPoll)
+	if err != nil {
+		// A tick may hold the message (it visited it while the start ran: a new pop
+		// receipt): a second message naming the copy is harmless (the takeover is
+		// claimed; the other message finds the record and follows it).
+		_, err = s.queue.Enqueue(bctx, t.encode(), s.cfg.FirstPoll)
+	}
+	if err != nil {
 		// The tick still finds the copy on the destination after StartGrace, unless
 		// another copy replaces it first (README, "Limits").
 		log.ErrorContext(ctx, "copy started, but neither its record nor its tracking message could name it", "copyId", job.CopyID,
@@ -139,20 +153,37 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 // recoverStart handles a message whose ticket carries its job and whose record does not
 // exist: its start (see startWithMessage) is still running, crashed, or could not create
 // the record. Within StartGrace the start may still be running: the message comes back
-// later. After it (the start's calls have ended: see StartDeadline), or at once when the
-// ticket names the copy (the start gave up recording it and answered), the record is
-// created as the ticket says, "starting" under the start's claim, and the start is taken
-// over exactly as one that crashed after creating its record (resumeIfAbandoned): its
-// copy adopted if one started (the named one followed), otherwise started, with the
-// lease and the snapshot the ticket names. Taking over rather than dropping keeps a start
-// that storage finished late (past its deadline) safe: the takeover's own Copy Blob meets
-// the late one on the destination, and the late start's record write meets the takeover's.
+// later. After it, the start's calls have ended (its Copy Blob is sent before
+// StartDeadline and carried out by storage within its server timeout, both well before
+// StartGrace), and the destination tells what happened: a copy of this job there (same
+// source, begun since the job was created, recorded by no other job) is recorded and
+// followed; otherwise nothing was started, and the start's client got no 202 (it
+// crashed before Copy Blob, or answered a refusal or a 503 it could not record): the
+// lease and the snapshot the ticket names are undone and the message dropped. A ticket
+// that names the copy (the start could not record it and answered 202) is recorded at
+// once. Recording means: the record is created from the ticket, "starting" with the
+// start's claim given back, and the start is taken over as any (resumeIfAbandoned),
+// following the named copy (adopted while the destination carries it, copyIdMismatch or
+// destinationMissing once another replaced it), never starting another.
 func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *slog.Logger) outcome {
-	if !t.Unrecorded && s.cfg.Now().Sub(t.Job.CreatedAt) < s.cfg.StartGrace {
+	now := s.cfg.Now().UTC()
+	if !t.Unrecorded && now.Sub(t.Job.CreatedAt) < s.cfg.StartGrace {
 		return s.keepPolling(ctx, m, t, Progress{}, log)
 	}
 	job := cloneJob(t.Job)
-	job.ID, job.Tracked, job.UpdatedAt = t.JobID, true, s.cfg.Now().UTC()
+	job.ID, job.Tracked, job.UpdatedAt = t.JobID, true, now
+	if !t.Unrecorded {
+		cur, v := s.ownCopy(ctx, job)
+		switch v {
+		case copyUnknown:
+			log.WarnContext(ctx, "cannot tell whether a start that left no record started its copy; trying again later")
+			return outUnavailable
+		case copyNotOurs:
+			return s.dropUnstarted(ctx, m, t, job, log)
+		}
+		t.CopyID, t.Unrecorded = cur.CopyID, true
+	}
+	job.Claim, job.NextAttemptAt = nil, &now
 	if err := s.records.Create(ctx, job); err != nil {
 		if !errors.Is(err, ErrExists) {
 			log.WarnContext(ctx, "cannot record a start that left no record", "err", err)
@@ -164,7 +195,7 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 			return visitFailed(err)
 		}
 	} else {
-		log.WarnContext(ctx, "recorded a start that ended before recording itself; the tick takes it over", "copyId", t.CopyID)
+		log.WarnContext(ctx, "recorded a start that ended before recording its copy; following that copy", "copyId", t.CopyID)
 	}
 	switch {
 	case job.Status.Terminal():
@@ -173,4 +204,20 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 		return s.resumeIfAbandoned(ctx, m, t, job, log)
 	}
 	return s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
+}
+
+// dropUnstarted drops the message of a start that started no copy and left no record:
+// the lease and the snapshot it names are undone first.
+func (s *Service) dropUnstarted(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
+	if !s.releaseOrphanLease(ctx, t, log) {
+		return outFailed
+	}
+	if job.DestinationSnapshot != "" && !s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
+		return outFailed
+	}
+	log.WarnContext(ctx, "dropping the tracking message of a start that started no copy; its client got no 202")
+	if err := s.queue.Delete(ctx, m); err != nil {
+		return visitFailed(err)
+	}
+	return outDropped
 }
