@@ -37,6 +37,25 @@ func postCopy(base string, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// httpFloor makes a request the handler answers without storage: PUT on
+// /api/openapi.json, 405 with an error JSON, through the same routing and access log.
+func httpFloor(base string) error {
+	req, err := http.NewRequest(http.MethodPut, base+"/api/openapi.json", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := apiClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		return fmt.Errorf("PUT /api/openapi.json: %d", resp.StatusCode)
+	}
+	return nil
+}
+
 // serveCopy starts a copy through an in-process handler (no network).
 func serveCopy(h http.Handler, body []byte) (int, string, error) {
 	req := httptest.NewRequest(http.MethodPost, "/api/copies", bytes.NewReader(body))

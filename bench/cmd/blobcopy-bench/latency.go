@@ -26,6 +26,7 @@ type latencyRun struct {
 	HandlerP50, HandlerP99 float64
 	CopyP50, CopyP99       float64
 	SeqP50, SeqP99         float64
+	FloorP50, FloorP99     float64
 }
 
 type latencyFigure struct {
@@ -37,6 +38,10 @@ type latencyFigure struct {
 	CopyP99    float64      `json:"startCopyP99ms"`
 	SeqP50     float64      `json:"sequenceP50ms"`
 	SeqP99     float64      `json:"sequenceP99ms"`
+	// The handler's HTTP floor: a request it answers without storage (405 on
+	// /api/openapi.json): the loopback round trip, routing, an error JSON, the access log.
+	FloorP50 float64 `json:"httpFloorP50ms"`
+	FloorP99 float64 `json:"httpFloorP99ms"`
 	// Ratios of medians: handler / full sequence, handler / StartCopyFromURL alone.
 	RatioSeqP50  float64 `json:"ratioToSequenceP50"`
 	RatioSeqP99  float64 `json:"ratioToSequenceP99"`
@@ -134,7 +139,7 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 	src := srcURL(e.az)
 	fig := &latencyFigure{Iterations: iterations}
 	for run := range runs {
-		var hl, cl, sl []float64
+		var hl, cl, sl, fl []float64
 		for i := range warmup + iterations {
 			name := fmt.Sprintf("r%d-%d", run, i)
 			steps := []func() error{
@@ -143,6 +148,14 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 					_, err := postCopy(h.base, copyBody(src, "", latContainer, "h-"+name))
 					if i >= warmup {
 						hl = append(hl, ms(time.Since(t)))
+					}
+					return err
+				},
+				func() error {
+					t := time.Now()
+					err := httpFloor(h.base)
+					if i >= warmup {
+						fl = append(fl, ms(time.Since(t)))
 					}
 					return err
 				},
@@ -173,6 +186,7 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 			HandlerP50: percentile(hl, 50), HandlerP99: percentile(hl, 99),
 			CopyP50: percentile(cl, 50), CopyP99: percentile(cl, 99),
 			SeqP50: percentile(sl, 50), SeqP99: percentile(sl, 99),
+			FloorP50: percentile(fl, 50), FloorP99: percentile(fl, 99),
 		})
 	}
 	fig.HandlerP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.HandlerP50 })
@@ -181,6 +195,8 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 	fig.CopyP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.CopyP99 })
 	fig.SeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.SeqP50 })
 	fig.SeqP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.SeqP99 })
+	fig.FloorP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.FloorP50 })
+	fig.FloorP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.FloorP99 })
 	fig.RatioSeqP50 = ratio(fig.HandlerP50, fig.SeqP50)
 	fig.RatioSeqP99 = ratio(fig.HandlerP99, fig.SeqP99)
 	fig.RatioCopyP50 = ratio(fig.HandlerP50, fig.CopyP50)
