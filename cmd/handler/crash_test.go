@@ -32,34 +32,11 @@ func TestCrashAtEveryStartStep(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			name := fmt.Sprintf("crash%d", i)
 			sim.PutBlob(account, "src", name+".bin", []byte(strings.Repeat("c", 50)), nil)
-			env := baseEnv(az)
-			env["COPY_ACCOUNT_SIM"] = sim.ConnectionString(account)
-			env["COPY_QUEUE_NAME"] = name + "q"
-			env["COPY_RECORDS_CONTAINER"] = name + "r"
-			env["COPY_START_GRACE"] = "1s"
-			env["BLOBCOPY_AUTH_DISABLED"] = "true"
-			port := freePort(t)
-			env["BLOBCOPY_LISTEN_ADDRESS"] = fmt.Sprintf("127.0.0.1:%d", port)
-			env["COPY_STATUS_SCHEDULE"] = "0 0 0 1 1 *" // no tick before the crash
-			env["BLOBCOPY_FAULTPOINT"] = step
-
 			body := fmt.Sprintf(`{"source":%q,"destination":{"account":"sim","container":"dst","blob":%q},"leaseSource":true}`,
 				sim.AccountEndpoint(account)+"/src/"+name+".bin", name+".bin")
 			idem := map[string]string{"Idempotency-Key": name}
 			jobID := api.JobIDFor("idempotency-key", name)
-
-			p := start(t, env, port)
-			if status, _, b := call(t, http.MethodPost, p.url+"/api/copies", body, idem); status != 0 {
-				t.Fatalf("the request survived the crash: %d %s", status, b)
-			}
-			if code, out := p.wait(t, 10*time.Second); code != faultpoint.ExitCode {
-				t.Fatalf("exit %d, want the fault point's %d:\n%s", code, faultpoint.ExitCode, out)
-			}
-
-			delete(env, "BLOBCOPY_FAULTPOINT")
-			env["COPY_STATUS_SCHEDULE"] = "*/1 * * * * *"
-			p = start(t, env, port)
-			restarted := time.Now()
+			p, restarted := crashAndRestart(t, az, sim.ConnectionString(account), name, step, body, idem)
 			// The client's retry with its idempotency key finds the job: no second start.
 			status, _, b := call(t, http.MethodPost, p.url+"/api/copies", body, idem)
 			if status != http.StatusAccepted && status != http.StatusOK {
@@ -71,24 +48,7 @@ func TestCrashAtEveryStartStep(t *testing.T) {
 				return job.Status == copyjob.StatusPending
 			})
 			t.Logf("%s: recovered (pending) %s after the restart, COPY_START_GRACE=1s", step, time.Since(restarted).Round(10*time.Millisecond))
-			if n := copyStarts(sim, name+".bin"); n != 1 {
-				t.Errorf("Copy Blob called %d times for the destination, want 1", n)
-			}
-			// Answers show the lease's state; its id stays in the job record.
-			if l := sim.Lease(account, "src", name+".bin"); l.State != "leased" || job.Lease == nil || job.Lease.State != copyjob.LeaseHeld {
-				t.Errorf("source lease %+v, job lease %+v", l, job.Lease)
-			}
-			if err := sim.Complete(account, "dst", name+".bin"); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "copy finished", func() bool { return queueLength(t, az, name+"q") == 0 })
-			job = getJob(t, p, jobID)
-			if job.Status != copyjob.StatusSuccess || job.Lease.State != copyjob.LeaseReleased {
-				t.Errorf("job %s lease %+v", job.Status, job.Lease)
-			}
-			if l := sim.Lease(account, "src", name+".bin"); l.State == "leased" {
-				t.Errorf("lease still held: %+v", l)
-			}
+			followToSuccess(t, p, az, sim, account, name, job)
 		})
 	}
 }
@@ -114,31 +74,9 @@ func TestCrashAtEveryUnkeyedStartStep(t *testing.T) {
 			name := fmt.Sprintf("unkeyed%d", i)
 			sim.PutBlob(account, "src", name+".bin", []byte(strings.Repeat("u", 50)), nil)
 			sim.PutBlob(account, "dst", name+".bin", []byte("the destination before the copy"), nil)
-			env := baseEnv(az)
-			env["COPY_ACCOUNT_SIM"] = sim.ConnectionString(account)
-			env["COPY_QUEUE_NAME"] = name + "q"
-			env["COPY_RECORDS_CONTAINER"] = name + "r"
-			env["COPY_START_GRACE"] = "1s"
-			env["BLOBCOPY_AUTH_DISABLED"] = "true"
-			port := freePort(t)
-			env["BLOBCOPY_LISTEN_ADDRESS"] = fmt.Sprintf("127.0.0.1:%d", port)
-			env["COPY_STATUS_SCHEDULE"] = "0 0 0 1 1 *" // no tick before the crash
-			env["BLOBCOPY_FAULTPOINT"] = step
-
 			body := fmt.Sprintf(`{"source":%q,"destination":{"account":"sim","container":"dst","blob":%q},"leaseSource":true,"snapshotDestination":true,"overwrite":true}`,
 				sim.AccountEndpoint(account)+"/src/"+name+".bin", name+".bin")
-			p := start(t, env, port)
-			if status, _, b := call(t, http.MethodPost, p.url+"/api/copies", body, nil); status != 0 {
-				t.Fatalf("the request survived the crash: %d %s", status, b)
-			}
-			if code, out := p.wait(t, 10*time.Second); code != faultpoint.ExitCode {
-				t.Fatalf("exit %d, want the fault point's %d:\n%s", code, faultpoint.ExitCode, out)
-			}
-
-			delete(env, "BLOBCOPY_FAULTPOINT")
-			env["COPY_STATUS_SCHEDULE"] = "*/1 * * * * *"
-			p = start(t, env, port)
-			restarted := time.Now()
+			p, restarted := crashAndRestart(t, az, sim.ConnectionString(account), name, step, body, nil)
 			if beforeCopy := step != "start:copied" && step != "start:recorded"; beforeCopy {
 				// Before Copy Blob: nothing started and the client got no 202. The message
 				// (from start:enqueued on) is dropped once COPY_START_GRACE has passed, the
@@ -172,31 +110,69 @@ func TestCrashAtEveryUnkeyedStartStep(t *testing.T) {
 				return job.Status == copyjob.StatusPending
 			})
 			t.Logf("%s: recovered (pending) %s after the restart, COPY_START_GRACE=1s", step, time.Since(restarted).Round(10*time.Millisecond))
-			if n := copyStarts(sim, name+".bin"); n != 1 {
-				t.Errorf("Copy Blob called %d times for the destination, want 1", n)
-			}
-			if l := sim.Lease(account, "src", name+".bin"); l.State != "leased" || job.Lease == nil || job.Lease.State != copyjob.LeaseHeld {
-				t.Errorf("source lease %+v, job lease %+v", l, job.Lease)
-			}
 			if job.DestinationSnapshot == "" {
 				t.Errorf("the snapshot taken before the crash is not recorded: %+v", job)
 			}
-			if err := sim.Complete(account, "dst", name+".bin"); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "copy finished", func() bool { return queueLength(t, az, name+"q") == 0 })
-			got := getJob(t, p, job.ID)
-			if got.Status != copyjob.StatusSuccess || got.Lease == nil || got.Lease.State != copyjob.LeaseReleased {
-				t.Errorf("job %s lease %+v", got.Status, got.Lease)
-			}
-			if l := sim.Lease(account, "src", name+".bin"); l.State == "leased" {
-				t.Errorf("lease still held: %+v", l)
-			}
+			followToSuccess(t, p, az, sim, account, name, getJob(t, p, job.ID))
 			if snaps := sim.Snapshots(account, "dst", name+".bin"); len(snaps) != 1 {
 				t.Errorf("destination snapshots %v, want the one the start took", snaps)
 			}
 		})
 	}
+}
+
+// followToSuccess checks a start recovered after a crash: one Copy Blob onto the
+// destination, the source lease held while the copy runs (answers show the lease's
+// state; its id stays in the record); then completes the copy, waits for the queue to
+// empty, and checks the job succeeded with its lease released.
+func followToSuccess(t *testing.T, p *process, az *azurite.Instance, sim *copysim.Server, account, name string, job copyjob.Job) {
+	t.Helper()
+	if n := copyStarts(sim, name+".bin"); n != 1 {
+		t.Errorf("Copy Blob called %d times for the destination, want 1", n)
+	}
+	if l := sim.Lease(account, "src", name+".bin"); l.State != "leased" || job.Lease == nil || job.Lease.State != copyjob.LeaseHeld {
+		t.Errorf("source lease %+v, job lease %+v", l, job.Lease)
+	}
+	if err := sim.Complete(account, "dst", name+".bin"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "copy finished", func() bool { return queueLength(t, az, name+"q") == 0 })
+	job = getJob(t, p, job.ID)
+	if job.Status != copyjob.StatusSuccess || job.Lease == nil || job.Lease.State != copyjob.LeaseReleased {
+		t.Errorf("job %s lease %+v", job.Status, job.Lease)
+	}
+	if l := sim.Lease(account, "src", name+".bin"); l.State == "leased" {
+		t.Errorf("lease still held: %+v", l)
+	}
+}
+
+// crashAndRestart starts the handler (queue name+"q", records name+"r",
+// COPY_START_GRACE=1s, no tick) with the fault point step, posts body (with header),
+// checks that the process died there without answering, and starts it again with a
+// tick every second. It returns the new process and when it was started.
+func crashAndRestart(t *testing.T, az *azurite.Instance, simConn, name, step, body string, header map[string]string) (*process, time.Time) {
+	t.Helper()
+	env := baseEnv(az)
+	env["COPY_ACCOUNT_SIM"] = simConn
+	env["COPY_QUEUE_NAME"] = name + "q"
+	env["COPY_RECORDS_CONTAINER"] = name + "r"
+	env["COPY_START_GRACE"] = "1s"
+	env["BLOBCOPY_AUTH_DISABLED"] = "true"
+	port := freePort(t)
+	env["BLOBCOPY_LISTEN_ADDRESS"] = fmt.Sprintf("127.0.0.1:%d", port)
+	env["COPY_STATUS_SCHEDULE"] = "0 0 0 1 1 *" // no tick before the crash
+	env["BLOBCOPY_FAULTPOINT"] = step
+
+	p := start(t, env, port)
+	if status, _, b := call(t, http.MethodPost, p.url+"/api/copies", body, header); status != 0 {
+		t.Fatalf("the request survived the crash: %d %s", status, b)
+	}
+	if code, out := p.wait(t, 10*time.Second); code != faultpoint.ExitCode {
+		t.Fatalf("exit %d, want the fault point's %d:\n%s", code, faultpoint.ExitCode, out)
+	}
+	delete(env, "BLOBCOPY_FAULTPOINT")
+	env["COPY_STATUS_SCHEDULE"] = "*/1 * * * * *"
+	return start(t, env, port), time.Now()
 }
 
 // listJobs reads the first page of the job list.
