@@ -292,6 +292,12 @@ func (s *Service) followKnownCopy(ctx context.Context, job *Job, token, copyID s
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return s.fail(ctx, job, token, blobError("destination", "cannot read the destination", err), log)
 	}
+	return s.settleKnownCopy(ctx, job, token, copyID, cur, err, log, actor)
+}
+
+// settleKnownCopy is followKnownCopy once the destination has been read (err: nil or
+// ErrNotFound).
+func (s *Service) settleKnownCopy(ctx context.Context, job *Job, token, copyID string, cur CopyState, err error, log *slog.Logger, actor Actor) error {
 	if err == nil && cur.CopyID == copyID {
 		return s.adopt(ctx, job, token, cur, log)
 	}

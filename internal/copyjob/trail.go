@@ -156,23 +156,39 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 // later. After it, the start's calls have ended (its Copy Blob is sent before
 // StartDeadline and carried out by storage within its server timeout, both well before
 // StartGrace), and the destination tells what happened: a copy of this job there (same
-// source, begun since the job was created, recorded by no other job) is recorded and
-// followed; otherwise nothing was started, and the start's client got no 202 (it
+// source, begun since the job was created, recorded by no other job) is adopted, its
+// record created pending (or with its outcome) with the lease and the snapshot the
+// ticket names; otherwise nothing was started, and the start's client got no 202 (it
 // crashed before Copy Blob, or answered a refusal or a 503 it could not record): the
 // lease and the snapshot the ticket names are undone and the message dropped. A ticket
 // that names the copy (the start could not record it and answered 202) is recorded at
-// once. Recording means: the record is created from the ticket, "starting" with the
-// start's claim given back, and the start is taken over as any (resumeIfAbandoned),
-// following the named copy (adopted while the destination carries it, copyIdMismatch or
-// destinationMissing once another replaced it), never starting another.
+// once, with that copy: adopted while the destination carries it, copyIdMismatch or
+// destinationMissing once another replaced it; never a second Copy Blob.
+//
+// The record is born naming the copy (or with its outcome), in one write: a start can
+// leave two messages (see unrecordedStart), and the other one, which may not name the
+// copy, then finds a record that does. When the destination cannot be read, nothing is
+// written and the message comes back.
 func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *slog.Logger) outcome {
 	now := s.cfg.Now().UTC()
 	if !t.Unrecorded && now.Sub(t.Job.CreatedAt) < s.cfg.StartGrace {
 		return s.keepPolling(ctx, m, t, Progress{}, log)
 	}
 	job := cloneJob(t.Job)
-	job.ID, job.Tracked, job.UpdatedAt = t.JobID, true, now
-	if !t.Unrecorded {
+	job.ID, job.Tracked, job.unrecorded = t.JobID, true, true
+	job.NextAttemptAt, job.StartFailures = nil, 0
+	job.Claim = s.newClaim(ActorTick, s.cfg.StartGrace)
+	token := job.Claim.Token
+	var err error
+	if t.Unrecorded && t.CopyID != "" {
+		cur, rerr := s.blobs.CopyState(ctx, job.Destination.BlobRef)
+		if rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			log.WarnContext(ctx, "cannot read the destination of a start to record; trying again later", "err", rerr)
+			return visitFailed(rerr)
+		}
+		log.WarnContext(ctx, "recording the copy a start could not record", "copyId", t.CopyID)
+		err = s.settleKnownCopy(ctx, job, token, t.CopyID, cur, rerr, log, ActorTick)
+	} else {
 		cur, v := s.ownCopy(ctx, job)
 		switch v {
 		case copyUnknown:
@@ -181,27 +197,19 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 		case copyNotOurs:
 			return s.dropUnstarted(ctx, m, t, job, log)
 		}
-		t.CopyID, t.Unrecorded = cur.CopyID, true
+		log.WarnContext(ctx, "adopting the copy of a start that ended before recording it", "copyId", cur.CopyID)
+		err = s.adopt(ctx, job, token, cur, log)
 	}
-	job.Claim, job.NextAttemptAt = nil, &now
-	if err := s.records.Create(ctx, job); err != nil {
-		if !errors.Is(err, ErrExists) {
-			log.WarnContext(ctx, "cannot record a start that left no record", "err", err)
-			return visitFailed(err)
+	if job.unrecorded {
+		log.WarnContext(ctx, "cannot create the record of a start to recover; trying again later", "err", err)
+		if err == nil {
+			err = ErrUnavailable
 		}
-		// Written meanwhile: by the start itself, or by this visit's Create whose answer
-		// was lost.
-		if job, err = s.records.Get(ctx, t.JobID); err != nil {
-			return visitFailed(err)
-		}
-	} else {
-		log.WarnContext(ctx, "recorded a start that ended before recording its copy; following that copy", "copyId", t.CopyID)
+		return visitFailed(err)
 	}
-	switch {
-	case job.Status.Terminal():
-		return s.finishTerminal(ctx, m, job, true, log)
-	case job.Status == StatusStarting:
-		return s.resumeIfAbandoned(ctx, m, t, job, log)
+	// The record exists (this visit's, or one written meanwhile): this message follows it.
+	if job.Status.Terminal() {
+		return s.finishTerminal(ctx, m, job, false, log)
 	}
 	return s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
 }

@@ -57,7 +57,7 @@ func TestRecordDeletedBeforeTheFirstVisit(t *testing.T) {
 	h := newHarness(t)
 	job := h.start(leasedReq())
 	h.Records.Delete(job.ID)
-	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Resumed != 1 {
+	if r := h.tickAfter(h.svc.Config().StartGrace + time.Second); r.Pending != 1 {
 		t.Fatalf("report = %+v", r)
 	}
 	rec := h.wantStatus(job.ID, copyjob.StatusPending)
@@ -88,4 +88,38 @@ func TestUnrecordedStartIsLeftAloneWithinItsGrace(t *testing.T) {
 	h.wantStatus(job.ID, copyjob.StatusPending)
 	h.wantStartCopies(1)
 	h.wantMessages(1)
+}
+
+// A start without a key whose record fails after Copy Blob, and whose message a tick
+// holds (or cannot be rewritten), names its copy in a second message: the first one does
+// not name it. When the named copy cannot be recorded at once (the destination cannot
+// be read), and the copy then ends and another job's copy replaces it, the message that
+// does not name it must not take the start over as if nothing had started (a second
+// Copy Blob, refused by the other job's pending copy, would leave the job's own copy
+// untracked): the job ends with its own copy's outcome (copyIdMismatch: replaced), and
+// Copy Blob ran once for it. (Found by make stress.)
+func TestTwoMessagesOfAStartRecordTheNamedCopy(t *testing.T) {
+	h := newHarness(t)
+	h.Records.FailNext(copyjobtest.OpCreate, errBusy)
+	h.Queue.FailNext(copyjobtest.OpUpdateMessage, errBusy)
+	job, _, err := h.svc.Start(h.ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
+	if err != nil || job.CopyID == "" {
+		t.Fatalf("start: %+v %v", job, err)
+	}
+	h.wantMessages(2)
+	h.Blobs.FailNext(copyjobtest.OpCopyState, errBusy) // the named copy's first recovery cannot read the destination
+	h.tickAfter(h.svc.Config().FirstPoll)
+	_ = h.Blobs.CompleteCopy(dstRef)
+	other := h.start(keyed(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}}))
+	for range 4 {
+		h.tickAfter(h.svc.Config().StartGrace + time.Second)
+	}
+	rec := h.Records.Job(job.ID)
+	if rec == nil || rec.CopyID != job.CopyID || rec.Status != copyjob.StatusCopyIDMismatch {
+		t.Fatalf("record %+v: want the job's own copy %s, replaced (copyIdMismatch)", rec, job.CopyID)
+	}
+	if n := len(h.Blobs.StartCopyCalls()); n != 2 {
+		t.Fatalf("%d Copy Blob calls, want 2 (the job's, then %s's)", n, other.ID)
+	}
+	h.wantNoLeases()
 }
