@@ -117,7 +117,7 @@ func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) 
 		next.UpdatedAt = s.cfg.Now().UTC()
 		var err error
 		if cur.unrecorded {
-			err = s.records.Create(ctx, next)
+			err = s.createRecord(ctx, next)
 		} else {
 			err = s.records.Update(ctx, next)
 		}
@@ -142,6 +142,26 @@ func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) 
 		cur = newest
 	}
 }
+
+// createRecord creates a job's record. For a start without a key it is the one write
+// that names its copy (see startWithMessage): a failure storage calls transient is tried
+// twice more, a little later, before the start falls back on its message. A try whose
+// answer was lost meets its own record (ErrExists; write recognizes it: sameWrite).
+func (s *Service) createRecord(ctx context.Context, job *Job) error {
+	err := s.records.Create(ctx, job)
+	for try := 1; try < 3 && err != nil && (errors.Is(err, ErrUnavailable) || isUnclassified(err)); try++ {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try) * createRetryDelay):
+		}
+		err = s.records.Create(ctx, job)
+	}
+	return err
+}
+
+// createRetryDelay spaces createRecord's tries (50 ms, then 100 ms).
+const createRetryDelay = 50 * time.Millisecond
 
 // sameWrite tells whether the stored record is the one next was written as.
 func sameWrite(stored, next *Job) bool {

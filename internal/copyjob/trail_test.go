@@ -100,9 +100,10 @@ func TestUnrecordedStartIsLeftAloneWithinItsGrace(t *testing.T) {
 // Copy Blob ran once for it. (Found by make stress.)
 func TestTwoMessagesOfAStartRecordTheNamedCopy(t *testing.T) {
 	h := newHarness(t)
-	h.Records.FailNext(copyjobtest.OpCreate, errBusy)
+	h.Records.FailAlways(copyjobtest.OpCreate, errBusy) // every try (createRecord tries three times)
 	h.Queue.FailNext(copyjobtest.OpUpdateMessage, errBusy)
 	job, _, err := h.svc.Start(h.ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
+	h.Records.Heal("")
 	if err != nil || job.CopyID == "" {
 		t.Fatalf("start: %+v %v", job, err)
 	}
@@ -122,4 +123,17 @@ func TestTwoMessagesOfAStartRecordTheNamedCopy(t *testing.T) {
 		t.Fatalf("%d Copy Blob calls, want 2 (the job's, then %s's)", n, other.ID)
 	}
 	h.wantNoLeases()
+}
+
+// The record of a start without a key is the one write that names its copy: a transient
+// refusal of it is tried again before the start falls back on its message.
+func TestUnkeyedStartTriesItsRecordAgain(t *testing.T) {
+	h := newHarness(t)
+	h.Records.FailNext(copyjobtest.OpCreate, errBusy)
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef})
+	rec := h.wantStatus(job.ID, copyjob.StatusPending)
+	if rec.CopyID != job.CopyID || h.Records.Calls(copyjobtest.OpCreate) != 2 {
+		t.Fatalf("record %+v after %d creates: want the copy recorded on the second try", rec, h.Records.Calls(copyjobtest.OpCreate))
+	}
+	h.wantMessages(1)
 }
