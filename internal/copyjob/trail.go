@@ -120,10 +120,8 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 		}
 		return nil, false, cause
 	}
-	// The start gives its claim back: the tick takes the start over at its first visit,
-	// following this copy (see recoverStart).
-	now := s.cfg.Now().UTC()
-	trail.Claim, trail.NextAttemptAt, trail.Attempts = nil, &now, job.Attempts
+	// The tick's first visit records this copy from the message (recoverStart).
+	trail.Attempts = job.Attempts
 	t := ticketFor(trail)
 	t.Job, t.CopyID, t.Unrecorded = trail, job.CopyID, true
 	bctx, cancel := bookkeeping(ctx)
@@ -131,8 +129,8 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 	_, err := s.queue.Update(bctx, m, t.encode(), s.cfg.FirstPoll)
 	if err != nil {
 		// A tick may hold the message (it visited it while the start ran: a new pop
-		// receipt): a second message naming the copy is harmless (the takeover is
-		// claimed; the other message finds the record and follows it).
+		// receipt): a second message naming the copy is harmless (the record is created
+		// once, naming the copy; the other message finds it and follows it).
 		_, err = s.queue.Enqueue(bctx, t.encode(), s.cfg.FirstPoll)
 	}
 	if err != nil {
