@@ -222,6 +222,9 @@ type Job struct {
 	// snapshotChecked: this attempt has taken the destination's snapshot already (or
 	// found no destination to snapshot), before its tracking message named it.
 	snapshotChecked bool
+	// ended: the outcome of a copy that ended at once, as this attempt learnt it from Copy
+	// Blob, kept for a start whose record could not be written (see unrecordedStart).
+	ended *CopyState
 }
 
 // Claim is an actor's exclusive right to perform a job's side effects (Copy Blob during

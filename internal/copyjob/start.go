@@ -292,12 +292,6 @@ func (s *Service) followKnownCopy(ctx context.Context, job *Job, token, copyID s
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return s.fail(ctx, job, token, blobError("destination", "cannot read the destination", err), log)
 	}
-	return s.settleKnownCopy(ctx, job, token, copyID, cur, err, log, actor)
-}
-
-// settleKnownCopy is followKnownCopy once the destination has been read (err: nil or
-// ErrNotFound).
-func (s *Service) settleKnownCopy(ctx context.Context, job *Job, token, copyID string, cur CopyState, err error, log *slog.Logger, actor Actor) error {
 	if err == nil && cur.CopyID == copyID {
 		return s.adopt(ctx, job, token, cur, log)
 	}
@@ -409,6 +403,8 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 	if state.Status != StatusPending {
 		log.InfoContext(ctx, "copy finished at start", "status", state.Status)
 		state = s.withLength(ctx, job, state)
+		ended := state
+		job.ended = &ended
 		if job.Lease != nil && job.Lease.State == LeaseAcquiring {
 			// A copy of this attempt ran, and a start leases before Copy Blob: the lease was
 			// acquired (a release that finds it free then means an earlier run released it).

@@ -44,6 +44,10 @@ type ticket struct {
 	// trail (see startWithMessage): no record exists until after Copy Blob. Visits
 	// rewrite the ticket without it once the record exists.
 	Job *Job `json:"job,omitempty"`
+	// Outcome is the outcome of the copy the ticket names (Unrecorded), when that copy
+	// ended at once: what storage answered then, recorded as it is, not derived from what
+	// the destination shows later.
+	Outcome *CopyState `json:"outcome,omitempty"`
 }
 
 type ticketLease struct {

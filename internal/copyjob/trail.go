@@ -47,8 +47,9 @@ var errTrailRefused = errors.New("the tracking message carrying the job was refu
 //     it, so status reads, aborts and a 409 naming the copy's owner see the record.
 //
 // A crash (or a record storage refused) leaves the message and no record: the tick's
-// recoverStart records the job's copy if one started, and otherwise drops the message
-// (the client never got a 202), releasing the lease and deleting the snapshot.
+// recoverStart records the job's copy if one started, and otherwise records the job as
+// not started (the client never got a 202), releasing the lease and deleting the
+// snapshot.
 func (s *Service) startWithMessage(ctx context.Context, job *Job, text, readURL string, log *slog.Logger) (*Job, bool, error) {
 	job.Tracked, job.unrecorded = true, true
 	dst := job.Destination.BlobRef
@@ -82,7 +83,8 @@ func (s *Service) startWithMessage(ctx context.Context, job *Job, text, readURL 
 	}
 	if err != nil {
 		// The message may have landed (a lost answer): its recovery finds no copy of the
-		// job and drops it, deleting the snapshot it names (see recoverStart).
+		// job and records it as not started, deleting the snapshot it names (see
+		// recoverStart).
 		log.WarnContext(ctx, "cannot enqueue the tracking message", "err", err)
 		if job.DestinationSnapshot != "" {
 			s.deleteSnapshot(ctx, dst, job.DestinationSnapshot, log)
@@ -107,23 +109,28 @@ func (s *Service) startWithMessage(ctx context.Context, job *Job, text, readURL 
 // follows the job. A copy that started is named in the message (ticket.Unrecorded), so
 // that the tick's first visit records it (recoverStart), and the start is answered as
 // accepted: the copy runs, and a 503 would make a client without an idempotency key
-// start a second one. Without a copy the answer is the attempt's (a refusal, or a 503:
-// nothing started); the tick drops the message after StartGrace.
+// start a second one. Without a copy the answer is the attempt's (a refusal, or a 503),
+// naming the job: the tick records it as not started after StartGrace, unless its record
+// landed after all.
 func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Message, cause error, log *slog.Logger) (*Job, bool, error) {
 	if job.CopyID == "" {
-		var e *Error
-		if errors.As(cause, &e) && e.Job == job {
-			e.Job = nil // no record holds it: the answer names no job
-		}
+		// The answer names the job (as a keyed start's does): its record may have landed
+		// (a lost answer), and then the tick goes on with it; otherwise the tick records
+		// the job as not started once the grace has passed (see abandonUnstarted).
 		if cause == nil {
 			cause = newError(CodeStorageUnavailable, "", "cannot write the job record", nil)
 		}
 		return nil, false, cause
 	}
-	// The tick's first visit records this copy from the message (recoverStart).
+	// The tick's first visit records this copy from the message (recoverStart), with the
+	// lease as this attempt left it and the outcome Copy Blob answered, if it ended.
 	trail.Attempts = job.Attempts
+	if job.Lease != nil {
+		lease := *job.Lease
+		trail.Lease = &lease
+	}
 	t := ticketFor(trail)
-	t.Job, t.CopyID, t.Unrecorded = trail, job.CopyID, true
+	t.Job, t.CopyID, t.Unrecorded, t.Outcome = trail, job.CopyID, true, job.ended
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
 	_, err := s.queue.Update(bctx, m, t.encode(), s.cfg.FirstPoll)
@@ -158,10 +165,12 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 // record created pending (or with its outcome) with the lease and the snapshot the
 // ticket names; otherwise nothing was started, and the start's client got no 202 (it
 // crashed before Copy Blob, or answered a refusal or a 503 it could not record): the
-// lease and the snapshot the ticket names are undone and the message dropped. A ticket
-// that names the copy (the start could not record it and answered 202) is recorded at
-// once, with that copy: adopted while the destination carries it, copyIdMismatch or
-// destinationMissing once another replaced it; never a second Copy Blob.
+// job is recorded "startFailed" and the lease and the snapshot the ticket names are
+// undone (abandonUnstarted). A ticket that names the copy (the start could not record
+// it and answered 202) is recorded at once: with the outcome Copy Blob answered when the
+// copy ended at once, otherwise adopted while the destination carries it,
+// copyIdMismatch or destinationMissing once another replaced it; never a second Copy
+// Blob.
 //
 // The record is born naming the copy (or with its outcome), in one write: a start can
 // leave two messages (see unrecordedStart), and the other one, which may not name the
@@ -178,14 +187,19 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 	job.Claim = s.newClaim(ActorTick, s.cfg.StartGrace)
 	token := job.Claim.Token
 	var err error
-	if t.Unrecorded && t.CopyID != "" {
-		cur, rerr := s.blobs.CopyState(ctx, job.Destination.BlobRef)
-		if rerr != nil && !errors.Is(rerr, ErrNotFound) {
-			log.WarnContext(ctx, "cannot read the destination of a start to record; trying again later", "err", rerr)
-			return visitFailed(rerr)
-		}
-		log.WarnContext(ctx, "recording the copy a start could not record", "copyId", t.CopyID)
-		err = s.settleKnownCopy(ctx, job, token, t.CopyID, cur, rerr, log, ActorTick)
+	if t.Unrecorded && t.CopyID != "" && t.Outcome != nil {
+		// The copy ended at once: its outcome is what storage answered then.
+		now := s.cfg.Now().UTC()
+		job.CopyID, job.StartedAt = t.CopyID, &now
+		log.WarnContext(ctx, "recording the outcome of a copy a start could not record", "copyId", t.CopyID, "status", t.Outcome.Status)
+		err = s.settle(ctx, job, *t.Outcome, ActorTick, startGuard(token), log)
+	} else if t.Unrecorded && t.CopyID != "" {
+		// The copy was pending when the start saw it last: recorded pending as the start
+		// would have (no destination read: nothing may delay this record past the grace,
+		// when the start's other message, which does not name the copy, looks), and the
+		// polls tell its outcome.
+		log.WarnContext(ctx, "recording the pending copy a start could not record", "copyId", t.CopyID)
+		err = s.adopt(ctx, job, token, CopyState{CopyID: t.CopyID, Status: StatusPending}, log)
 	} else {
 		cur, v := s.ownCopy(ctx, job)
 		switch v {
@@ -193,7 +207,7 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 			log.WarnContext(ctx, "cannot tell whether a start that left no record started its copy; trying again later")
 			return outUnavailable
 		case copyNotOurs:
-			return s.dropUnstarted(ctx, m, t, job, log)
+			return s.abandonUnstarted(ctx, m, t, job, token, log)
 		}
 		log.WarnContext(ctx, "adopting the copy of a start that ended before recording it", "copyId", cur.CopyID)
 		err = s.adopt(ctx, job, token, cur, log)
@@ -205,25 +219,41 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 		}
 		return visitFailed(err)
 	}
-	// The record exists (this visit's, or one written meanwhile): this message follows it.
-	if job.Status.Terminal() {
+	return s.followRecorded(ctx, m, t, job, log)
+}
+
+// followRecorded goes on with a job recoverStart found recorded (by this visit, or by a
+// write that came first): this message follows it from now on.
+func (s *Service) followRecorded(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
+	switch {
+	case job.Status.Terminal():
 		return s.finishTerminal(ctx, m, job, false, log)
+	case job.Status == StatusStarting:
+		// The start's own record (a transient failure it recorded late): attempted again
+		// like any, and its answer named the job.
+		return s.resumeIfAbandoned(ctx, m, t, job, log)
 	}
 	return s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
 }
 
-// dropUnstarted drops the message of a start that started no copy and left no record:
-// the lease and the snapshot it names are undone first.
-func (s *Service) dropUnstarted(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
-	if !s.releaseOrphanLease(ctx, t, log) {
-		return outFailed
-	}
-	if job.DestinationSnapshot != "" && !s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
-		return outFailed
-	}
-	log.WarnContext(ctx, "dropping the tracking message of a start that started no copy; its client got no 202")
-	if err := s.queue.Delete(ctx, m); err != nil {
+// abandonUnstarted records a start that started no copy and left no record: its
+// process stopped before Copy Blob, or it answered a refusal or a transient failure it
+// could not record. The record is created first, "startFailed", under the tick's claim
+// and If-None-Match (the start's own record write, should storage carry it out late,
+// then loses to it instead of leaving a "starting" record nothing follows); the lease
+// and the snapshot the ticket names are then undone as a refused start's are (settle's
+// effects: retried by the tick while storage fails, never counted towards poisoning),
+// and the callback, if any, says so.
+func (s *Service) abandonUnstarted(ctx context.Context, m Message, t ticket, job *Job, token string, log *slog.Logger) outcome {
+	log.WarnContext(ctx, "recording a start that started no copy and left no record as not started")
+	err := s.settle(ctx, job, CopyState{Status: StatusStartFailed,
+		Description: "the start left no record and the destination shows no copy of it once its grace has passed: it ended before Copy Blob (its process stopped, or it answered a failure it could not record)"},
+		ActorTick, startGuard(token), log)
+	if job.unrecorded {
+		if err == nil {
+			err = ErrUnavailable
+		}
 		return visitFailed(err)
 	}
-	return outDropped
+	return s.followRecorded(ctx, m, t, job, log)
 }

@@ -92,12 +92,13 @@ func TestUnrecordedStartIsLeftAloneWithinItsGrace(t *testing.T) {
 
 // A start without a key whose record fails after Copy Blob, and whose message a tick
 // holds (or cannot be rewritten), names its copy in a second message: the first one does
-// not name it. When the named copy cannot be recorded at once (the destination cannot
-// be read), and the copy then ends and another job's copy replaces it, the message that
-// does not name it must not take the start over as if nothing had started (a second
-// Copy Blob, refused by the other job's pending copy, would leave the job's own copy
-// untracked): the job ends with its own copy's outcome (copyIdMismatch: replaced), and
-// Copy Blob ran once for it. (Found by make stress.)
+// not name it. When the named copy cannot be recorded at its first visit, and the copy
+// then ends and another job's copy replaces it, the message that does not name it must
+// not take the start over as if nothing had started (a second Copy Blob, refused by the
+// other job's pending copy, would leave the job's own copy untracked): the message
+// naming the copy records it (pending, without reading the destination) within the
+// grace, and the job ends with its own copy's outcome (copyIdMismatch: replaced); Copy
+// Blob ran once for it. (Found by make stress.)
 func TestTwoMessagesOfAStartRecordTheNamedCopy(t *testing.T) {
 	h := newHarness(t)
 	h.Records.FailAlways(copyjobtest.OpCreate, errBusy) // every try (createRecord tries three times)
@@ -108,8 +109,10 @@ func TestTwoMessagesOfAStartRecordTheNamedCopy(t *testing.T) {
 		t.Fatalf("start: %+v %v", job, err)
 	}
 	h.wantMessages(2)
-	h.Blobs.FailNext(copyjobtest.OpCopyState, errBusy) // the named copy's first recovery cannot read the destination
+	h.Records.FailAlways(copyjobtest.OpCreate, errBusy) // the named copy's first recovery cannot record it
 	h.tickAfter(h.svc.Config().FirstPoll)
+	h.Records.Heal("")
+	h.tickAfter(time.Minute) // within the grace: the message naming the copy records it
 	_ = h.Blobs.CompleteCopy(dstRef)
 	other := h.start(keyed(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}}))
 	for range 4 {
