@@ -137,6 +137,11 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		default:
 			// The record may or may not exist: one that did land says "starting" under a
 			// claim nobody will finish, and the tick's sweep takes it over (see sweep).
+			if gerr != nil && errors.Is(gerr, ErrNotFound) && job.snapshotChecked && job.DestinationSnapshot != "" {
+				// A start whose message was refused took its snapshot first: no record
+				// names it, nothing started.
+				s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log)
+			}
 			return nil, false, storageError("cannot write the job record", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/blobcopy/blobcopy/internal/faultpoint"
+	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
 // A start that nothing can replay (no idempotency key, no event id: its id is new, and
@@ -116,9 +117,24 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 	if job.CopyID == "" {
 		// The answer names the job (as a keyed start's does): its record may have landed
 		// (a lost answer), and then the tick goes on with it; otherwise the tick records
-		// the job as not started once the grace has passed (see abandonUnstarted).
+		// the job as not started once the grace has passed (see abandonUnstarted). What
+		// the attempt learnt goes into the message first: a refusal (recorded as it is,
+		// at the first visit: the destination may carry another's copy of the same
+		// source, which must not be adopted), or a Copy Blob whose outcome is unknown
+		// (said in the record).
 		if cause == nil {
 			cause = newError(CodeStorageUnavailable, "", "cannot write the job record", nil)
+		}
+		var e *Error
+		refused := errors.As(cause, &e) && !Retryable(cause)
+		if refused || job.CopyUncertain {
+			trail.CopyUncertain = job.CopyUncertain
+			if refused {
+				trail.Refusal = &Refusal{Code: e.Code, Target: e.Target, Message: redact.Text(e.Message)}
+			}
+			if err := s.rewriteTrail(ctx, m, trail, "", nil); err != nil {
+				log.WarnContext(ctx, "cannot tell the tracking message what the start learnt", "err", err)
+			}
 		}
 		return nil, false, cause
 	}
@@ -129,30 +145,46 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 		lease := *job.Lease
 		trail.Lease = &lease
 	}
-	t := ticketFor(trail)
-	t.Job, t.CopyID, t.Unrecorded, t.Outcome = trail, job.CopyID, true, job.ended
-	bctx, cancel := bookkeeping(ctx)
-	defer cancel()
-	_, err := s.queue.Update(bctx, m, t.encode(), s.cfg.FirstPoll)
-	if err != nil {
-		// A tick may hold the message (it visited it while the start ran: a new pop
-		// receipt): a second message naming the copy is harmless (the record is created
-		// once, naming the copy; the other message finds it and follows it).
-		_, err = s.queue.Enqueue(bctx, t.encode(), s.cfg.FirstPoll)
-	}
-	if err != nil {
+	if err := s.rewriteTrail(ctx, m, trail, job.CopyID, job.ended); err != nil {
 		// The tick still finds the copy on the destination after StartGrace, unless
 		// another copy replaces it first (README, "Limits").
 		log.ErrorContext(ctx, "copy started, but neither its record nor its tracking message could name it", "copyId", job.CopyID,
 			"recordErr", cause, "err", err)
-		return nil, false, storageError("the copy started but could not be recorded; the status tick records it after the start grace", err)
+		e := storageError("the copy started but could not be recorded; the status tick records it after the start grace", err)
+		e.Job = job
+		return nil, false, e
 	}
 	log.WarnContext(ctx, "copy started but its record could not be created; the tick records it from its message", "copyId", job.CopyID, "err", cause)
-	if !job.Status.Terminal() {
-		job.Status = StatusPending
-	}
 	job.Claim = nil
+	if ended := job.ended; ended != nil {
+		// Answered with the outcome Copy Blob gave, as the record will say.
+		job.Status, job.StatusDescription, job.CompletedAt = ended.Status, redact.Text(ended.Description), ended.CompletedAt
+		if ended.Progress != (Progress{}) {
+			job.Progress = ended.Progress
+		}
+		return job, true, nil
+	}
+	job.Status = StatusPending
 	return job, true, nil
+}
+
+// rewriteTrail tells the start's message what the start learnt: the copy it started
+// (copyID, and the outcome when it ended at once: Unrecorded, recorded at the first
+// visit), or a refusal or an unknown Copy Blob outcome (in trail). A tick may hold the
+// message (it visited it while the start ran: a new pop receipt): a second message is
+// enqueued then, which is harmless (the record is created once; the other message finds
+// it and follows it).
+func (s *Service) rewriteTrail(ctx context.Context, m Message, trail *Job, copyID string, ended *CopyState) error {
+	t := ticketFor(trail)
+	t.Job, t.CopyID, t.Outcome = trail, copyID, ended
+	t.Unrecorded = copyID != "" || trail.Refusal != nil
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
+	if _, err := s.queue.Update(bctx, m, t.encode(), s.cfg.FirstPoll); err == nil {
+		return nil
+	}
+	_, err := s.queue.Enqueue(bctx, t.encode(), s.cfg.FirstPoll)
+	return err
 }
 
 // recoverStart handles a message whose ticket carries its job and whose record does not
@@ -187,7 +219,19 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 	job.Claim = s.newClaim(ActorTick, s.cfg.StartGrace)
 	token := job.Claim.Token
 	var err error
-	if t.Unrecorded && t.CopyID != "" && t.Outcome != nil {
+	if refusal := t.Job.Refusal; refusal != nil && t.CopyID == "" {
+		// The start was refused and could not record it: recorded as it is (never a copy
+		// found on the destination: another's copy of the same source may be there).
+		log.WarnContext(ctx, "recording the refusal a start could not record", "code", refusal.Code)
+		err = s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: string(refusal.Code) + ": " + refusal.Message},
+			ActorTick, func(j *Job) error {
+				if !holds(j, token) {
+					return errLostClaim
+				}
+				j.Refusal = refusal
+				return nil
+			}, log)
+	} else if t.Unrecorded && t.CopyID != "" && t.Outcome != nil {
 		// The copy ended at once: its outcome is what storage answered then.
 		now := s.cfg.Now().UTC()
 		job.CopyID, job.StartedAt = t.CopyID, &now
@@ -246,9 +290,11 @@ func (s *Service) followRecorded(ctx context.Context, m Message, t ticket, job *
 // and the callback, if any, says so.
 func (s *Service) abandonUnstarted(ctx context.Context, m Message, t ticket, job *Job, token string, log *slog.Logger) outcome {
 	log.WarnContext(ctx, "recording a start that started no copy and left no record as not started")
-	err := s.settle(ctx, job, CopyState{Status: StatusStartFailed,
-		Description: "the start left no record and the destination shows no copy of it once its grace has passed: it ended before Copy Blob (its process stopped, or it answered a failure it could not record)"},
-		ActorTick, startGuard(token), log)
+	desc := "the start left no record and the destination shows no copy of it once its grace has passed: it ended before Copy Blob (its process stopped, or it answered a failure it could not record)"
+	if job.CopyUncertain {
+		desc = "the start left no record, and its Copy Blob got no answer that said whether it ran; the destination shows no copy of it once its grace has passed (if it ran, another copy has replaced it)"
+	}
+	err := s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: desc}, ActorTick, startGuard(token), log)
 	if job.unrecorded {
 		if err == nil {
 			err = ErrUnavailable
