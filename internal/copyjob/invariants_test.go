@@ -3,7 +3,6 @@ package copyjob_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -77,8 +76,9 @@ type world struct {
 
 	mu       sync.Mutex
 	accepted map[string]bool // job ids a Start answered with a job
-	// unanswered: destinations of starts refused transiently without a job (a start
-	// without a key whose record and message could not name its copy: README, Limits).
+	// unanswered: destinations of starts without a key answered 503 (one whose record
+	// and message could not name its copy may leave it untracked once another copy
+	// replaced it: README, Limits).
 	unanswered map[copyjob.BlobRef]bool
 	sources    []string
 	dests      []copyjob.BlobRef
@@ -219,8 +219,7 @@ func (w *world) startOne(ctx context.Context, key string, s, i int) {
 	if job != nil && job.ID != "" {
 		w.accepted[job.ID] = true
 	}
-	var e *copyjob.Error
-	if job == nil && req.JobID == "" && copyjob.Retryable(err) && (!errors.As(err, &e) || e.Job == nil) {
+	if job == nil && req.JobID == "" && copyjob.Retryable(err) {
 		w.unanswered[req.Destination] = true
 	}
 }
