@@ -163,14 +163,7 @@ func TestReview4UnrecordedStartRecordsItsReleasedLeaseAsLost(t *testing.T) {
 // order records success at once).
 func TestReview4UnrecordedFinishedCopyIsRecordedByWhatFollowedIt(t *testing.T) {
 	h := newHarness(t)
-	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
-	h.Records.FailAlways(copyjobtest.OpCreate, errBusy)
-	job, created, err := h.svc.Start(h.ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef})
-	h.Records.Heal("")
-	h.Blobs.SetStartStatus(copyjob.StatusPending)
-	if err != nil || !created || job.CopyID == "" {
-		t.Fatalf("precondition: start answered %+v created %v err %v", job, created, err)
-	}
+	job := h.startUnrecorded(copyjob.StatusSuccess, copyjob.StartRequest{Source: srcURL, Destination: dstRef})
 	if st, _ := h.Blobs.CopyOutcome(job.CopyID); st != copyjob.StatusSuccess {
 		t.Fatalf("precondition: storage says copy %s %s", job.CopyID, st)
 	}

@@ -96,14 +96,7 @@ func TestReview5TwoOutcomeTicketsRecordOneOutcome(t *testing.T) {
 // the outcome, README "Try it").
 func TestReview5UnrecordedFinishedCopyIsAnsweredPending(t *testing.T) {
 	h := newHarness(t)
-	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
-	h.Records.FailAlways(copyjobtest.OpCreate, errBusy)
-	job, created, err := h.svc.Start(h.ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef})
-	h.Records.Heal("")
-	h.Blobs.SetStartStatus(copyjob.StatusPending)
-	if err != nil || !created || job.CopyID == "" {
-		t.Fatalf("precondition: start answered %+v created %v err %v", job, created, err)
-	}
+	job := h.startUnrecorded(copyjob.StatusSuccess, copyjob.StartRequest{Source: srcURL, Destination: dstRef})
 	if job.Status != copyjob.StatusSuccess {
 		t.Errorf("Copy Blob answered success, yet the start answers %s", job.Status)
 	}

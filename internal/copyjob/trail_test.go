@@ -16,14 +16,7 @@ func TestUnkeyedStartWhoseRecordFailsIsRecordedByTheTick(t *testing.T) {
 	for _, status := range []copyjob.Status{copyjob.StatusPending, copyjob.StatusSuccess} {
 		t.Run(string(status), func(t *testing.T) {
 			h := newHarness(t)
-			h.Blobs.SetStartStatus(status)
-			h.Records.FailAlways(copyjobtest.OpCreate, errBusy)
-			job, created, err := h.svc.Start(h.ctx, leasedReq())
-			h.Records.Heal("")
-			h.Blobs.SetStartStatus(copyjob.StatusPending)
-			if err != nil || !created || job.CopyID == "" {
-				t.Fatalf("start answered %+v created %v err %v: want the running copy accepted", job, created, err)
-			}
+			job := h.startUnrecorded(status, leasedReq())
 			if _, gerr := h.svc.Get(h.ctx, job.ID); gerr == nil {
 				t.Fatal("a record exists although storage refused it")
 			}
@@ -139,4 +132,20 @@ func TestUnkeyedStartTriesItsRecordAgain(t *testing.T) {
 		t.Fatalf("record %+v after %d creates: want the copy recorded on the second try", rec, h.Records.Calls(copyjobtest.OpCreate))
 	}
 	h.wantMessages(1)
+}
+
+// startUnrecorded starts req, whose Copy Blob answers status, while storage refuses
+// every record write: the copy runs (or ran) and the start must answer it as accepted,
+// its record left to the tick. Storage heals before it returns.
+func (h *harness) startUnrecorded(status copyjob.Status, req copyjob.StartRequest) *copyjob.Job {
+	h.t.Helper()
+	h.Blobs.SetStartStatus(status)
+	h.Records.FailAlways(copyjobtest.OpCreate, errBusy)
+	job, created, err := h.svc.Start(h.ctx, req)
+	h.Records.Heal("")
+	h.Blobs.SetStartStatus(copyjob.StatusPending)
+	if err != nil || !created || job.CopyID == "" {
+		h.t.Fatalf("start answered %+v created %v err %v: want the running copy accepted", job, created, err)
+	}
+	return job
 }
