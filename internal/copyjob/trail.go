@@ -114,6 +114,12 @@ func (s *Service) startWithMessage(ctx context.Context, job *Job, text, readURL 
 // naming the job: the tick records it as not started after StartGrace, unless its record
 // landed after all.
 func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Message, cause error, log *slog.Logger) (*Job, bool, error) {
+	// Whatever the message is told, it carries the lease as this attempt left it.
+	trail.Attempts = job.Attempts
+	if job.Lease != nil {
+		lease := *job.Lease
+		trail.Lease = &lease
+	}
 	if job.CopyID == "" {
 		// The answer names the job (as a keyed start's does): its record may have landed
 		// (a lost answer), and then the tick goes on with it; otherwise the tick records
@@ -139,12 +145,7 @@ func (s *Service) unrecordedStart(ctx context.Context, job, trail *Job, m Messag
 		return nil, false, cause
 	}
 	// The tick's first visit records this copy from the message (recoverStart), with the
-	// lease as this attempt left it and the outcome Copy Blob answered, if it ended.
-	trail.Attempts = job.Attempts
-	if job.Lease != nil {
-		lease := *job.Lease
-		trail.Lease = &lease
-	}
+	// outcome Copy Blob answered, if it ended.
 	if err := s.rewriteTrail(ctx, m, trail, job.CopyID, job.ended); err != nil {
 		// The tick still finds the copy on the destination after StartGrace, unless
 		// another copy replaces it first (README, "Limits").
