@@ -200,15 +200,15 @@ func (s *Service) rewriteTrail(ctx context.Context, m Message, trail *Job, copyI
 // crashed before Copy Blob, or answered a refusal or a 503 it could not record): the
 // job is recorded "startFailed" and the lease and the snapshot the ticket names are
 // undone (abandonUnstarted). A ticket that names the copy (the start could not record
-// it and answered 202) is recorded at once: with the outcome Copy Blob answered when the
-// copy ended at once, otherwise adopted while the destination carries it,
-// copyIdMismatch or destinationMissing once another replaced it; never a second Copy
-// Blob.
+// it and answered 202) is recorded at once, without reading the destination: with the
+// outcome Copy Blob answered when the copy ended at once, otherwise pending, and the
+// polls tell its outcome; never a second Copy Blob. A ticket that names a refusal is
+// recorded at once as that refusal.
 //
 // The record is born naming the copy (or with its outcome), in one write: a start can
 // leave two messages (see unrecordedStart), and the other one, which may not name the
-// copy, then finds a record that does. When the destination cannot be read, nothing is
-// written and the message comes back.
+// copy, then finds a record that does. When the destination cannot be read, or the
+// record cannot be written, nothing is written and the message comes back.
 func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *slog.Logger) outcome {
 	now := s.cfg.Now().UTC()
 	if !t.Unrecorded && now.Sub(t.Job.CreatedAt) < s.cfg.StartGrace {
@@ -234,7 +234,6 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 			}, log)
 	} else if t.Unrecorded && t.CopyID != "" && t.Outcome != nil {
 		// The copy ended at once: its outcome is what storage answered then.
-		now := s.cfg.Now().UTC()
 		job.CopyID, job.StartedAt = t.CopyID, &now
 		log.WarnContext(ctx, "recording the outcome of a copy a start could not record", "copyId", t.CopyID, "status", t.Outcome.Status)
 		err = s.settle(ctx, job, *t.Outcome, ActorTick, startGuard(token), log)
@@ -252,10 +251,11 @@ func (s *Service) recoverStart(ctx context.Context, m Message, t ticket, log *sl
 			log.WarnContext(ctx, "cannot tell whether a start that left no record started its copy; trying again later")
 			return outUnavailable
 		case copyNotOurs:
-			return s.abandonUnstarted(ctx, m, t, job, token, log)
+			err = s.abandonUnstarted(ctx, job, token, log)
+		default:
+			log.WarnContext(ctx, "adopting the copy of a start that ended before recording it", "copyId", cur.CopyID)
+			err = s.adopt(ctx, job, token, cur, log)
 		}
-		log.WarnContext(ctx, "adopting the copy of a start that ended before recording it", "copyId", cur.CopyID)
-		err = s.adopt(ctx, job, token, cur, log)
 	}
 	if job.unrecorded {
 		log.WarnContext(ctx, "cannot create the record of a start to recover; trying again later", "err", err)
@@ -289,18 +289,11 @@ func (s *Service) followRecorded(ctx context.Context, m Message, t ticket, job *
 // and the snapshot the ticket names are then undone as a refused start's are (settle's
 // effects: retried by the tick while storage fails, never counted towards poisoning),
 // and the callback, if any, says so.
-func (s *Service) abandonUnstarted(ctx context.Context, m Message, t ticket, job *Job, token string, log *slog.Logger) outcome {
+func (s *Service) abandonUnstarted(ctx context.Context, job *Job, token string, log *slog.Logger) error {
 	log.WarnContext(ctx, "recording a start that started no copy and left no record as not started")
 	desc := "the start left no record and the destination shows no copy of it once its grace has passed: it ended before Copy Blob (its process stopped, or it answered a failure it could not record)"
 	if job.CopyUncertain {
 		desc = "the start left no record, and its Copy Blob got no answer that said whether it ran; the destination shows no copy of it once its grace has passed (if it ran, another copy has replaced it)"
 	}
-	err := s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: desc}, ActorTick, startGuard(token), log)
-	if job.unrecorded {
-		if err == nil {
-			err = ErrUnavailable
-		}
-		return visitFailed(err)
-	}
-	return s.followRecorded(ctx, m, t, job, log)
+	return s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: desc}, ActorTick, startGuard(token), log)
 }
