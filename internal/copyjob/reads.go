@@ -46,8 +46,8 @@ func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 // and Copy Blob's answer has none: see withLength) with the length the destination
 // shows while it still carries that copy.
 func (s *Service) withRecordedLength(ctx context.Context, job *Job) *Job {
-	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
-	if err != nil || cur.CopyID != job.CopyID || cur.Progress == (Progress{}) {
+	cur, ok := s.carriedCopy(ctx, job.Destination.BlobRef, job.CopyID)
+	if !ok || cur.Progress == (Progress{}) {
 		return job
 	}
 	view := cloneJob(job)

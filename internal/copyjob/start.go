@@ -137,7 +137,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		default:
 			// The record may or may not exist: one that did land says "starting" under a
 			// claim nobody will finish, and the tick's sweep takes it over (see sweep).
-			if gerr != nil && errors.Is(gerr, ErrNotFound) && job.snapshotChecked && job.DestinationSnapshot != "" {
+			if errors.Is(gerr, ErrNotFound) && job.snapshotChecked && job.DestinationSnapshot != "" {
 				// A start whose message was refused took its snapshot first: no record
 				// names it, nothing started.
 				s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log)
@@ -612,10 +612,17 @@ func (s *Service) withLength(ctx context.Context, job *Job, state CopyState) Cop
 	if state.Status != StatusSuccess || state.Progress != (Progress{}) || s.notifier == nil || job.Callback == nil {
 		return state
 	}
-	if cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef); err == nil && cur.CopyID == state.CopyID {
+	if cur, ok := s.carriedCopy(ctx, job.Destination.BlobRef, state.CopyID); ok {
 		return cur
 	}
 	return state
+}
+
+// carriedCopy reads the destination's copy properties, for copy copyID: ok is false
+// when they cannot be read or the destination no longer carries that copy.
+func (s *Service) carriedCopy(ctx context.Context, dst BlobRef, copyID string) (CopyState, bool) {
+	cur, err := s.blobs.CopyState(ctx, dst)
+	return cur, err == nil && cur.CopyID == copyID
 }
 
 // clockSkew is how far storage's clock may lag the app's.
