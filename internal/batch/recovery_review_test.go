@@ -18,11 +18,7 @@ import (
 // unrecorded, are adopted from the destination before anything starts again: one Copy
 // Blob per destination.
 func TestRecoveredPageListedElsewhereStartsNoSecondCopy(t *testing.T) {
-	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
-	h.putSource(8)
-	b := h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
-	c := crashBeforeCreate(h, 4) // f00000..f00002 recorded; f00003 copied, unrecorded
-	h.tick(t)
+	h, b, c := crashMidPage(t, copyjob.Options{Overwrite: true}) // f00000..f00002 recorded; f00003 copied, unrecorded
 	if !c.happened() {
 		t.Fatal("no crash")
 	}
@@ -33,11 +29,7 @@ func TestRecoveredPageListedElsewhereStartsNoSecondCopy(t *testing.T) {
 	h.env.Clock.Advance(10 * time.Minute)
 	h.tick(t)
 	h.tick(t)
-	for dst, n := range h.copiesPerDestination() {
-		if n > 1 {
-			t.Errorf("%d copies started onto %s", n, dst)
-		}
-	}
+	h.wantOneCopyPerDestination(t)
 	k := h.env.Records.Job(batch.ChildID(b.ID, "in/f00003.dat"))
 	t.Logf("child f00003: %+v", k)
 }
@@ -46,11 +38,7 @@ func TestRecoveredPageListedElsewhereStartsNoSecondCopy(t *testing.T) {
 // DestinationExists (the child once ended startFailed, and the batch failed, though
 // every blob was copied).
 func TestRecoveredPageListedElsewhereKeepsOverwriteFalseChild(t *testing.T) {
-	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
-	h.putSource(8)
-	b := h.submit(t, batch.SubmitRequest{})
-	c := crashBeforeCreate(h, 4)
-	h.tick(t)
+	h, b, c := crashMidPage(t, copyjob.Options{})
 	c.heal()
 	h.env.Blobs.Put(copyjob.BlobRef{Container: "src", Blob: "in/f00000a.dat"}, 3, nil)
 	h.env.Clock.Advance(10 * time.Minute)
@@ -68,11 +56,7 @@ func TestRecoveredPageListedElsewhereKeepsOverwriteFalseChild(t *testing.T) {
 // source names it any more, and its copy is still adopted from the destination (it once
 // landed with no record naming it, and the batch reported success without it).
 func TestRecoveryAdoptsTheCopyOfADeletedSource(t *testing.T) {
-	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
-	h.putSource(8)
-	b := h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
-	c := crashBeforeCreate(h, 4)
-	h.tick(t)
+	h, b, c := crashMidPage(t, copyjob.Options{Overwrite: true})
 	c.heal()
 	h.env.Blobs.Delete(copyjob.BlobRef{Container: "src", Blob: "in/f00003.dat"})
 	h.env.Clock.Advance(10 * time.Minute)
@@ -107,22 +91,14 @@ func TestRecoveryAfterATransientCreateFailureListedElsewhere(t *testing.T) {
 	}
 	h.tick(t)
 	h.tick(t)
-	for dst, n := range h.copiesPerDestination() {
-		if n > 1 {
-			t.Errorf("%d copies started onto %s", n, dst)
-		}
-	}
+	h.wantOneCopyPerDestination(t)
 }
 
 // A source listing refused for good (403/404) while a page begun by a crashed runner is
 // to be recovered: the copies that runner left unrecorded are adopted from the
 // destination before the batch is refused (they once ran with no record naming them).
 func TestRefusalWhileRecoveringAdoptsFirst(t *testing.T) {
-	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
-	h.putSource(8)
-	b := h.submit(t, batch.SubmitRequest{Options: copyjob.Options{Overwrite: true}})
-	c := crashBeforeCreate(h, 4)
-	h.tick(t)
+	h, b, c := crashMidPage(t, copyjob.Options{Overwrite: true})
 	c.heal()
 	h.env.Blobs.FailNext(copyjobtest.OpListBlobs, fmt.Errorf("403: %w", copyjob.ErrForbidden))
 	h.env.Clock.Advance(10 * time.Minute)

@@ -62,6 +62,30 @@ func (c *crash) heal() {
 	c.h.store.BeforeUpdate = nil
 }
 
+// crashMidPage submits a batch of 8 source blobs with opts, in pages of 4, and crashes
+// its first tick between the 4th child's Copy Blob and its record (f00000..f00002
+// recorded; f00003 copied, unrecorded). The storage stays failed until c.heal().
+func crashMidPage(t *testing.T, opts copyjob.Options) (*harness, *batch.Batch, *crash) {
+	t.Helper()
+	h := newHarness(t, batch.Config{Concurrency: 1, PageSize: 4})
+	h.putSource(8)
+	b := h.submit(t, batch.SubmitRequest{Options: opts})
+	c := crashBeforeCreate(h, 4)
+	h.tick(t)
+	return h, b, c
+}
+
+// wantOneCopyPerDestination fails the test for every destination that got more than
+// one copy.
+func (h *harness) wantOneCopyPerDestination(t *testing.T) {
+	t.Helper()
+	for dst, n := range h.copiesPerDestination() {
+		if n > 1 {
+			t.Errorf("%d copies started onto %s", n, dst)
+		}
+	}
+}
+
 // copiesPerDestination counts the Copy Blob calls that started a copy, by destination.
 func (h *harness) copiesPerDestination() map[string]int {
 	n := map[string]int{}
@@ -128,11 +152,7 @@ func TestBatchCrashBetweenCopyAndRecord(t *testing.T) {
 			if got.Status != batch.StatusRunning || got.Started != n || got.PageBegun != nil || r.Started != n {
 				t.Fatalf("after the recovery: %+v (report %+v)", got, r)
 			}
-			for dst, c := range h.copiesPerDestination() {
-				if c != 1 {
-					t.Errorf("%d copies started onto %s", c, dst)
-				}
-			}
+			h.wantOneCopyPerDestination(t)
 			if len(h.copiesPerDestination()) != n {
 				t.Errorf("%d destinations copied, want %d", len(h.copiesPerDestination()), n)
 			}
@@ -203,11 +223,7 @@ func TestBatchTransientRecordFailures(t *testing.T) {
 			if got.Status != batch.StatusRunning || got.Started != n || got.PageBegun != nil {
 				t.Fatalf("%+v", got)
 			}
-			for dst, c := range h.copiesPerDestination() {
-				if c != 1 {
-					t.Errorf("%d copies started onto %s", c, dst)
-				}
-			}
+			h.wantOneCopyPerDestination(t)
 			for _, k := range h.children(b.ID) {
 				if k.Status != copyjob.StatusPending {
 					t.Errorf("child %s is %s", k.Destination.Blob, k.Status)
@@ -250,11 +266,7 @@ func TestBatchCopyInDoubtKeepsTheClaim(t *testing.T) {
 	if got := h.store.Batch(b.ID); got.Started != 3 || got.Status != batch.StatusRunning {
 		t.Fatalf("%+v", got)
 	}
-	for dst, c := range h.copiesPerDestination() {
-		if c != 1 {
-			t.Errorf("%d copies started onto %s", c, dst)
-		}
-	}
+	h.wantOneCopyPerDestination(t)
 	if got := h.finish(t, b.ID); got.Status != batch.StatusSuccess {
 		t.Fatalf("%+v", got)
 	}
@@ -342,11 +354,7 @@ func TestBatchFromBeforePagesWereRecordedBegun(t *testing.T) {
 	if got.Started != 6 || got.Status != batch.StatusSuccess || !got.PagesBegun {
 		t.Fatalf("%+v", got)
 	}
-	for dst, c := range h.copiesPerDestination() {
-		if c != 1 {
-			t.Errorf("%d copies started onto %s", c, dst)
-		}
-	}
+	h.wantOneCopyPerDestination(t)
 	if got := h.finish(t, b.ID); got.Status != batch.StatusSuccess {
 		t.Fatalf("%+v", got)
 	}
