@@ -326,7 +326,7 @@ func (s *Service) adoptUnrecorded(ctx context.Context, b *Batch, token string, s
 		var visits []func()
 		for _, bl := range page.Blobs {
 			name, ok := s.sourceNameOf(b, bl.Name)
-			if !ok || bl.State.CopyID == "" || bl.State.LastModified.Before(since.Add(-recoverySkew)) {
+			if !ok || bl.State.CopyID == "" || bl.State.LastModified.Before(since.Add(-copyjob.ClockSkew)) {
 				continue
 			}
 			visits = append(visits, func() {
@@ -360,9 +360,6 @@ func (s *Service) adoptUnrecorded(ctx context.Context, b *Batch, token string, s
 	}
 	return &Recovered{Until: until, Since: since}, nil
 }
-
-// recoverySkew is how far storage's clock may lag the app's (copyjob's clockSkew).
-const recoverySkew = time.Minute
 
 // startPage starts one page's children with bounded concurrency (since set: recovers
 // them, see copyjob.RecoverChild). A child whose start failed transiently stays

@@ -141,7 +141,7 @@ func TestReview5UncertainCopyOfAnUnrecordedStartIsRecordedAsNeverSent(t *testing
 // destination) and the refusal's record cannot be created: the client is answered 409
 // naming the job. The message still carries the job as it began, without the refusal.
 // After the grace recoverStart reads the destination, finds a copy of the same source
-// begun less than clockSkew before the job and recorded by no job of this app, and
+// begun less than ClockSkew before the job and recorded by no job of this app, and
 // adopts it as the job's own: the job the client was told was refused is recorded
 // pending, takes the source lease for another client's copy, and later ends "success"
 // (with its callback) for a copy it never made.

@@ -587,7 +587,7 @@ func (s *Service) ownCopy(ctx context.Context, job *Job) (CopyState, copyVerdict
 	case cur.CopyID == "":
 		return cur, copyNotOurs
 	}
-	if cur.LastModified.Before(job.CreatedAt.Add(-clockSkew)) || !sameBlobURL(cur.SourceURL, job.Source.URL) {
+	if cur.LastModified.Before(job.CreatedAt.Add(-ClockSkew)) || !sameBlobURL(cur.SourceURL, job.Source.URL) {
 		return cur, copyNotOurs
 	}
 	for _, earlier := range job.History {
@@ -625,8 +625,9 @@ func (s *Service) carriedCopy(ctx context.Context, dst BlobRef, copyID string) (
 	return cur, err == nil && cur.CopyID == copyID
 }
 
-// clockSkew is how far storage's clock may lag the app's.
-const clockSkew = time.Minute
+// ClockSkew is how far storage's clock may lag the app's: a copy whose last modification
+// storage dates up to this long before a job began may still be that job's.
+const ClockSkew = time.Minute
 
 func sameBlob(a, b BlobRef) bool {
 	return a.Account == b.Account && a.Container == b.Container && a.Blob == b.Blob

@@ -361,7 +361,7 @@ func (s *Service) orphan(ctx context.Context, m Message, t ticket, log *slog.Log
 		return visitFailed(err)
 	}
 	ours := err == nil && state.CopyID != "" &&
-		(state.CopyID == t.CopyID || (t.CopyID == "" && !state.LastModified.Before(t.Created.Add(-clockSkew))))
+		(state.CopyID == t.CopyID || (t.CopyID == "" && !state.LastModified.Before(t.Created.Add(-ClockSkew))))
 	if !ours && t.CopyID == "" {
 		// No copy of this job runs: a lease the ticket names may be released safely.
 		if !s.releaseOrphanLease(ctx, t, log) {
