@@ -105,9 +105,35 @@ var (
 // Text scrubs credentials from free text such as an error message that embeds a URL or
 // a connection string.
 func Text(s string) string {
-	if s == "" {
+	if !mayHoldSecret(s) {
 		return s
 	}
+	return scrub(s)
+}
+
+// mayHoldSecret is Text's fast path (issue 13: the three patterns cost about 13 µs per
+// log line, and every line of every start went through them). Each pattern needs an
+// '=' (a parameter or a connection-string field) or the word "bearer", whose letters
+// have no other case folding than ASCII's, so a string with neither cannot match.
+func mayHoldSecret(s string) bool {
+	if strings.IndexByte(s, '=') >= 0 {
+		return true
+	}
+	for i := strings.IndexAny(s, "bB"); i >= 0 && i+len("bearer") <= len(s); {
+		if strings.EqualFold(s[i:i+len("bearer")], "bearer") {
+			return true
+		}
+		next := strings.IndexAny(s[i+1:], "bB")
+		if next < 0 {
+			return false
+		}
+		i += 1 + next
+	}
+	return false
+}
+
+// scrub applies every pattern.
+func scrub(s string) string {
 	s = secretInText.ReplaceAllString(s, "${1}="+Placeholder)
 	s = keyInText.ReplaceAllString(s, "${1}="+Placeholder)
 	return bearerInText.ReplaceAllString(s, "Bearer "+Placeholder)

@@ -3,6 +3,7 @@ package redact
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -75,5 +76,37 @@ func TestHandlerRedactsEveryAttr(t *testing.T) {
 	}
 	if !strings.Contains(out, "REDACTED") {
 		t.Errorf("log output shows no redaction marker: %s", out)
+	}
+}
+
+// The fast path may only skip strings no pattern matches: Text must equal scrub,
+// the patterns alone, on every input. The seeds include the forms that only case
+// folding matches (ſ folds to s, K to k) and a Bearer token with no '='.
+func FuzzTextSkipsOnlyWhatCannotMatch(f *testing.F) {
+	for _, s := range []string{
+		"", "plain text", "Bearer abc.def", "xBEARER  tok", "bearer", "b", "bearerbearer tok",
+		"ſig=abc", "AccountKey=x", "accountkey=x", "ToKen=1", "a=b", "Authorization: bEaReR\tq.w.e",
+		"https://a/c/b?" + sas, "copy outcome recorded", "/api/copies", "babbage bearer\nx",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := Text(s), scrub(s); got != want {
+			t.Fatalf("Text(%q) = %q, the patterns give %q", s, got, want)
+		}
+	})
+}
+
+// BenchmarkHandler is one log line through the redacting handler: a start's (no
+// credential anywhere) and one whose source URL carries a SAS.
+func BenchmarkHandler(b *testing.B) {
+	log := slog.New(NewHandler(slog.NewJSONHandler(io.Discard, nil))).With("jobId", "0352f4af-3b11-4c5d-878b-f5c9da2f3a2e")
+	for _, source := range []string{"https://a.blob.core.windows.net/c/a.txt", "https://a.blob.core.windows.net/c/a.txt?" + sas} {
+		b.Run(map[bool]string{false: "start", true: "sas"}[strings.Contains(source, "?")], func(b *testing.B) {
+			for b.Loop() {
+				log.Info("copy pending", "status", "pending", "actor", "start",
+					"destination", "https://a.blob.core.windows.net/c/b.txt", "source", source)
+			}
+		})
 	}
 }
