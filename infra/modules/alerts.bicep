@@ -60,7 +60,7 @@ var logAlerts = [
     severity: 2
     frequency: 'PT1H'
     window: 'PT${pendingAlertHours + 1}H'
-    query: 'let started = ${logLines} | where timestamp < ago(${pendingAlertHours}h) | where tostring(l.msg) == "copy pending" | project jobId = tostring(l.jobId), startedAt = timestamp; let ended = ${logLines} | where tostring(l.msg) in ("copy outcome recorded", "copy aborted", "copy finished at start") | project jobId = tostring(l.jobId); started | join kind=leftanti ended on jobId'
+    query: 'let started = ${logLines} | where timestamp < ago(${pendingAlertHours}h) | where tostring(l.msg) == "copy pending" | project jobId = tostring(l.jobId), startedAt = timestamp; let ended = ${logLines} | where tostring(l.msg) in ("copy outcome recorded", "copy aborted") | project jobId = tostring(l.jobId); started | join kind=leftanti ended on jobId'
   }
   {
     name: 'callback-gave-up'

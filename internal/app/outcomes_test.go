@@ -264,3 +264,29 @@ func TestRetryAfterTheSourceSASExpired(t *testing.T) {
 		t.Fatalf("retry of a success: %d %s", r.status, r.body)
 	}
 }
+
+// A copy that ends at once logs its outcome in one line at Info, "copy outcome
+// recorded", as every other outcome does: the dashboard's per-hour count
+// (docs/operations.md) counts each copy once, and a start writes no more lines than it
+// needs (issue 13: each line is ingested and billed by Application Insights).
+func TestCopyThatEndsAtOnceLogsOneOutcomeLine(t *testing.T) {
+	h := newHarness(t, nil)
+	src := h.upload("devstoreaccount1", "once", "a.txt", []byte("once"))
+	r := h.startCopy(map[string]any{"source": src, "destination": map[string]any{"container": "once", "blob": "b.txt"}})
+	if r.status != http.StatusOK {
+		t.Fatalf("start: %d %s", r.status, r.body)
+	}
+	id := r.job(t).ID
+	var outcomes []string
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, `"level":"DEBUG"`) {
+			continue // the harness logs at Debug; the app's default level is Info
+		}
+		if strings.Contains(line, id) && (strings.Contains(line, "copy outcome recorded") || strings.Contains(line, "copy finished at start")) {
+			outcomes = append(outcomes, line)
+		}
+	}
+	if len(outcomes) != 1 || !strings.Contains(outcomes[0], "copy outcome recorded") {
+		t.Fatalf("want one 'copy outcome recorded' line for job %s, got %d:\n%s", id, len(outcomes), strings.Join(outcomes, "\n"))
+	}
+}

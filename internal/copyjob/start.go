@@ -406,7 +406,9 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 	job.CopyID, job.StartedAt = state.CopyID, &now
 	log = log.With("copyId", job.CopyID)
 	if state.Status != StatusPending {
-		log.InfoContext(ctx, "copy finished at start", "status", state.Status)
+		// Debug: the outcome's line at Info is settle's "copy outcome recorded", which follows
+		// (one line per outcome, as dashboards count them; issue 13).
+		log.DebugContext(ctx, "copy finished at start", "status", state.Status)
 		state = s.withLength(ctx, job, state)
 		ended := state
 		job.ended = &ended
