@@ -19,14 +19,16 @@ import (
 )
 
 // Figure 2: start latency of POST /api/copies through the handler binary over HTTP,
-// next to the bare SDK calls the app makes, timed in the same loop (interleaved, so
-// Azurite's and the machine's drift hit all three alike).
+// next to the bare SDK calls the app makes, in-process and behind a minimal HTTP
+// server of their own (bareserver.go), timed in the same loop (interleaved, so
+// Azurite's and the machine's drift hit them all alike).
 
 type latencyRun struct {
 	HandlerP50, HandlerP99 float64
 	CopyP50, CopyP99       float64
 	SeqP50, SeqP99         float64
 	FloorP50, FloorP99     float64
+	ServedP50, ServedP99   float64
 }
 
 type latencyFigure struct {
@@ -42,10 +44,16 @@ type latencyFigure struct {
 	// /api/openapi.json): the loopback round trip, routing, an error JSON, the access log.
 	FloorP50 float64 `json:"httpFloorP50ms"`
 	FloorP99 float64 `json:"httpFloorP99ms"`
+	// The same sequence behind a minimal net/http server in its own process.
+	ServedP50 float64 `json:"servedSequenceP50ms"`
+	ServedP99 float64 `json:"servedSequenceP99ms"`
 	// Ratios of medians: handler / full sequence, handler / StartCopyFromURL alone.
 	RatioSeqP50  float64 `json:"ratioToSequenceP50"`
 	RatioSeqP99  float64 `json:"ratioToSequenceP99"`
 	RatioCopyP50 float64 `json:"ratioToStartCopyP50"`
+	// handler / the served sequence: the handler's overhead beyond any HTTP function's.
+	RatioServedP50 float64 `json:"ratioToServedSequenceP50"`
+	RatioServedP99 float64 `json:"ratioToServedSequenceP99"`
 }
 
 const (
@@ -135,11 +143,16 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 	if _, err := blobService(e.az).CreateContainer(ctx, latContainer, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 		return nil, err
 	}
+	served, err := startBareServer(e)
+	if err != nil {
+		return nil, err
+	}
+	defer served.stop()
 	const warmup = 20
 	src := srcURL(e.az)
 	fig := &latencyFigure{Iterations: iterations}
 	for run := range runs {
-		var hl, cl, sl, fl []float64
+		var hl, cl, sl, fl, vl []float64
 		for i := range warmup + iterations {
 			name := fmt.Sprintf("r%d-%d", run, i)
 			steps := []func() error{
@@ -169,6 +182,14 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 				},
 				func() error {
 					t := time.Now()
+					_, err := postCopy(served.base, copyBody(src, "", latContainer, "v-"+name))
+					if i >= warmup {
+						vl = append(vl, ms(time.Since(t)))
+					}
+					return err
+				},
+				func() error {
+					t := time.Now()
 					err := bare.sequence(ctx, "s-"+name)
 					if i >= warmup {
 						sl = append(sl, ms(time.Since(t)))
@@ -187,6 +208,7 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 			CopyP50: percentile(cl, 50), CopyP99: percentile(cl, 99),
 			SeqP50: percentile(sl, 50), SeqP99: percentile(sl, 99),
 			FloorP50: percentile(fl, 50), FloorP99: percentile(fl, 99),
+			ServedP50: percentile(vl, 50), ServedP99: percentile(vl, 99),
 		})
 	}
 	fig.HandlerP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.HandlerP50 })
@@ -197,6 +219,10 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 	fig.SeqP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.SeqP99 })
 	fig.FloorP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.FloorP50 })
 	fig.FloorP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.FloorP99 })
+	fig.ServedP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.ServedP50 })
+	fig.ServedP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.ServedP99 })
+	fig.RatioServedP50 = ratio(fig.HandlerP50, fig.ServedP50)
+	fig.RatioServedP99 = ratio(fig.HandlerP99, fig.ServedP99)
 	fig.RatioSeqP50 = ratio(fig.HandlerP50, fig.SeqP50)
 	fig.RatioSeqP99 = ratio(fig.HandlerP99, fig.SeqP99)
 	fig.RatioCopyP50 = ratio(fig.HandlerP50, fig.CopyP50)

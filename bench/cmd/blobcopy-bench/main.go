@@ -45,6 +45,13 @@ type config struct {
 }
 
 func main() {
+	if os.Getenv(bareServeEnv) != "" { // figure 2's served baseline (bareserver.go)
+		if err := serveBare(); err != nil {
+			fmt.Fprintln(os.Stderr, "bare server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	handler := flag.String("handler", "./handler", "the handler binary (make build)")
 	azBin := flag.String("azurite", ".tools/node_modules/.bin/azurite", "the azurite executable")
 	out := flag.String("out", "bench/results", "where latest.json and latest.md go")
