@@ -2,12 +2,13 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
 // Targets the figures are judged against.
 const (
-	targetLatencyRatio = 1.2  // start latency within 1.2x of the bare SDK calls
+	targetLatencyRatio = 1.1  // start latency within 1.1x of the bare SDK calls (issue 13; 1.2x before)
 	targetTickRatio    = 0.8  // tick throughput >= 80% of the raw ceiling
 	targetColdMs       = 50.0 // cold start
 	targetIdleRSS      = 25.0 // MiB
@@ -51,7 +52,10 @@ func renderTable(r *results) string {
 					steady = fmt.Sprintf("; a steady poll costs %g in a 1-job tick (Get Messages is shared by up to 32 jobs in a real tick)", row.App)
 				}
 			}
-			fmt.Fprintf(&b, "Target (REST minimum): %s — a same-account start costs %g requests for 1%s.\n\n", verdict(f.Rows[0].App <= 1), f.Rows[0].App, steady)
+			fmt.Fprintf(&b, "Target (REST minimum): %s — a same-account start costs %g requests for 1%s.\n", verdict(f.Rows[0].App <= 1), f.Rows[0].App, steady)
+			atOnce, pending := f.app("start: same-account")+f.app("completion of that copy"), f.app("start: pending copy")
+			fmt.Fprintf(&b, "Issue 13's budget (a plain copy: at most 4 requests from start to recorded outcome when it completes at once, at most 3 for a start that stays pending): %s (%g and %g).\n\n",
+				verdict(atOnce <= 4 && pending <= 3), atOnce, pending)
 		}
 	}
 
@@ -59,8 +63,8 @@ func renderTable(r *results) string {
 		b.WriteString("### 2. Start latency, POST /api/copies, same-account 1 KiB (ms; median of runs)\n\n")
 		b.WriteString("| | p50 | p99 |\n|---|---:|---:|\n")
 		fmt.Fprintf(&b, "| handler binary over HTTP | %.2f | %.2f |\n", f.HandlerP50, f.HandlerP99)
-		fmt.Fprintf(&b, "| bare SDK, the app's sequence (message put, copy, record put, message delete) | %.2f | %.2f |\n", f.SeqP50, f.SeqP99)
-		fmt.Fprintf(&b, "| the same sequence behind a minimal net/http server in its own process | %.2f | %.2f |\n", f.ServedP50, f.ServedP99)
+		fmt.Fprintf(&b, "| bare SDK, the app's critical path in-process (message put, copy, record put; the message delete is timed out, as the app makes it after answering) | %.2f | %.2f |\n", f.SeqP50, f.SeqP99)
+		fmt.Fprintf(&b, "| the same calls behind a minimal net/http server in its own process (it answers, then deletes the message) | %.2f | %.2f |\n", f.ServedP50, f.ServedP99)
 		fmt.Fprintf(&b, "| bare SDK, StartCopyFromURL alone | %.2f | %.2f |\n", f.CopyP50, f.CopyP99)
 		fmt.Fprintf(&b, "| handler's HTTP floor (PUT /api/openapi.json: 405, no storage) | %.2f | %.2f |\n", f.FloorP50, f.FloorP99)
 		fmt.Fprintf(&b, "| ratio handler / sequence | %.2fx | %.2fx |\n", f.RatioSeqP50, f.RatioSeqP99)
@@ -175,4 +179,15 @@ func dash(s string) string {
 		return "—"
 	}
 	return s
+}
+
+// app is the app's requests in the first row whose phase starts with prefix (NaN, which
+// meets no budget, when there is none).
+func (f *requestsFigure) app(prefix string) float64 {
+	for _, row := range f.Rows {
+		if strings.HasPrefix(row.Phase, prefix) {
+			return row.App
+		}
+	}
+	return math.NaN()
 }
