@@ -508,7 +508,24 @@ func (a *App) Run(ctx context.Context) error {
 			cancel() // one part failed: stop the other rather than run half an app
 		}
 	}
+	a.waitBehindAnswers(behindAnswersGrace)
 	return first
+}
+
+// behindAnswersGrace bounds how long an exit waits for the tracking-message deletions
+// that starts left running behind their answers (one Delete Message each).
+const behindAnswersGrace = 5 * time.Second
+
+// waitBehindAnswers lets those deletions land, for at most limit: one that does not
+// costs the tick a visit to a finished job, nothing else.
+func (a *App) waitBehindAnswers(limit time.Duration) {
+	done := make(chan struct{})
+	go func() { a.Copies.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		a.Log.Warn("exiting before every tracking message of a finished start was deleted; the status tick deletes the rest", "waited", limit.String())
+	}
 }
 
 // listenError explains a failed listen; a taken address is the usual case (an earlier

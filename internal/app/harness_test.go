@@ -187,6 +187,7 @@ func (h *harness) queueClient(name string) *azqueue.QueueClient {
 // queueLength counts messages, visible or not.
 func (h *harness) queueLength(name string) int64 {
 	h.t.Helper()
+	h.app.Copies.Wait() // a start deletes a finished job's message behind its answer
 	p, err := h.queueClient(name).GetProperties(context.Background(), nil)
 	if err != nil {
 		h.t.Fatalf("queue properties: %v", err)

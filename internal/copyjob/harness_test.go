@@ -141,6 +141,7 @@ func (h *harness) wantLeaseReleased(j *copyjob.Job) {
 
 func (h *harness) wantMessages(n int) []copyjobtest.QueuedMessage {
 	h.t.Helper()
+	h.svc.Wait() // a start deletes a finished job's message behind its answer
 	ms := h.Queue.Messages()
 	if len(ms) != n {
 		h.t.Fatalf("queue holds %d messages, want %d: %+v", len(ms), n, ms)

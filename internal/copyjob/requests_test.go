@@ -12,6 +12,7 @@ import (
 // storageOps counts the storage requests the fakes saw, by operation. PrepareSource
 // and URL make none for a source in the destination's account and are left out.
 func storageOps(h *harness) map[string]int {
+	h.svc.Wait() // a start deletes a finished job's message behind its answer
 	ops := map[string]int{}
 	add := func(f *copyjobtest.Faults, names ...string) {
 		for _, op := range names {

@@ -106,6 +106,36 @@ type Service struct {
 	sweepMu    sync.Mutex
 	lastSweep  time.Time
 	sweepFirst bool
+
+	// background counts the work starts left running behind their answers (behind).
+	background behindWork
+}
+
+// behindWork counts running goroutines of behind. Not a sync.WaitGroup: starts add to
+// it while a test or a shutdown waits, which a WaitGroup does not allow from zero.
+type behindWork struct {
+	mu      sync.Mutex
+	running int
+	idle    *sync.Cond
+}
+
+func (w *behindWork) add(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running += n; w.running == 0 && w.idle != nil {
+		w.idle.Broadcast()
+	}
+}
+
+func (w *behindWork) wait() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.idle == nil {
+		w.idle = sync.NewCond(&w.mu)
+	}
+	for w.running > 0 {
+		w.idle.Wait()
+	}
 }
 
 // NewService wires a service; notifier may be nil.
@@ -118,6 +148,32 @@ func NewService(blobs Blobs, records Records, queue Queue, notifier Notifier, cf
 
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
+
+// dropMessageBehind is dropMessage run behind the answer (see behind): a start whose
+// job is recorded in its outcome deletes its message while the client reads the
+// answer, not before (issue 13: Delete Message is the fourth call of a copy that ends
+// at once and nothing depends on it; if it never lands, the tick drops the message of
+// a finished job at its first visit).
+func (s *Service) dropMessageBehind(ctx context.Context, m Message, log *slog.Logger) {
+	s.behind(ctx, func(ctx context.Context) { s.dropMessage(ctx, m, log) })
+}
+
+// behind runs f in its own goroutine, with a bookkeeping context that outlives the
+// request: work whose loss costs the tick a visit and nothing else. Wait waits for it.
+func (s *Service) behind(ctx context.Context, f func(context.Context)) {
+	s.background.add(1)
+	go func() {
+		defer s.background.add(-1)
+		bctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		f(bctx)
+	}()
+}
+
+// Wait returns once the work starts left running behind their answers has ended (a
+// tracking message's deletion): for a shutdown that lets it land, and for tests that
+// count requests.
+func (s *Service) Wait() { s.background.wait() }
 
 func (s *Service) dropMessage(ctx context.Context, m Message, log *slog.Logger) {
 	if err := s.queue.Delete(ctx, m); err != nil {

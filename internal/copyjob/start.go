@@ -150,7 +150,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	err = s.attempt(withTracker(ctx, tr), job, prepared.ReadURL, token, log)
 	if tr.enqueued && job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
 		// The message was enqueued for effects that are all done now: save the tick a visit.
-		s.dropMessage(ctx, tr.msg, log)
+		s.dropMessageBehind(ctx, tr.msg, log)
 	}
 	return job, true, err
 }

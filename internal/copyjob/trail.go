@@ -101,7 +101,7 @@ func (s *Service) startWithMessage(ctx context.Context, job *Job, text, readURL 
 	faultpoint.Hit("start:recorded")
 	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
 		// Nothing is left for the tick: save it a visit.
-		s.dropMessage(ctx, tr.msg, log)
+		s.dropMessageBehind(ctx, tr.msg, log)
 	}
 	return job, true, err
 }

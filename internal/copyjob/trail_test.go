@@ -149,3 +149,57 @@ func (h *harness) startUnrecorded(status copyjob.Status, req copyjob.StartReques
 	}
 	return job
 }
+
+// A start whose job is recorded in its outcome answers before its tracking message is
+// deleted (issue 13: Delete Message is the last call of a copy that ends at once, and
+// nothing the client reads depends on it): the answer does not wait for it, the record
+// is already in its outcome, and the deletion lands after. Both orders: a start
+// without a key whose copy ended at once (its message is the trail), and a keyed start
+// with a source lease that Copy Blob refused (its message was enqueued for the lease).
+func TestStartAnswersBeforeDeletingItsMessage(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		req   copyjob.StartRequest
+		setup func(h *harness)
+		code  copyjob.Code
+		want  copyjob.Status
+	}{
+		{name: "no key, ended at once", req: copyjob.StartRequest{Source: srcURL, Destination: dstRef},
+			setup: func(h *harness) { h.Blobs.SetStartStatus(copyjob.StatusSuccess) }, want: copyjob.StatusSuccess},
+		{name: "keyed, leaseSource, refused", req: keyed(leasedReq()),
+			setup: func(h *harness) { h.Blobs.Put(dstRef, 10, nil) }, code: copyjob.CodeDestinationExists, want: copyjob.StatusStartFailed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			tt.setup(h)
+			release := make(chan struct{})
+			h.Queue.OnNext(copyjobtest.OpDelete, func() { <-release })
+			answered := make(chan *copyjob.Job, 1)
+			go func() {
+				job, _, err := h.svc.Start(h.ctx, tt.req)
+				if got := copyjob.CodeOf(err); got != tt.code {
+					t.Errorf("Start: %v, want code %q", err, tt.code)
+				}
+				answered <- job
+			}()
+			select {
+			case job := <-answered:
+				if job == nil {
+					t.FailNow()
+				}
+				h.wantStatus(job.ID, tt.want)
+				if n := h.Queue.Len(); n != 1 {
+					t.Fatalf("queue holds %d messages while Delete Message is held, want 1", n)
+				}
+			case <-time.After(5 * time.Second):
+				close(release)
+				t.Fatal("the start waited for Delete Message before answering")
+			}
+			close(release)
+			h.wantMessages(0)
+			if n := h.Queue.Calls(copyjobtest.OpDelete); n != 1 {
+				t.Fatalf("%d Delete Message calls, want 1", n)
+			}
+		})
+	}
+}
