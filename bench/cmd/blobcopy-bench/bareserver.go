@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,10 +61,12 @@ func serveBare() error {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := bare.sequence(r.Context(), req.Destination.Blob); err != nil {
+		deleteMessage, err := bare.sequence(r.Context(), req.Destination.Blob)
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
+		go func() { _ = deleteMessage(context.WithoutCancel(r.Context())) }() // behind the answer, as the app does
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"success"}`)
 	})
