@@ -174,20 +174,22 @@ func TestStartAnswersBeforeDeletingItsMessage(t *testing.T) {
 			tt.setup(h)
 			release := make(chan struct{})
 			h.Queue.OnNext(copyjobtest.OpDelete, func() { <-release })
-			answered := make(chan *copyjob.Job, 1)
+			type answer struct {
+				job *copyjob.Job
+				err error
+			}
+			answered := make(chan answer, 1)
 			go func() {
 				job, _, err := h.svc.Start(h.ctx, tt.req)
-				if got := copyjob.CodeOf(err); got != tt.code {
-					t.Errorf("Start: %v, want code %q", err, tt.code)
-				}
-				answered <- job
+				answered <- answer{job, err}
 			}()
 			select {
-			case job := <-answered:
-				if job == nil {
-					t.FailNow()
+			case a := <-answered:
+				if got := copyjob.CodeOf(a.err); got != tt.code || a.job == nil {
+					close(release)
+					t.Fatalf("Start: %+v %v, want code %q", a.job, a.err, tt.code)
 				}
-				h.wantStatus(job.ID, tt.want)
+				h.wantStatus(a.job.ID, tt.want)
 				if n := h.Queue.Len(); n != 1 {
 					t.Fatalf("queue holds %d messages while Delete Message is held, want 1", n)
 				}
