@@ -104,7 +104,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 	}
 	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
 		if tracked {
-			s.dropMessage(ctx, msg, log)
+			s.dropMessageBehind(ctx, msg, log) // as in Start
 		}
 	}
 	return job, err

@@ -122,3 +122,41 @@ func TestConcurrentRetriesStartOneAttempt(t *testing.T) {
 		t.Fatalf("history %+v", rec.History)
 	}
 }
+
+// A retry whose attempt ends at once answers before its tracking message is deleted,
+// as a start does (TestStartAnswersBeforeDeletingItsMessage).
+func TestRetryAnswersBeforeDeletingItsMessage(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.Put(dstRef, 10, nil)
+	job, _, err := h.svc.Start(h.ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef})
+	wantCode(t, err, copyjob.CodeDestinationExists)
+	h.wantMessages(0)
+	h.Blobs.Delete(dstRef)
+	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
+	release := make(chan struct{})
+	h.Queue.OnNext(copyjobtest.OpDelete, func() { <-release })
+	type answer struct {
+		job *copyjob.Job
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		got, err := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{})
+		answered <- answer{got, err}
+	}()
+	select {
+	case a := <-answered:
+		if a.err != nil || a.job.Status != copyjob.StatusSuccess {
+			close(release)
+			t.Fatalf("retry: %+v %v", a.job, a.err)
+		}
+		if n := h.Queue.Len(); n != 1 {
+			t.Fatalf("queue holds %d messages while Delete Message is held, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("the retry waited for Delete Message before answering")
+	}
+	close(release)
+	h.wantMessages(0)
+}
