@@ -266,27 +266,44 @@ func TestRetryAfterTheSourceSASExpired(t *testing.T) {
 }
 
 // A copy that ends at once logs its outcome in one line at Info, "copy outcome
-// recorded", as every other outcome does: the dashboard's per-hour count
-// (docs/operations.md) counts each copy once, and a start writes no more lines than it
-// needs (issue 13: each line is ingested and billed by Application Insights).
+// recorded", as every other outcome does (a refused start too, beside its "copy not
+// started" line): the dashboard's per-hour count (docs/operations.md) counts each copy
+// once, and a start writes no more lines than it needs (issue 13: each line is
+// ingested and billed by Application Insights).
 func TestCopyThatEndsAtOnceLogsOneOutcomeLine(t *testing.T) {
 	h := newHarness(t, nil)
 	src := h.upload("devstoreaccount1", "once", "a.txt", []byte("once"))
-	r := h.startCopy(map[string]any{"source": src, "destination": map[string]any{"container": "once", "blob": "b.txt"}})
-	if r.status != http.StatusOK {
-		t.Fatalf("start: %d %s", r.status, r.body)
-	}
-	id := r.job(t).ID
-	var outcomes []string
-	for _, line := range strings.Split(h.logs.String(), "\n") {
-		if strings.Contains(line, `"level":"DEBUG"`) {
-			continue // the harness logs at Debug; the app's default level is Info
+	for _, tt := range []struct {
+		name   string
+		body   map[string]any
+		status int
+	}{
+		{"ends at once", map[string]any{"source": src, "destination": map[string]any{"container": "once", "blob": "b.txt"}}, http.StatusOK},
+		{"refused: the destination exists", map[string]any{"source": src, "overwrite": false, "destination": map[string]any{"container": "once", "blob": "b.txt"}}, http.StatusConflict},
+	} {
+		r := h.startCopy(tt.body)
+		if r.status != tt.status {
+			t.Fatalf("%s: start: %d %s", tt.name, r.status, r.body)
 		}
-		if strings.Contains(line, id) && (strings.Contains(line, "copy outcome recorded") || strings.Contains(line, "copy finished at start")) {
-			outcomes = append(outcomes, line)
+		var id string
+		if r.status == http.StatusOK {
+			id = r.job(t).ID
+		} else {
+			var e struct{ Job struct{ ID string } }
+			decodeJSON(t, r.body, &e)
+			id = e.Job.ID
 		}
-	}
-	if len(outcomes) != 1 || !strings.Contains(outcomes[0], "copy outcome recorded") {
-		t.Fatalf("want one 'copy outcome recorded' line for job %s, got %d:\n%s", id, len(outcomes), strings.Join(outcomes, "\n"))
+		var outcomes []string
+		for _, line := range strings.Split(h.logs.String(), "\n") {
+			if strings.Contains(line, `"level":"DEBUG"`) {
+				continue // the harness logs at Debug; the app's default level is Info
+			}
+			if id != "" && strings.Contains(line, id) && (strings.Contains(line, "copy outcome recorded") || strings.Contains(line, "copy finished at start")) {
+				outcomes = append(outcomes, line)
+			}
+		}
+		if len(outcomes) != 1 || !strings.Contains(outcomes[0], "copy outcome recorded") {
+			t.Fatalf("%s: want one 'copy outcome recorded' line for job %q, got %d:\n%s", tt.name, id, len(outcomes), strings.Join(outcomes, "\n"))
+		}
 	}
 }
