@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,8 @@ func NewAccount(alias string, cfg config.StorageAccount, opts Options) (*Account
 	a := &Account{Alias: alias, Config: cfg, opts: opts}
 	endpoint := strings.TrimSuffix(cfg.BlobEndpoint, "/") + "/"
 	copts := &service.ClientOptions{ClientOptions: opts.ClientOptions}
+	// Copies, not appends to, the caller's policies: they are shared by every account.
+	copts.PerCallPolicies = append(slices.Clone(opts.ClientOptions.PerCallPolicies), serverTimeoutPolicy{})
 	var err error
 	switch {
 	case cfg.AccountKey != "":

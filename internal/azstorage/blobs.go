@@ -196,6 +196,9 @@ func (b *Blobs) startCopy(ctx context.Context, bc *blob.Client, readURL string, 
 	ctx = policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1, TryTimeout: copyTryTimeout})
 	var state copyjob.CopyState
 	if opts.RequiresSync {
+		// Storage carries the copy out before answering: it must give up when this try does
+		// (see servertimeout.go).
+		ctx := withServerTimeout(ctx, serverTimeoutUntilDeadline(ctx, copyTryTimeout))
 		resp, err := bc.CopyFromURL(ctx, readURL, &blob.CopyFromURLOptions{
 			Metadata: ptrMap(opts.Metadata), BlobTags: opts.Tags, Tier: tier, BlobAccessConditions: access,
 		})
