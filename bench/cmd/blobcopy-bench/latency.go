@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -29,6 +30,8 @@ type latencyRun struct {
 	SeqP50, SeqP99         float64
 	FloorP50, FloorP99     float64
 	ServedP50, ServedP99   float64
+	// Variants: p50 and p99 of the handlers of -compare-handler / -compare-env, by name.
+	Variants map[string][2]float64 `json:",omitempty"`
 }
 
 type latencyFigure struct {
@@ -54,6 +57,8 @@ type latencyFigure struct {
 	// handler / the served sequence: the handler's overhead beyond any HTTP function's.
 	RatioServedP50 float64 `json:"ratioToServedSequenceP50"`
 	RatioServedP99 float64 `json:"ratioToServedSequenceP99"`
+	// Variants: p50 and p99 (median of runs) of each compared handler.
+	Variants []variantLatency `json:"variants,omitempty"`
 }
 
 const (
@@ -138,7 +143,52 @@ func (b *bareSDK) sequence(ctx context.Context, name string) (deleteMessage func
 	}, nil
 }
 
-func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, error) {
+// handlerVariant is another handler timed beside the main one: another binary, or the
+// same one with extra settings.
+type handlerVariant struct {
+	Name   string
+	Binary string            // "" : the main handler binary
+	Extra  map[string]string // settings added to the main handler's
+}
+
+type variantLatency struct {
+	Name string  `json:"name"`
+	P50  float64 `json:"p50ms"`
+	P99  float64 `json:"p99ms"`
+}
+
+func parseVariants(binary, env string) ([]handlerVariant, error) {
+	var vs []handlerVariant
+	if binary != "" {
+		vs = append(vs, handlerVariant{Name: "handler " + binary, Binary: binary})
+	}
+	if env != "" {
+		extra := map[string]string{}
+		for _, kv := range strings.Split(env, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("-compare-env: %q is not KEY=VALUE", kv)
+			}
+			extra[k] = v
+		}
+		vs = append(vs, handlerVariant{Name: "handler with " + env, Extra: extra})
+	}
+	return vs, nil
+}
+
+// startVariant starts a compared handler.
+func (e *env) startVariant(i int, v handlerVariant) (*handlerProc, error) {
+	values := e.settings(e.az, v.Extra)
+	if v.Binary == "" {
+		return e.startHandler(fmt.Sprintf("variant%d", i), values)
+	}
+	main := e.handlerBin
+	e.handlerBin = abs(v.Binary)
+	defer func() { e.handlerBin = main }()
+	return e.startHandler(fmt.Sprintf("variant%d", i), values)
+}
+
+func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterations int) (*latencyFigure, error) {
 	ctx := context.Background()
 	bare, err := newBareSDK(ctx, e)
 	if err != nil {
@@ -152,11 +202,19 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 		return nil, err
 	}
 	defer served.stop()
+	others := make([]*handlerProc, len(variants))
+	for i, v := range variants {
+		if others[i], err = e.startVariant(i, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", v.Name, err)
+		}
+		defer others[i].stop()
+	}
 	const warmup = 20
 	src := srcURL(e.az)
 	fig := &latencyFigure{Iterations: iterations}
 	for run := range runs {
 		var hl, cl, sl, fl, vl []float64
+		ol := make([][]float64, len(variants))
 		for i := range warmup + iterations {
 			name := fmt.Sprintf("r%d-%d", run, i)
 			steps := []func() error{
@@ -204,13 +262,31 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 					return deleteMessage(ctx)
 				},
 			}
+			for j, o := range others {
+				steps = append(steps, func() error {
+					t := time.Now()
+					_, err := postCopy(o.base, copyBody(src, "", latContainer, fmt.Sprintf("o%d-%s", j, name)))
+					if i >= warmup {
+						ol[j] = append(ol[j], ms(time.Since(t)))
+					}
+					return err
+				})
+			}
 			for k := range steps {
 				if err := steps[(k+i)%len(steps)](); err != nil {
 					return nil, err
 				}
 			}
 		}
+		var vr map[string][2]float64
+		for j, v := range variants {
+			if vr == nil {
+				vr = map[string][2]float64{}
+			}
+			vr[v.Name] = [2]float64{percentile(ol[j], 50), percentile(ol[j], 99)}
+		}
 		fig.Runs = append(fig.Runs, latencyRun{
+			Variants:   vr,
 			HandlerP50: percentile(hl, 50), HandlerP99: percentile(hl, 99),
 			CopyP50: percentile(cl, 50), CopyP99: percentile(cl, 99),
 			SeqP50: percentile(sl, 50), SeqP99: percentile(sl, 99),
@@ -230,6 +306,11 @@ func runLatency(e *env, h *handlerProc, runs, iterations int) (*latencyFigure, e
 	fig.ServedP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.ServedP99 })
 	fig.RatioServedP50 = ratio(fig.HandlerP50, fig.ServedP50)
 	fig.RatioServedP99 = ratio(fig.HandlerP99, fig.ServedP99)
+	for _, v := range variants {
+		fig.Variants = append(fig.Variants, variantLatency{Name: v.Name,
+			P50: medianOf(fig.Runs, func(r latencyRun) float64 { return r.Variants[v.Name][0] }),
+			P99: medianOf(fig.Runs, func(r latencyRun) float64 { return r.Variants[v.Name][1] })})
+	}
 	fig.RatioSeqP50 = ratio(fig.HandlerP50, fig.SeqP50)
 	fig.RatioSeqP99 = ratio(fig.HandlerP99, fig.SeqP99)
 	fig.RatioCopyP50 = ratio(fig.HandlerP50, fig.CopyP50)

@@ -42,6 +42,8 @@ type config struct {
 	figs                                      string
 	profile                                   bool
 	rtt                                       time.Duration
+	// variants are more handlers timed in figure 2's loop (-compare-handler, -compare-env).
+	variants []handlerVariant
 }
 
 func main() {
@@ -59,11 +61,18 @@ func main() {
 	quick := flag.Bool("quick", false, "small sizes, for trying the bench out")
 	figs := flag.String("figs", "1234567", "figures to run (digits 1-7)")
 	profile := flag.Bool("profile", true, "write CPU profiles of 1,000 in-process starts and of the last young and steady 10,000-job ticks (and the Get Blob Properties baseline next to them) into -out")
+	compareHandler := flag.String("compare-handler", "", "figure 2 also times this handler binary in the same loop (e.g. one built from an earlier commit)")
+	compareEnv := flag.String("compare-env", "", "figure 2 also times the handler started with these extra settings (KEY=VALUE,KEY=VALUE; e.g. GOMAXPROCS=1)")
 	flag.Parse()
 
 	cfg := config{runs: 3, latIterations: 200, launches: 20, peerCopies: 1000, events: 1000, sizes: []int{1000, 10000}, figs: *figs, profile: *profile, rtt: 5 * time.Millisecond}
 	if *quick {
 		cfg = config{runs: 2, latIterations: 30, launches: 4, peerCopies: 50, events: 200, sizes: []int{200, 1000}, figs: *figs, profile: *profile, rtt: 5 * time.Millisecond}
+	}
+	var err error
+	if cfg.variants, err = parseVariants(*compareHandler, *compareEnv); err != nil {
+		fmt.Fprintln(os.Stderr, "blobcopy-bench:", err)
+		os.Exit(2)
 	}
 	if err := run(*handler, *azBin, *out, *appDir, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "blobcopy-bench:", err)
@@ -135,7 +144,7 @@ func run(handlerBin, azBin, out, appDir string, cfg config) error {
 			}
 			if has('2') {
 				done := step("2. start latency")
-				if res.Latency, err = runLatency(e, h, cfg.runs, cfg.latIterations); err != nil {
+				if res.Latency, err = runLatency(e, h, cfg.variants, cfg.runs, cfg.latIterations); err != nil {
 					h.stop()
 					return fmt.Errorf("latency: %w", err)
 				}

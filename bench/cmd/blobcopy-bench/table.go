@@ -65,6 +65,9 @@ func renderTable(r *results) string {
 		fmt.Fprintf(&b, "| handler binary over HTTP | %.2f | %.2f |\n", f.HandlerP50, f.HandlerP99)
 		fmt.Fprintf(&b, "| bare SDK, the app's critical path in-process (message put, copy, record put; the message delete is timed out, as the app makes it after answering) | %.2f | %.2f |\n", f.SeqP50, f.SeqP99)
 		fmt.Fprintf(&b, "| the same calls behind a minimal net/http server in its own process (it answers, then deletes the message) | %.2f | %.2f |\n", f.ServedP50, f.ServedP99)
+		for _, v := range f.Variants {
+			fmt.Fprintf(&b, "| %s (-compare-*; %.2fx the in-process path, %.2fx the served one) | %.2f | %.2f |\n", v.Name, ratio(v.P50, f.SeqP50), ratio(v.P50, f.ServedP50), v.P50, v.P99)
+		}
 		fmt.Fprintf(&b, "| bare SDK, StartCopyFromURL alone | %.2f | %.2f |\n", f.CopyP50, f.CopyP99)
 		fmt.Fprintf(&b, "| handler's HTTP floor (PUT /api/openapi.json: 405, no storage) | %.2f | %.2f |\n", f.FloorP50, f.FloorP99)
 		fmt.Fprintf(&b, "| ratio handler / sequence | %.2fx | %.2fx |\n", f.RatioSeqP50, f.RatioSeqP99)
