@@ -107,11 +107,12 @@ type Service struct {
 	lastSweep  time.Time
 	sweepFirst bool
 
-	// background counts the work starts left running behind their answers (behind).
+	// background counts the deletions starts left running behind their answers
+	// (dropMessageBehind).
 	background behindWork
 }
 
-// behindWork counts running goroutines of behind. Not a sync.WaitGroup: starts add to
+// behindWork counts running goroutines of dropMessageBehind. Not a sync.WaitGroup: starts add to
 // it while a test or a shutdown waits, which a WaitGroup does not allow from zero.
 type behindWork struct {
 	mu      sync.Mutex
@@ -149,24 +150,19 @@ func NewService(blobs Blobs, records Records, queue Queue, notifier Notifier, cf
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
 
-// dropMessageBehind is dropMessage run behind the answer (see behind): a start whose
-// job is recorded in its outcome deletes its message while the client reads the
-// answer, not before (issue 13: Delete Message is the fourth call of a copy that ends
-// at once and nothing depends on it; if it never lands, the tick drops the message of
-// a finished job at its first visit).
+// dropMessageBehind is dropMessage run behind the answer, in its own goroutine with a
+// bookkeeping context that outlives the request: a start whose job is recorded in its
+// outcome deletes its message while the client reads the answer, not before (issue 13:
+// Delete Message is the fourth call of a copy that ends at once and nothing depends on
+// it; if it never lands, the tick drops the message of a finished job at its first
+// visit). Wait waits for it.
 func (s *Service) dropMessageBehind(ctx context.Context, m Message, log *slog.Logger) {
-	s.behind(ctx, func(ctx context.Context) { s.dropMessage(ctx, m, log) })
-}
-
-// behind runs f in its own goroutine, with a bookkeeping context that outlives the
-// request: work whose loss costs the tick a visit and nothing else. Wait waits for it.
-func (s *Service) behind(ctx context.Context, f func(context.Context)) {
 	s.background.add(1)
 	go func() {
 		defer s.background.add(-1)
 		bctx, cancel := bookkeeping(ctx)
 		defer cancel()
-		f(bctx)
+		s.dropMessage(bctx, m, log)
 	}()
 }
 
