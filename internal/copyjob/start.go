@@ -537,11 +537,9 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, log *s
 		}
 		// Storage gave no verdict and the destination shows no copy of this job: it did
 		// not start (or ran and was replaced already, which no read can tell).
-		select {
-		case <-ctx.Done():
+		if !pause(ctx, time.Duration(try)*copyRetryDelay) {
 			job.CopyUncertain = true
 			return state, err
-		case <-time.After(time.Duration(try) * copyRetryDelay):
 		}
 	}
 }

@@ -150,14 +150,25 @@ func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) 
 func (s *Service) createRecord(ctx context.Context, job *Job) error {
 	err := s.records.Create(ctx, job)
 	for try := 1; try < 3 && err != nil && (errors.Is(err, ErrUnavailable) || isUnclassified(err)); try++ {
-		select {
-		case <-ctx.Done():
+		if !pause(ctx, time.Duration(try)*createRetryDelay) {
 			return err
-		case <-time.After(time.Duration(try) * createRetryDelay):
 		}
 		err = s.records.Create(ctx, job)
 	}
 	return err
+}
+
+// pause waits d before a call is tried again, and reports false, at once, when ctx
+// ends first.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // createRetryDelay spaces createRecord's tries (50 ms, then 100 ms).
