@@ -169,3 +169,64 @@ func wantCode(t *testing.T, err error, want copyjob.Code) *copyjob.Error {
 	}
 	return e
 }
+
+// heldDelete blocks the next Delete Message (the start's, behind its answer): install
+// it before the start, call held after it (it waits for the deletion to have begun),
+// and release to let the deletion go on. release is idempotent and also runs at
+// cleanup, so a failing test leaves no goroutine blocked.
+type heldDelete struct {
+	h       *harness
+	ch      chan struct{}
+	entered chan struct{}
+	done    bool
+}
+
+func holdNextDelete(h *harness) *heldDelete {
+	d := &heldDelete{h: h, ch: make(chan struct{}), entered: make(chan struct{})}
+	h.Queue.OnNext(copyjobtest.OpDelete, func() { close(d.entered); <-d.ch })
+	h.t.Cleanup(d.release)
+	return d
+}
+
+func (d *heldDelete) held() {
+	d.h.t.Helper()
+	select {
+	case <-d.entered:
+	case <-time.After(5 * time.Second):
+		d.h.t.Fatal("the start's Delete Message never began")
+	}
+}
+
+func (d *heldDelete) release() {
+	if !d.done {
+		d.done = true
+		close(d.ch)
+	}
+}
+
+// answerWhileDeleteHeld makes call (a start or a retry) while the next Delete Message is
+// held, and returns its answer with the held deletion: it fails the test when call
+// waits for that deletion, or when the message is gone before it is let go.
+func (h *harness) answerWhileDeleteHeld(call func() (*copyjob.Job, error)) (*heldDelete, *copyjob.Job, error) {
+	h.t.Helper()
+	held := holdNextDelete(h)
+	type answer struct {
+		job *copyjob.Job
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		job, err := call()
+		answered <- answer{job, err}
+	}()
+	select {
+	case a := <-answered:
+		if n := h.Queue.Len(); n != 1 {
+			h.t.Fatalf("queue holds %d messages while Delete Message is held, want 1", n)
+		}
+		return held, a.job, a.err
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("the answer waited for Delete Message")
+		return held, nil, nil
+	}
+}

@@ -133,30 +133,12 @@ func TestRetryAnswersBeforeDeletingItsMessage(t *testing.T) {
 	h.wantMessages(0)
 	h.Blobs.Delete(dstRef)
 	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
-	release := make(chan struct{})
-	h.Queue.OnNext(copyjobtest.OpDelete, func() { <-release })
-	type answer struct {
-		job *copyjob.Job
-		err error
+	held, got, err := h.answerWhileDeleteHeld(func() (*copyjob.Job, error) {
+		return h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{})
+	})
+	if err != nil || got.Status != copyjob.StatusSuccess {
+		t.Fatalf("retry: %+v %v", got, err)
 	}
-	answered := make(chan answer, 1)
-	go func() {
-		got, err := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{})
-		answered <- answer{got, err}
-	}()
-	select {
-	case a := <-answered:
-		if a.err != nil || a.job.Status != copyjob.StatusSuccess {
-			close(release)
-			t.Fatalf("retry: %+v %v", a.job, a.err)
-		}
-		if n := h.Queue.Len(); n != 1 {
-			t.Fatalf("queue holds %d messages while Delete Message is held, want 1", n)
-		}
-	case <-time.After(5 * time.Second):
-		close(release)
-		t.Fatal("the retry waited for Delete Message before answering")
-	}
-	close(release)
+	held.release()
 	h.wantMessages(0)
 }

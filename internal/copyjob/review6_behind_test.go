@@ -15,40 +15,6 @@ import (
 // true outcome per job, no lease left held, one callback per outcome, no message left,
 // nothing poisoned.
 
-// heldDelete blocks the next Delete Message (the start's, behind its answer): install
-// it before the start, call held after it (it waits for the deletion to have begun),
-// and release to let the deletion go on. release is idempotent and also runs at
-// cleanup, so a failing test leaves no goroutine blocked.
-type heldDelete struct {
-	h       *harness
-	ch      chan struct{}
-	entered chan struct{}
-	done    bool
-}
-
-func holdNextDelete(h *harness) *heldDelete {
-	d := &heldDelete{h: h, ch: make(chan struct{}), entered: make(chan struct{})}
-	h.Queue.OnNext(copyjobtest.OpDelete, func() { close(d.entered); <-d.ch })
-	h.t.Cleanup(d.release)
-	return d
-}
-
-func (d *heldDelete) held() {
-	d.h.t.Helper()
-	select {
-	case <-d.entered:
-	case <-time.After(5 * time.Second):
-		d.h.t.Fatal("the start's Delete Message never began")
-	}
-}
-
-func (d *heldDelete) release() {
-	if !d.done {
-		d.done = true
-		close(d.ch)
-	}
-}
-
 func (h *harness) wantSettled(id string, want copyjob.Status, deliveries int) {
 	h.t.Helper()
 	h.svc.Wait()

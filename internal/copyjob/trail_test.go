@@ -172,32 +172,15 @@ func TestStartAnswersBeforeDeletingItsMessage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			tt.setup(h)
-			release := make(chan struct{})
-			h.Queue.OnNext(copyjobtest.OpDelete, func() { <-release })
-			type answer struct {
-				job *copyjob.Job
-				err error
-			}
-			answered := make(chan answer, 1)
-			go func() {
+			held, job, err := h.answerWhileDeleteHeld(func() (*copyjob.Job, error) {
 				job, _, err := h.svc.Start(h.ctx, tt.req)
-				answered <- answer{job, err}
-			}()
-			select {
-			case a := <-answered:
-				if got := copyjob.CodeOf(a.err); got != tt.code || a.job == nil {
-					close(release)
-					t.Fatalf("Start: %+v %v, want code %q", a.job, a.err, tt.code)
-				}
-				h.wantStatus(a.job.ID, tt.want)
-				if n := h.Queue.Len(); n != 1 {
-					t.Fatalf("queue holds %d messages while Delete Message is held, want 1", n)
-				}
-			case <-time.After(5 * time.Second):
-				close(release)
-				t.Fatal("the start waited for Delete Message before answering")
+				return job, err
+			})
+			if got := copyjob.CodeOf(err); got != tt.code || job == nil {
+				t.Fatalf("Start: %+v %v, want code %q", job, err, tt.code)
 			}
-			close(release)
+			h.wantStatus(job.ID, tt.want)
+			held.release()
 			h.wantMessages(0)
 			if n := h.Queue.Calls(copyjobtest.OpDelete); n != 1 {
 				t.Fatalf("%d Delete Message calls, want 1", n)
