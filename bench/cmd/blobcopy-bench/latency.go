@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -188,6 +189,40 @@ func (e *env) startVariant(i int, v handlerVariant) (*handlerProc, error) {
 	return e.startHandler(fmt.Sprintf("variant%d", i), values)
 }
 
+// settled is a queue and the message count it rests at between starts.
+type settled struct {
+	queue *azqueue.QueueClient
+	rest  int64
+}
+
+func settledQueue(ctx context.Context, q *azqueue.QueueClient) (*settled, error) {
+	n, err := messageCount(ctx, q)
+	return &settled{queue: q, rest: n}, err
+}
+
+// wait returns once the queue is back at rest: the message the last start deleted
+// behind its answer is gone. Without it, that deletion would run in Azurite during the
+// next step of the loop and be paid by whichever step comes next (up to 0.2 ms), so a
+// step's time would depend on its place in the loop, not only on its own work. Untimed.
+func (s *settled) wait(ctx context.Context) error {
+	for range 1000 {
+		n, err := messageCount(ctx, s.queue)
+		if err != nil || n <= s.rest {
+			return err
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return fmt.Errorf("queue still holds %d messages after a start (at rest: %d)", s.rest+1, s.rest)
+}
+
+func messageCount(ctx context.Context, q *azqueue.QueueClient) (int64, error) {
+	p, err := q.GetProperties(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("queue properties: %w", err)
+	}
+	return *p.ApproximateMessagesCount, nil
+}
+
 func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterations int) (*latencyFigure, error) {
 	ctx := context.Background()
 	bare, err := newBareSDK(ctx, e)
@@ -211,6 +246,16 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	}
 	const warmup = 20
 	src := srcURL(e.az)
+	// The handlers' queue (the main one and the variants share it) and the served
+	// sequence's: each start deletes its message behind its answer.
+	appQueue, err := settledQueue(ctx, queueClient(e.az, "copyjobs", nil))
+	if err != nil {
+		return nil, err
+	}
+	bareQueue, err := settledQueue(ctx, bare.queue)
+	if err != nil {
+		return nil, err
+	}
 	fig := &latencyFigure{Iterations: iterations}
 	for run := range runs {
 		var hl, cl, sl, fl, vl []float64
@@ -224,7 +269,7 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 					if i >= warmup {
 						hl = append(hl, ms(time.Since(t)))
 					}
-					return err
+					return errors.Join(err, appQueue.wait(ctx))
 				},
 				func() error {
 					t := time.Now()
@@ -248,7 +293,7 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 					if i >= warmup {
 						vl = append(vl, ms(time.Since(t)))
 					}
-					return err
+					return errors.Join(err, bareQueue.wait(ctx))
 				},
 				func() error {
 					t := time.Now()
@@ -269,7 +314,7 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 					if i >= warmup {
 						ol[j] = append(ol[j], ms(time.Since(t)))
 					}
-					return err
+					return errors.Join(err, appQueue.wait(ctx))
 				})
 			}
 			for k := range steps {
