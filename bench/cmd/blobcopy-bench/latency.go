@@ -58,6 +58,12 @@ type latencyFigure struct {
 	// handler / the served sequence: the handler's overhead beyond any HTTP function's.
 	RatioServedP50 float64 `json:"ratioToServedSequenceP50"`
 	RatioServedP99 float64 `json:"ratioToServedSequenceP99"`
+	// The same p50 ratios taken within each run, then their median over the runs: the
+	// verdict's figure. A run interleaves everything it times, so the machine's drift
+	// between runs (±5-10%) cancels in its own ratio; a ratio of medians picked from
+	// different runs does not cancel it.
+	PairedRatioSeqP50    float64 `json:"pairedRatioToSequenceP50"`
+	PairedRatioServedP50 float64 `json:"pairedRatioToServedSequenceP50"`
 	// Variants: p50 and p99 (median of runs) of each compared handler.
 	Variants []variantLatency `json:"variants,omitempty"`
 }
@@ -357,6 +363,8 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 			P99: medianOf(fig.Runs, func(r latencyRun) float64 { return r.Variants[v.Name][1] })})
 	}
 	fig.RatioSeqP50 = ratio(fig.HandlerP50, fig.SeqP50)
+	fig.PairedRatioSeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.HandlerP50, r.SeqP50) })
+	fig.PairedRatioServedP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.HandlerP50, r.ServedP50) })
 	fig.RatioSeqP99 = ratio(fig.HandlerP99, fig.SeqP99)
 	fig.RatioCopyP50 = ratio(fig.HandlerP50, fig.CopyP50)
 	return fig, nil
