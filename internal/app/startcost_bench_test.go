@@ -28,6 +28,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/funchost"
 	"github.com/blobcopy/blobcopy/internal/redact"
+	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
 )
 
 // The handler's own CPU per start, beside the bare SDK calls it makes, both against a
@@ -94,7 +95,7 @@ func stubConnectionString() string {
 }
 
 // devKey is Azurite's well-known development key (public, documented).
-const devKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+const devKey = azurite.DevAccountKey
 
 var stubStartBody = []byte(`{"source":"` + stubEndpoint + `/src/a.txt","destination":{"container":"dst","blob":"b.txt"}}`)
 
