@@ -53,6 +53,9 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 	}
 	claim := s.newClaim(ActorRetry, s.cfg.StartGrace)
 	err = s.write(ctx, job, func(j *Job) error {
+		if holds(j, claim.Token) {
+			return nil // this very write landed, its answer lost (write re-read it)
+		}
 		if err := s.retryable(j); err != nil {
 			return err
 		}
@@ -73,13 +76,17 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		return nil
 	})
 	if err != nil {
-		if tracked {
-			s.dropMessage(ctx, msg, log)
-		}
 		var coded *Error
 		if errors.As(err, &coded) {
+			if tracked {
+				s.dropMessage(ctx, msg, log) // refused: no attempt will follow it
+			}
 			return job, coded
 		}
+		// Storage failed: the write may have landed all the same (its answer lost). The
+		// message stays: if the attempt was recorded, it is that attempt's trail (the
+		// tick resumes it once its claim ends); if not, the tick drops it after
+		// StartGrace as a message ahead of its record (visit).
 		return job, storageError("cannot record the new attempt", err)
 	}
 	log.InfoContext(ctx, "retrying the copy", "attempt", len(job.History)+1)

@@ -289,6 +289,12 @@ func (s *Service) visit(ctx context.Context, m Message, t ticket, polled bool, s
 		return visitFailed(err)
 	}
 	log = log.With("copyId", job.CopyID)
+	if t.Attempt > len(job.History) && s.cfg.Now().Sub(t.Created) < s.cfg.StartGrace {
+		// A retry's message, enqueued before the write that records its attempt: the
+		// write may be slow (the SDK retrying a 503) and still land, and this message
+		// is then its attempt's only trail. After StartGrace it is dropped below.
+		return s.keepPolling(ctx, m, t, Progress{}, log)
+	}
 	if t.Attempt != len(job.History) {
 		return s.dropStale(ctx, m, log)
 	}
