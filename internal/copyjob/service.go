@@ -2,6 +2,7 @@ package copyjob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -172,7 +173,15 @@ func (s *Service) dropMessageBehind(ctx context.Context, m Message, log *slog.Lo
 func (s *Service) Wait() { s.background.wait() }
 
 func (s *Service) dropMessage(ctx context.Context, m Message, log *slog.Logger) {
-	if err := s.queue.Delete(ctx, m); err != nil {
+	err := s.queue.Delete(ctx, m)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrConflict):
+		// A tick visited the message first (a start slower than FirstPoll): its pop
+		// receipt changed. Expected; that tick, or the next, drops the finished job's
+		// message.
+		log.DebugContext(ctx, "tracking message visited by a tick meanwhile; the tick deletes it", "err", err)
+	default:
 		// Harmless: the tick drops a message whose job is gone or finished.
 		log.WarnContext(ctx, "cannot delete tracking message", "err", err)
 	}
