@@ -198,7 +198,11 @@ func (b *Blobs) startCopy(ctx context.Context, bc *blob.Client, readURL string, 
 	if opts.RequiresSync {
 		// Storage carries the copy out before answering: it must give up when this try does
 		// (see servertimeout.go).
-		ctx := withServerTimeout(ctx, serverTimeoutUntilDeadline(ctx, copyTryTimeout))
+		limit := copyTryTimeout
+		if opts.MaxServerTime > 0 {
+			limit = min(limit, opts.MaxServerTime)
+		}
+		ctx := withServerTimeout(ctx, serverTimeoutUntilDeadline(ctx, limit))
 		resp, err := bc.CopyFromURL(ctx, readURL, &blob.CopyFromURLOptions{
 			Metadata: ptrMap(opts.Metadata), BlobTags: opts.Tags, Tier: tier, BlobAccessConditions: access,
 		})

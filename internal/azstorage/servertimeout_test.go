@@ -35,15 +35,18 @@ func TestSyncCopyCarriesItsDeadlineAsServerTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, tt := range []struct {
-		name     string
-		deadline time.Duration // 0: none
-		sync     bool
-		min, max int // the timeout parameter's bounds; 0, 0: absent
+		name       string
+		deadline   time.Duration // 0: none
+		sync       bool
+		serverTime time.Duration // StartCopyOptions.MaxServerTime
+		min, max   int           // the timeout parameter's bounds; 0, 0: absent
 	}{
-		{"sync, 20 s to the deadline", 20 * time.Second, true, 19, 20},
-		{"sync, 300 ms to the deadline", 300 * time.Millisecond, true, 1, 1},
-		{"sync, no deadline: the try timeout", 0, true, 300, 300},
-		{"async Copy Blob: storage's default", 20 * time.Second, false, 0, 0},
+		{"sync, 20 s to the deadline", 20 * time.Second, true, 0, 19, 20},
+		{"sync, 300 ms to the deadline", 300 * time.Millisecond, true, 0, 1, 1},
+		{"sync, no deadline: the try timeout", 0, true, 0, 300, 300},
+		{"sync, 20 s to the deadline, at most 8 s at the server", 20 * time.Second, true, 8 * time.Second, 8, 8},
+		{"sync, 5 s to the deadline, at most 8 s at the server", 5 * time.Second, true, 8 * time.Second, 4, 5},
+		{"async Copy Blob: storage's default", 20 * time.Second, false, 8 * time.Second, 0, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -57,7 +60,7 @@ func TestSyncCopyCarriesItsDeadlineAsServerTimeout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := blobs.StartCopy(ctx, dst, src.ReadURL, copyjob.StartCopyOptions{RequiresSync: tt.sync}); err != nil {
+			if _, err := blobs.StartCopy(ctx, dst, src.ReadURL, copyjob.StartCopyOptions{RequiresSync: tt.sync, MaxServerTime: tt.serverTime}); err != nil {
 				t.Fatal(err)
 			}
 			reqs := sim.Requests()

@@ -33,6 +33,11 @@ type StartCopyOptions struct {
 	Tier         string
 	IfNotExists  bool // If-None-Match: * on the destination: atomic "don't overwrite"
 	RequiresSync bool // Copy Blob From URL: answers when done
+	// MaxServerTime bounds, with RequiresSync, how long storage may work on the copy
+	// after receiving it (the REST timeout; 0: until ctx's deadline). The request is sent
+	// before ctx's deadline, so storage has finished or abandoned it by the deadline
+	// plus this, whatever the request met on its way (a token fetched, a slow connect).
+	MaxServerTime time.Duration
 	// CreateContainer creates a missing destination container and tries again.
 	CreateContainer bool
 }

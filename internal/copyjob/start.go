@@ -496,6 +496,9 @@ func (s *Service) copyOnce(ctx context.Context, job *Job, readURL string, log *s
 		IfNotExists:     !job.Options.Overwrite,
 		RequiresSync:    job.Options.RequiresSync,
 		CreateContainer: !job.Options.ContainerMustExist,
+		// A synchronous copy is over at storage before the start's claim ends (ctx ends
+		// startMargin before it): a takeover never runs beside it.
+		MaxServerTime: s.startMargin(),
 	}
 	if opts.IfNotExists && len(job.History) > 0 && s.residueOfEarlierAttempt(ctx, job) {
 		// overwrite false protects what others wrote, not the blob this job's own failed

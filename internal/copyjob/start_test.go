@@ -454,3 +454,32 @@ func TestStartCallbackKeepsMessage(t *testing.T) {
 		t.Fatalf("%d deliveries", n)
 	}
 }
+
+// A synchronous copy (Copy Blob From URL) is carried out by storage before it answers.
+// Its request is sent before the start's deadline, which is startMargin before its claim
+// ends; storage is told to give up within that margin (MaxServerTime), so the copy is
+// over at storage before anyone may take the start over, however long the request took
+// to leave (a token fetched, a slow connect). An asynchronous copy has no such bound.
+func TestSyncStartBoundsStorageToTheClaim(t *testing.T) {
+	for _, tt := range []struct {
+		grace, margin time.Duration
+	}{
+		{2 * time.Minute, time.Minute}, // the default: StartDeadline 60 s
+		{10 * time.Minute, time.Minute},
+		{time.Minute, 45 * time.Second}, // StartDeadline = StartGrace/4
+	} {
+		t.Run(tt.grace.String(), func(t *testing.T) {
+			h := newHarness(t, func(c *copyjob.Config, _ *copyjobtest.Env) { c.StartGrace = tt.grace })
+			if got := h.svc.Config().StartGrace - h.svc.Config().StartDeadline; got != tt.margin {
+				t.Fatalf("start margin %s, want %s", got, tt.margin)
+			}
+			req := leasedReq()
+			req.Options.RequiresSync = true
+			h.start(req)
+			calls := h.Blobs.StartCopyCalls()
+			if len(calls) != 1 || !calls[0].Opts.RequiresSync || calls[0].Opts.MaxServerTime != tt.margin {
+				t.Fatalf("StartCopy calls %+v, want one synchronous with MaxServerTime %s", calls, tt.margin)
+			}
+		})
+	}
+}
