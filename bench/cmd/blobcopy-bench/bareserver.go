@@ -80,7 +80,8 @@ type bareServer struct {
 	base string
 }
 
-func startBareServer(e *env) (*bareServer, error) {
+// startBareServer runs the served sequence, with extra environment (KEY=VALUE) if any.
+func startBareServer(e *env, extraEnv ...string) (*bareServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -94,6 +95,7 @@ func startBareServer(e *env) (*bareServer, error) {
 	cmd.Env = append(os.Environ(), bareServeEnv+"="+addr,
 		"BARE_BLOB_ENDPOINT="+e.az.BlobEndpoint(devAccount), "BARE_QUEUE_ENDPOINT="+e.az.QueueEndpoint(devAccount),
 		"BARE_KEY="+e.az.Key(devAccount), "BARE_SOURCE="+srcURL(e.az))
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type latencyRun struct {
 	SeqP50, SeqP99         float64
 	FloorP50, FloorP99     float64
 	ServedP50, ServedP99   float64
+	Served1P50, Served1P99 float64 // the served sequence with GOMAXPROCS=1
 	// Variants: p50 and p99 of the handlers of -compare-handler / -compare-env, by name.
 	Variants map[string][2]float64 `json:",omitempty"`
 }
@@ -51,6 +53,10 @@ type latencyFigure struct {
 	// The same sequence behind a minimal net/http server in its own process.
 	ServedP50 float64 `json:"servedSequenceP50ms"`
 	ServedP99 float64 `json:"servedSequenceP99ms"`
+	// The same server run with GOMAXPROCS=1: on this 2-core machine shared with Azurite
+	// and the bench, the faster of the two (its threads hand over less).
+	Served1P50 float64 `json:"servedSequenceOneProcP50ms"`
+	Served1P99 float64 `json:"servedSequenceOneProcP99ms"`
 	// Ratios of medians: handler / full sequence, handler / StartCopyFromURL alone.
 	RatioSeqP50  float64 `json:"ratioToSequenceP50"`
 	RatioSeqP99  float64 `json:"ratioToSequenceP99"`
@@ -64,6 +70,12 @@ type latencyFigure struct {
 	// different runs does not cancel it.
 	PairedRatioSeqP50    float64 `json:"pairedRatioToSequenceP50"`
 	PairedRatioServedP50 float64 `json:"pairedRatioToServedSequenceP50"`
+	// The same against the served sequence with GOMAXPROCS=1, and what serving costs the
+	// bare calls (served / in-process, each server).
+	PairedRatioServed1P50 float64 `json:"pairedRatioToServedSequenceOneProcP50"`
+	PairedServedToSeqP50  float64 `json:"pairedServedToSequenceP50"`
+	PairedServed1ToSeqP50 float64 `json:"pairedServedOneProcToSequenceP50"`
+	OrderSeed             uint64  `json:"orderSeed"`
 	// Variants: p50 and p99 (median of runs) of each compared handler.
 	Variants []variantLatency `json:"variants,omitempty"`
 }
@@ -243,6 +255,11 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 		return nil, err
 	}
 	defer served.stop()
+	served1, err := startBareServer(e, "GOMAXPROCS=1")
+	if err != nil {
+		return nil, err
+	}
+	defer served1.stop()
 	others := make([]*handlerProc, len(variants))
 	for i, v := range variants {
 		if others[i], err = e.startVariant(i, v); err != nil {
@@ -262,9 +279,13 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	if err != nil {
 		return nil, err
 	}
-	fig := &latencyFigure{Iterations: iterations}
+	// Each iteration runs its steps in a new random order, so no step follows the same
+	// one more often than another (a rotation keeps the same neighbours).
+	const orderSeed = 13
+	order := rand.New(rand.NewPCG(orderSeed, orderSeed))
+	fig := &latencyFigure{Iterations: iterations, OrderSeed: orderSeed}
 	for run := range runs {
-		var hl, cl, sl, fl, vl []float64
+		var hl, cl, sl, fl, vl, v1l []float64
 		ol := make([][]float64, len(variants))
 		for i := range warmup + iterations {
 			name := fmt.Sprintf("r%d-%d", run, i)
@@ -303,6 +324,14 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 				},
 				func() error {
 					t := time.Now()
+					_, err := postCopy(served1.base, copyBody(src, "", latContainer, "w-"+name))
+					if i >= warmup {
+						v1l = append(v1l, ms(time.Since(t)))
+					}
+					return errors.Join(err, bareQueue.wait(ctx))
+				},
+				func() error {
+					t := time.Now()
 					deleteMessage, err := bare.sequence(ctx, "s-"+name)
 					if i >= warmup {
 						sl = append(sl, ms(time.Since(t)))
@@ -323,8 +352,8 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 					return errors.Join(err, appQueue.wait(ctx))
 				})
 			}
-			for k := range steps {
-				if err := steps[(k+i)%len(steps)](); err != nil {
+			for _, k := range order.Perm(len(steps)) {
+				if err := steps[k](); err != nil {
 					return nil, err
 				}
 			}
@@ -343,6 +372,7 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 			SeqP50: percentile(sl, 50), SeqP99: percentile(sl, 99),
 			FloorP50: percentile(fl, 50), FloorP99: percentile(fl, 99),
 			ServedP50: percentile(vl, 50), ServedP99: percentile(vl, 99),
+			Served1P50: percentile(v1l, 50), Served1P99: percentile(v1l, 99),
 		})
 	}
 	fig.HandlerP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.HandlerP50 })
@@ -355,6 +385,8 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	fig.FloorP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.FloorP99 })
 	fig.ServedP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.ServedP50 })
 	fig.ServedP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.ServedP99 })
+	fig.Served1P50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.Served1P50 })
+	fig.Served1P99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.Served1P99 })
 	fig.RatioServedP50 = ratio(fig.HandlerP50, fig.ServedP50)
 	fig.RatioServedP99 = ratio(fig.HandlerP99, fig.ServedP99)
 	for _, v := range variants {
@@ -365,6 +397,9 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	fig.RatioSeqP50 = ratio(fig.HandlerP50, fig.SeqP50)
 	fig.PairedRatioSeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.HandlerP50, r.SeqP50) })
 	fig.PairedRatioServedP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.HandlerP50, r.ServedP50) })
+	fig.PairedRatioServed1P50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.HandlerP50, r.Served1P50) })
+	fig.PairedServedToSeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.ServedP50, r.SeqP50) })
+	fig.PairedServed1ToSeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.Served1P50, r.SeqP50) })
 	fig.RatioSeqP99 = ratio(fig.HandlerP99, fig.SeqP99)
 	fig.RatioCopyP50 = ratio(fig.HandlerP50, fig.CopyP50)
 	return fig, nil
