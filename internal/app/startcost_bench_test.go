@@ -186,27 +186,35 @@ func BenchmarkStartCost(b *testing.B) {
 }
 
 // bareStart is the start's calls written directly against the SDK, as figure 2's
-// baseline makes them: the message carrying the job, Copy Blob, the record, the
-// message's deletion.
+// baseline makes them: the message carrying the job, Copy Blob, the record (with the
+// app's fields and metadata), the message's deletion.
 func bareStart(b *testing.B, ctx context.Context, blobs *azblob.Client, queue *azqueue.QueueClient, source string) {
 	now := time.Now().UTC()
-	job := copyjob.Job{ID: uuid.NewString(), Origin: "api", Source: copyjob.Source{URL: source, Kind: copyjob.SourceSameAccount},
-		Destination: copyjob.Destination{BlobRef: copyjob.BlobRef{Container: "dst", Blob: "b.txt"}, URL: "x"},
-		Status:      copyjob.StatusStarting, CreatedAt: now, UpdatedAt: now}
-	trail, _ := json.Marshal(map[string]any{"jobId": job.ID, "job": job})
+	dst := blobs.ServiceClient().NewContainerClient("dst").NewBlobClient("b.txt")
+	ref := copyjob.BlobRef{Container: "dst", Blob: "b.txt"}
+	job := copyjob.Job{ID: uuid.NewString(), Origin: "api",
+		Source:      copyjob.Source{URL: source, Kind: copyjob.SourceSameAccount, Ref: &copyjob.BlobRef{Container: "src", Blob: "a.txt"}},
+		Destination: copyjob.Destination{BlobRef: ref, URL: dst.URL()}, Options: copyjob.Options{Overwrite: true},
+		Status: copyjob.StatusStarting, CreatedAt: now, UpdatedAt: now, RequestHash: "0123456789abcdef0123456789abcdef",
+		Claim: &copyjob.Claim{Token: uuid.NewString(), Actor: "start", Until: now.Add(2 * time.Minute)}}
+	trail, _ := json.Marshal(map[string]any{"jobId": job.ID, "destination": ref, "polls": 0, "created": now, "job": job})
 	msg, err := queue.EnqueueMessage(ctx, string(trail), &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(5)), TimeToLive: to.Ptr(int32(-1))})
 	if err != nil {
 		b.Fatal(err)
 	}
-	cp, err := blobs.ServiceClient().NewContainerClient("dst").NewBlobClient("b.txt").StartCopyFromURL(ctx, source, nil)
+	cp, err := dst.StartCopyFromURL(ctx, source, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	job.CopyID, job.Status = *cp.CopyID, copyjob.StatusSuccess
+	done := time.Now().UTC()
+	job.CopyID, job.Status, job.Claim, job.Attempts, job.Tracked = *cp.CopyID, copyjob.StatusSuccess, nil, 1, true
+	job.StartedAt, job.CompletedAt, job.UpdatedAt = &done, &done, done
 	record, _ := json.Marshal(job)
-	if _, err := blobs.ServiceClient().NewContainerClient("blobcopy-jobs").NewBlockBlobClient("jobs/"+job.ID+".json").UploadBuffer(ctx, record,
+	if _, err := blobs.ServiceClient().NewContainerClient("copyjobs").NewBlockBlobClient("jobs/"+job.ID+".json").UploadBuffer(ctx, record,
 		&blockblob.UploadBufferOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-			Metadata: map[string]*string{"status": to.Ptr(string(job.Status))}, Tags: map[string]string{"untrackedStart": "no"},
+			Metadata: map[string]*string{"status": to.Ptr(string(job.Status)), "created": to.Ptr(now.Format(time.RFC3339Nano)),
+				"origin": to.Ptr(job.Origin), "copyid": to.Ptr(job.CopyID)},
+			Tags:             map[string]string{"untrackedStart": "no"},
 			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}}); err != nil {
 		b.Fatal(err)
 	}

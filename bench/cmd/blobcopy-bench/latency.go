@@ -119,35 +119,42 @@ func (b *bareSDK) startCopy(ctx context.Context, name string) error {
 // written once, after Copy Blob): put the tracking message (carrying the job), Copy
 // Blob, create the record in its outcome (with its blob index tag), delete the message.
 // The critical path ends with the record: like the app, it returns the deletion, for
-// after the answer.
+// after the answer. The message and the record carry what the app's do (the job's
+// fields, the ticket's, the record's metadata), so storage does the same work for both.
 func (b *bareSDK) sequence(ctx context.Context, name string) (deleteMessage func(context.Context) error, err error) {
 	now := time.Now().UTC()
+	dst := b.blobs.ServiceClient().NewContainerClient(latContainer).NewBlobClient(name)
+	ref := copyjob.BlobRef{Container: latContainer, Blob: name}
 	job := copyjob.Job{
 		ID:          uuid.NewString(),
 		Origin:      "api",
-		Source:      copyjob.Source{URL: b.source, Kind: copyjob.SourceSameAccount},
-		Destination: copyjob.Destination{BlobRef: copyjob.BlobRef{Container: latContainer, Blob: name}, URL: "x"},
+		Source:      copyjob.Source{URL: b.source, Kind: copyjob.SourceSameAccount, Ref: &copyjob.BlobRef{Container: srcContainer, Blob: srcBlob}},
+		Destination: copyjob.Destination{BlobRef: ref, URL: dst.URL()},
+		Options:     copyjob.Options{Overwrite: true},
 		Status:      copyjob.StatusStarting,
 		CreatedAt:   now,
 		UpdatedAt:   now,
+		Claim:       &copyjob.Claim{Token: uuid.NewString(), Actor: "start", Until: now.Add(2 * time.Minute)},
 		RequestHash: "0123456789abcdef0123456789abcdef",
 	}
-	trail, _ := json.Marshal(map[string]any{"jobId": job.ID, "job": job})
+	trail, _ := json.Marshal(map[string]any{"jobId": job.ID, "destination": ref, "polls": 0, "created": now, "job": job})
 	msg, err := b.queue.EnqueueMessage(ctx, string(trail), &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(5)), TimeToLive: to.Ptr(int32(-1))})
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	dst := b.blobs.ServiceClient().NewContainerClient(latContainer).NewBlobClient(name)
 	cp, err := dst.StartCopyFromURL(ctx, b.source, nil)
 	if err != nil {
 		return nil, fmt.Errorf("copy: %w", err)
 	}
-	job.CopyID, job.Status = *cp.CopyID, copyjob.StatusSuccess
+	done := time.Now().UTC()
+	job.CopyID, job.Status, job.Claim, job.Attempts, job.Tracked = *cp.CopyID, copyjob.StatusSuccess, nil, 1, true
+	job.StartedAt, job.CompletedAt, job.UpdatedAt = &done, &done, done
 	body, _ := json.Marshal(job)
 	rec := b.records.ServiceClient().NewContainerClient(bareRecords).NewBlockBlobClient("jobs/" + job.ID + ".json")
 	if _, err := rec.UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
-		HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-		Metadata:         map[string]*string{"status": to.Ptr(string(job.Status))},
+		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
+		Metadata: map[string]*string{"status": to.Ptr(string(job.Status)), "created": to.Ptr(now.Format(time.RFC3339Nano)),
+			"origin": to.Ptr(job.Origin), "copyid": to.Ptr(job.CopyID)},
 		Tags:             map[string]string{"untrackedStart": "no"},
 		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}},
 	}); err != nil {
