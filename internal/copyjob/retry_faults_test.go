@@ -29,10 +29,7 @@ func TestRetryWhoseWriteAnswerIsLostIsNotStranded(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			job := h.start(leasedReq()) // pending: a tracking message follows it (Tracked)
-			_ = h.Blobs.FailCopy(dstRef, "403 CannotVerifyCopySource: the SAS expired")
-			h.tickAfter(time.Minute)
-			h.wantStatus(job.ID, copyjob.StatusFailed)
+			job, _ := failedLeasedCopy(h, "") // was pending: a tracking message followed it (Tracked)
 			h.wantMessages(0)
 
 			h.Records.LoseNextAnswer(copyjobtest.OpUpdate, tt.lost)
@@ -86,12 +83,7 @@ func TestRetryWhoseWriteFailedLeavesNothing(t *testing.T) {
 // copy and nothing followed it: pending for good, the source lease held, no callback.
 func TestRetryWriteSlowerThanFirstPollKeepsItsMessage(t *testing.T) {
 	h := newHarness(t)
-	req := leasedReq()
-	req.CallbackURL = hook
-	job := h.start(req)
-	_ = h.Blobs.FailCopy(dstRef, "403 CannotVerifyCopySource: the SAS expired")
-	h.tickAfter(time.Minute)
-	h.wantStatus(job.ID, copyjob.StatusFailed)
+	job, _ := failedLeasedCopy(h, hook)
 	h.wantMessages(0)
 
 	var during copyjob.TickReport
@@ -110,12 +102,7 @@ func TestRetryWriteSlowerThanFirstPollKeepsItsMessage(t *testing.T) {
 	for range 10 {
 		h.tickAfter(time.Minute)
 	}
-	h.svc.Wait()
-	rec := h.record(job.ID)
-	if rec.Status != copyjob.StatusSuccess || len(h.Blobs.HeldLeases()) != 0 || len(h.Notifier.Deliveries()) != 2 {
-		t.Fatalf("retried copy ended at storage but the job is %s (lease %+v, held leases %v, %d callbacks, %d messages)",
-			rec.Status, rec.Lease, h.Blobs.HeldLeases(), len(h.Notifier.Deliveries()), h.Queue.Len())
-	}
+	wantRetriedCopySucceeded(h, job.ID)
 }
 
 // A retry whose write failed keeps its message (the write may have landed); the
@@ -126,12 +113,7 @@ func TestRetryAfterAFailedRetryWriteEndsOnce(t *testing.T) {
 	for _, atOnce := range []bool{false, true} {
 		t.Run(fmt.Sprintf("copy ends at once %v", atOnce), func(t *testing.T) {
 			h := newHarness(t)
-			req := leasedReq()
-			req.CallbackURL = hook
-			job := h.start(req)
-			_ = h.Blobs.FailCopy(dstRef, "403 CannotVerifyCopySource: the SAS expired")
-			h.tickAfter(time.Minute)
-			h.wantStatus(job.ID, copyjob.StatusFailed)
+			job, _ := failedLeasedCopy(h, hook)
 
 			h.Records.FailNext(copyjobtest.OpUpdate, errBusy)
 			if _, err := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{}); err == nil {
@@ -154,12 +136,8 @@ func TestRetryAfterAFailedRetryWriteEndsOnce(t *testing.T) {
 			for range 10 {
 				h.tickAfter(time.Minute)
 			}
-			h.svc.Wait()
-			rec := h.record(job.ID)
-			if rec.Status != copyjob.StatusSuccess || len(h.Blobs.HeldLeases()) != 0 || len(h.Notifier.Deliveries()) != 2 || h.Queue.Len() != 0 {
-				t.Fatalf("job %s (lease %+v, held leases %v), %d callbacks (want 2), %d messages left",
-					rec.Status, rec.Lease, h.Blobs.HeldLeases(), len(h.Notifier.Deliveries()), h.Queue.Len())
-			}
+			wantRetriedCopySucceeded(h, job.ID)
+			h.wantMessages(0)
 		})
 	}
 }

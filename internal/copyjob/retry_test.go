@@ -14,12 +14,7 @@ import (
 // job id, with a new lease, and keeps the failed outcome in History, unchanged.
 func TestRetryAFailedCopy(t *testing.T) {
 	h := newHarness(t)
-	req := leasedReq()
-	req.CallbackURL = hook
-	job := h.start(req)
-	_ = h.Blobs.FailCopy(dstRef, "403 CannotVerifyCopySource: the SAS expired")
-	h.tickAfter(time.Minute)
-	failed := h.wantStatus(job.ID, copyjob.StatusFailed)
+	job, failed := failedLeasedCopy(h, hook)
 	h.wantLeaseReleased(failed)
 
 	got, err := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{})
@@ -141,4 +136,28 @@ func TestRetryAnswersBeforeDeletingItsMessage(t *testing.T) {
 	}
 	held.release()
 	h.wantMessages(0)
+}
+
+// failedLeasedCopy starts a pending copy with leaseSource (and a callback when hook is
+// set), fails it as an expired source SAS does, and lets a tick record the failure.
+func failedLeasedCopy(h *harness, hook string) (*copyjob.Job, *copyjob.Job) {
+	h.t.Helper()
+	req := leasedReq()
+	req.CallbackURL = hook
+	job := h.start(req)
+	_ = h.Blobs.FailCopy(dstRef, "403 CannotVerifyCopySource: the SAS expired")
+	h.tickAfter(time.Minute)
+	return job, h.wantStatus(job.ID, copyjob.StatusFailed)
+}
+
+// wantRetriedCopySucceeded checks the end of a retried copy: success, no lease held,
+// one callback per outcome (the failure's and the success's).
+func wantRetriedCopySucceeded(h *harness, id string) {
+	h.t.Helper()
+	h.svc.Wait()
+	rec := h.record(id)
+	if rec.Status != copyjob.StatusSuccess || len(h.Blobs.HeldLeases()) != 0 || len(h.Notifier.Deliveries()) != 2 {
+		h.t.Fatalf("retried copy: job %s (lease %+v, held leases %v), %d callbacks (want 2), %d messages",
+			rec.Status, rec.Lease, h.Blobs.HeldLeases(), len(h.Notifier.Deliveries()), h.Queue.Len())
+	}
 }
