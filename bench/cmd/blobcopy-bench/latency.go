@@ -296,68 +296,47 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 		ol := make([][]float64, len(variants))
 		for i := range warmup + iterations {
 			name := fmt.Sprintf("r%d-%d", run, i)
-			steps := []func() error{
-				func() error {
+			// timed times f into *into (past the warm-up), then runs settle untimed.
+			timed := func(into *[]float64, f, settle func() error) func() error {
+				return func() error {
 					t := time.Now()
-					_, err := postCopy(h.base, copyBody(src, "", latContainer, "h-"+name))
+					err := f()
 					if i >= warmup {
-						hl = append(hl, ms(time.Since(t)))
+						*into = append(*into, ms(time.Since(t)))
 					}
-					return errors.Join(err, appQueue.wait(ctx))
-				},
-				func() error {
-					t := time.Now()
-					err := httpFloor(h.base)
-					if i >= warmup {
-						fl = append(fl, ms(time.Since(t)))
-					}
-					return err
-				},
-				func() error {
-					t := time.Now()
-					err := bare.startCopy(ctx, "c-"+name)
-					if i >= warmup {
-						cl = append(cl, ms(time.Since(t)))
-					}
-					return err
-				},
-				func() error {
-					t := time.Now()
-					_, err := postCopy(served.base, copyBody(src, "", latContainer, "v-"+name))
-					if i >= warmup {
-						vl = append(vl, ms(time.Since(t)))
-					}
-					return errors.Join(err, bareQueue.wait(ctx))
-				},
-				func() error {
-					t := time.Now()
-					_, err := postCopy(served1.base, copyBody(src, "", latContainer, "w-"+name))
-					if i >= warmup {
-						v1l = append(v1l, ms(time.Since(t)))
-					}
-					return errors.Join(err, bareQueue.wait(ctx))
-				},
-				func() error {
-					t := time.Now()
-					deleteMessage, err := bare.sequence(ctx, "s-"+name)
-					if i >= warmup {
-						sl = append(sl, ms(time.Since(t)))
-					}
-					if err != nil {
+					if settle == nil {
 						return err
 					}
-					return deleteMessage(ctx)
-				},
+					return errors.Join(err, settle())
+				}
+			}
+			post := func(base, blob string) func() error {
+				return func() error {
+					_, err := postCopy(base, copyBody(src, "", latContainer, blob))
+					return err
+				}
+			}
+			waitApp := func() error { return appQueue.wait(ctx) }
+			waitBare := func() error { return bareQueue.wait(ctx) }
+			var deleteMessage func(context.Context) error
+			steps := []func() error{
+				timed(&hl, post(h.base, "h-"+name), waitApp),
+				timed(&fl, func() error { return httpFloor(h.base) }, nil),
+				timed(&cl, func() error { return bare.startCopy(ctx, "c-"+name) }, nil),
+				timed(&vl, post(served.base, "v-"+name), waitBare),
+				timed(&v1l, post(served1.base, "w-"+name), waitBare),
+				timed(&sl, func() (err error) {
+					deleteMessage, err = bare.sequence(ctx, "s-"+name)
+					return err
+				}, func() error {
+					if deleteMessage == nil {
+						return nil
+					}
+					return deleteMessage(ctx) // the message's deletion, untimed, as the app makes it after answering
+				}),
 			}
 			for j, o := range others {
-				steps = append(steps, func() error {
-					t := time.Now()
-					_, err := postCopy(o.base, copyBody(src, "", latContainer, fmt.Sprintf("o%d-%s", j, name)))
-					if i >= warmup {
-						ol[j] = append(ol[j], ms(time.Since(t)))
-					}
-					return errors.Join(err, appQueue.wait(ctx))
-				})
+				steps = append(steps, timed(&ol[j], post(o.base, fmt.Sprintf("o%d-%s", j, name)), waitApp))
 			}
 			for _, k := range order.Perm(len(steps)) {
 				if err := steps[k](); err != nil {
