@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -76,12 +77,17 @@ func badRequest(code, target, msg string) *requestError {
 	return &requestError{status: http.StatusBadRequest, detail: ErrorDetail{Code: code, Target: target, Message: msg}}
 }
 
+// writeJSON answers with v, its length said: a whole answer can be sent (sendAnswer)
+// before the handler returns, and the client knows it has all of it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(body.Bytes())
 }
 
 // responder writes answers: jobs with their links, and errors in Azure's shape. The

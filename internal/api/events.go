@@ -102,6 +102,7 @@ func (h *eventHandler) serveOptions(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(eventgrid.HeaderAllowedOrigin, origin)
 		w.Header().Set(eventgrid.HeaderAllowedRate, "*")
 	}
+	w.Header().Set("Content-Length", "0") // said, for answerFirst's flush
 	w.WriteHeader(http.StatusOK)
 }
 

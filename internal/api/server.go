@@ -106,7 +106,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 		if rt.method != "" {
 			pattern = rt.method + " " + pattern
 		}
-		mux.Handle(pattern, accessLog(s.resp.log, rt.handler))
+		mux.Handle(pattern, accessLog(s.resp.log, answerFirst(rt.handler)))
 	}
 }
 
@@ -123,6 +123,25 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer (answerFirst's
+// Flush).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// answerFirst sends a handler's answer as soon as the handler returns, before the work
+// the call left behind its answer starts (copyjob.HoldBehindAnswer: a finished start's
+// tracking message deletion) and before the access log line is written. Without it,
+// net/http sends the answer only once every wrapper has returned, and the deletion's
+// request competes with the answer for the CPU. Answers say their length (writeJSON),
+// so the flushed answer is whole and the client need not wait for the handler's end.
+func answerFirst(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, release := copyjob.HoldBehindAnswer(r.Context())
+		defer release() // also when the handler panics: held work must run
+		h.ServeHTTP(w, r.WithContext(ctx))
+		_ = http.NewResponseController(w).Flush()
+	})
 }
 
 // accessLog writes one line per request with its duration. Only the path is logged:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -146,7 +147,7 @@ func BenchmarkStartCost(b *testing.B) {
 	b.Run("handler", func(b *testing.B) {
 		a, stub := newStubApp(b)
 		h := a.Handler()
-		start := stub.requests.Load()
+		start, created := stub.requests.Load(), goroutinesCreated()
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
@@ -155,6 +156,7 @@ func BenchmarkStartCost(b *testing.B) {
 		b.StopTimer()
 		a.Copies.Wait()
 		b.ReportMetric(float64(stub.requests.Load()-start)/float64(b.N), "requests/op")
+		b.ReportMetric(float64(goroutinesCreated()-created)/float64(b.N), "goroutines/op")
 	})
 	b.Run("bare", func(b *testing.B) {
 		stub := &stubStorage{}
@@ -177,12 +179,22 @@ func BenchmarkStartCost(b *testing.B) {
 		}
 		ctx := context.Background()
 		source := stubEndpoint + "/src/a.txt"
+		created := goroutinesCreated()
 		b.ReportAllocs()
 		for b.Loop() {
 			bareStart(b, ctx, blobs, queue, source)
 		}
 		b.ReportMetric(float64(stub.requests.Load())/float64(b.N), "requests/op")
+		b.ReportMetric(float64(goroutinesCreated()-created)/float64(b.N), "goroutines/op")
 	})
+}
+
+// goroutinesCreated counts the goroutines the process has created: each one a start
+// creates is a hand-over between threads that, on a small plan, competes with the answer.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // bareStart is the start's calls written directly against the SDK, as figure 2's

@@ -157,14 +157,19 @@ func (s *Service) Config() Config { return s.cfg }
 // Delete Message is the fourth call of a copy that ends at once and nothing depends on
 // it; if it never lands, the tick drops the message of a finished job at its first
 // visit). Wait waits for it.
+//
+// Under HoldBehindAnswer the goroutine starts only once the answer has been sent, so
+// that the deletion does not compete with it for the CPU.
 func (s *Service) dropMessageBehind(ctx context.Context, m Message, log *slog.Logger) {
-	s.background.add(1)
-	go func() {
-		defer s.background.add(-1)
-		bctx, cancel := bookkeeping(ctx)
-		defer cancel()
-		s.dropMessage(bctx, m, log)
-	}()
+	s.background.add(1) // counted from now, so that Wait also waits for it while it is held
+	leave(ctx, func() {
+		go func() {
+			defer s.background.add(-1)
+			bctx, cancel := bookkeeping(ctx)
+			defer cancel()
+			s.dropMessage(bctx, m, log)
+		}()
+	})
 }
 
 // Wait returns once the work starts left running behind their answers has ended (a

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,9 +67,14 @@ func serveBare() error {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		go func() { _ = deleteMessage(context.WithoutCancel(r.Context())) }() // behind the answer, as the app does
+		// The answer is sent first, then the message is deleted behind it, as the app
+		// does (answerFirst in internal/api).
+		const answer = `{"status":"success"}`
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"success"}`)
+		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+		_, _ = io.WriteString(w, answer)
+		_ = http.NewResponseController(w).Flush()
+		go func() { _ = deleteMessage(context.WithoutCancel(r.Context())) }()
 	})
 	fmt.Println("ready")
 	return http.Serve(ln, mux)

@@ -1,0 +1,56 @@
+package copyjob
+
+import (
+	"context"
+	"sync"
+)
+
+// Work a start leaves behind its answer (a finished job's tracking message deletion)
+// must not compete with the answer for the CPU: on a small plan the deletion's request
+// (signing, the SDK's pipeline, the connection's goroutines) runs on the same cores
+// that are still encoding and sending the answer. The layer that sends the answer (the
+// HTTP layer) therefore holds that work until the answer has left, then releases it.
+// copyjob knows no HTTP: it only sees a context that says "hold what you leave behind".
+
+// behindHold collects the work of one call until its answer has been sent.
+type behindHold struct {
+	mu       sync.Mutex
+	held     []func()
+	released bool
+}
+
+type behindHoldKey struct{}
+
+// HoldBehindAnswer returns a context under which the work a call leaves behind its
+// answer waits until release is called, and release. The caller calls release once the
+// answer has been sent (and in any case, deferred: work held and never released would
+// never run, and Wait would wait for it forever). Work left after release runs at once.
+// Without this context, that work starts as soon as it is left.
+func HoldBehindAnswer(ctx context.Context) (context.Context, func()) {
+	h := &behindHold{}
+	return context.WithValue(ctx, behindHoldKey{}, h), h.release
+}
+
+// leave runs work now, or holds it if ctx asks to and its answer has not been sent.
+func leave(ctx context.Context, work func()) {
+	if h, ok := ctx.Value(behindHoldKey{}).(*behindHold); ok {
+		h.mu.Lock()
+		if !h.released {
+			h.held = append(h.held, work)
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+	}
+	work()
+}
+
+func (h *behindHold) release() {
+	h.mu.Lock()
+	held := h.held
+	h.held, h.released = nil, true
+	h.mu.Unlock()
+	for _, work := range held {
+		work()
+	}
+}
