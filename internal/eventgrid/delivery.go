@@ -85,10 +85,47 @@ func IsDelivery(h http.Header, body []byte) bool {
 	case '[':
 		return true
 	case '{':
-		var probe struct {
-			SpecVersion json.RawMessage `json:"specversion"`
+		return hasSpecVersion(body)
+	}
+	return false
+}
+
+// hasSpecVersion tells whether a JSON object has a "specversion" attribute, as
+// encoding/json matches names: case-insensitively, with Unicode folding ("ſ" is an
+// "s") and escapes ("\u0073"). The parse reads the whole body; a plain copy request
+// (every start) skips it: ASCII without a backslash cannot hold the name but spelt
+// out, in some letter case.
+func hasSpecVersion(body []byte) bool {
+	if isPlainASCII(body) && !containsFoldASCII(body, "specversion") {
+		return false
+	}
+	var probe struct {
+		SpecVersion json.RawMessage `json:"specversion"`
+	}
+	return json.Unmarshal(body, &probe) == nil && probe.SpecVersion != nil
+}
+
+// isPlainASCII: no byte outside ASCII, no backslash.
+func isPlainASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 || c == '\\' {
+			return false
 		}
-		return json.Unmarshal(body, &probe) == nil && probe.SpecVersion != nil
+	}
+	return true
+}
+
+// containsFoldASCII reports whether b holds word (lower-case ASCII letters) in any
+// letter case.
+func containsFoldASCII(b []byte, word string) bool {
+	for i := 0; i+len(word) <= len(b); i++ {
+		j := 0
+		for j < len(word) && b[i+j]|0x20 == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
 	}
 	return false
 }

@@ -419,6 +419,11 @@ func TestIsDelivery(t *testing.T) {
 		{"cloudevents batch content type", header("Content-Type", ContentTypeCloudEventsBatch), `[]`, true},
 		{"cloudevent as application/json", header("Content-Type", "application/json"), string(readFixture(t, "cloudevents-blob-created.json")), true},
 		{"binary content mode", header("ce-specversion", "1.0"), `{"source":"x"}`, true},
+		// encoding/json matches names as these spell them; so must the probe's shortcut.
+		{"specversion in capitals", http.Header{}, `{"SPECVERSION":"1.0","source":"x"}`, true},
+		{"specversion escaped", http.Header{}, `{"spec\u0076ersion":"1.0"}`, true},
+		{"specversion with a long s", http.Header{}, `{"ſpecversion":"1.0"}`, true},
+		{"specversion as a value only", http.Header{}, `{"source":"specversion"}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

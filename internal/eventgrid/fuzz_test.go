@@ -1,6 +1,7 @@
 package eventgrid
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -72,6 +73,30 @@ func FuzzParseDelivery(f *testing.F) {
 		}
 		if d.Validation != nil && (len(d.Events) != 1 || d.Validation.ValidationCode == "") {
 			t.Fatalf("validation accepted with %d events, code %q", len(d.Events), d.Validation.ValidationCode)
+		}
+	})
+}
+
+// FuzzSpecVersionProbe checks IsDelivery's shortcut against the parse it skips: a
+// body the shortcut passes over never has a "specversion" attribute as encoding/json
+// reads one.
+//
+//	go test -fuzz=FuzzSpecVersionProbe -fuzztime=20s ./internal/eventgrid/
+func FuzzSpecVersionProbe(f *testing.F) {
+	for _, body := range []string{
+		`{"source":"https://a.blob.core.windows.net/c/b","destination":{"container":"c","blob":"b"}}`,
+		`{"specversion":"1.0"}`, `{"SpecVersion":1}`, `{"spec\u0076ersion":"1.0"}`, `{"ſpecversion":"1.0"}`,
+		`{"a":{"specversion":1}}`, `{"specversion":null}`,
+	} {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var probe struct {
+			SpecVersion json.RawMessage `json:"specversion"`
+		}
+		want := json.Unmarshal(body, &probe) == nil && probe.SpecVersion != nil
+		if got := hasSpecVersion(body); got != want {
+			t.Errorf("hasSpecVersion(%q) = %v, the parse says %v", body, got, want)
 		}
 	})
 }

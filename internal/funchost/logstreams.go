@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
 )
 
 // NewStreamsHandler returns a JSON slog.Handler that writes Error (and above)
@@ -13,10 +14,39 @@ import (
 // latter picks Warning for a stderr line containing "warn" and Error for one
 // containing "error", which every line written here does as "level":"ERROR").
 func NewStreamsHandler(stdout, stderr io.Writer, opts *slog.HandlerOptions) slog.Handler {
-	return &streamsHandler{out: slog.NewJSONHandler(stdout, opts), err: slog.NewJSONHandler(stderr, opts)}
+	return &streamsHandler{out: slog.NewJSONHandler(stdout, opts), err: builtHandler(slog.NewJSONHandler(stderr, opts))}
 }
 
-type streamsHandler struct{ out, err slog.Handler }
+type streamsHandler struct {
+	out slog.Handler
+	// err is built on its first Error record: most derived loggers (one per start,
+	// with its job id) never log one, and formatting their attributes for a second
+	// stream is work thrown away.
+	err *lazyHandler
+}
+
+// lazyHandler is a handler built on first use.
+type lazyHandler struct {
+	once  sync.Once
+	build func() slog.Handler
+	h     slog.Handler
+}
+
+func builtHandler(h slog.Handler) *lazyHandler {
+	l := &lazyHandler{h: h}
+	l.once.Do(func() {})
+	return l
+}
+
+func (l *lazyHandler) get() slog.Handler {
+	l.once.Do(func() { l.h, l.build = l.build(), nil })
+	return l.h
+}
+
+// derive returns the handler with(parent), built when first used.
+func (l *lazyHandler) derive(with func(slog.Handler) slog.Handler) *lazyHandler {
+	return &lazyHandler{build: func() slog.Handler { return with(l.get()) }}
+}
 
 func (h *streamsHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.out.Enabled(ctx, l)
@@ -24,17 +54,21 @@ func (h *streamsHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (h *streamsHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelError {
-		return h.err.Handle(ctx, r)
+		return h.err.get().Handle(ctx, r)
 	}
 	return h.out.Handle(ctx, r)
 }
 
 func (h *streamsHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &streamsHandler{out: h.out.WithAttrs(as), err: h.err.WithAttrs(as)}
+	// A handler owns the slice it is given (slog.Handler), so the deferred build may
+	// keep it.
+	return &streamsHandler{out: h.out.WithAttrs(as),
+		err: h.err.derive(func(p slog.Handler) slog.Handler { return p.WithAttrs(as) })}
 }
 
 func (h *streamsHandler) WithGroup(name string) slog.Handler {
-	return &streamsHandler{out: h.out.WithGroup(name), err: h.err.WithGroup(name)}
+	return &streamsHandler{out: h.out.WithGroup(name),
+		err: h.err.derive(func(p slog.Handler) slog.Handler { return p.WithGroup(name) })}
 }
 
 type invocationIDKey struct{}
