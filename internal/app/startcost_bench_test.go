@@ -3,7 +3,6 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,10 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 	"github.com/google/uuid"
 
@@ -30,6 +26,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/funchost"
 	"github.com/blobcopy/blobcopy/internal/redact"
 	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
+	"github.com/blobcopy/blobcopy/internal/testenv/barestart"
 )
 
 // The handler's own CPU per start, beside the bare SDK calls it makes, both against a
@@ -178,11 +175,12 @@ func BenchmarkStartCost(b *testing.B) {
 			b.Fatal(err)
 		}
 		ctx := context.Background()
-		source := stubEndpoint + "/src/a.txt"
+		bare := &barestart.Starter{Blobs: blobs, Records: blobs, Queue: queue, RecordsContainer: "copyjobs",
+			Source: stubEndpoint + "/src/a.txt", SourceRef: copyjob.BlobRef{Container: "src", Blob: "a.txt"}}
 		created := goroutinesCreated()
 		b.ReportAllocs()
 		for b.Loop() {
-			bareStart(b, ctx, blobs, queue, source)
+			bareStart(b, ctx, bare)
 		}
 		b.ReportMetric(float64(stub.requests.Load())/float64(b.N), "requests/op")
 		b.ReportMetric(float64(goroutinesCreated()-created)/float64(b.N), "goroutines/op")
@@ -198,39 +196,13 @@ func goroutinesCreated() uint64 {
 }
 
 // bareStart is the start's calls written directly against the SDK, as figure 2's
-// baseline makes them: the message carrying the job, Copy Blob, the record (with the
-// app's fields and metadata), the message's deletion.
-func bareStart(b *testing.B, ctx context.Context, blobs *azblob.Client, queue *azqueue.QueueClient, source string) {
-	now := time.Now().UTC()
-	dst := blobs.ServiceClient().NewContainerClient("dst").NewBlobClient("b.txt")
-	ref := copyjob.BlobRef{Container: "dst", Blob: "b.txt"}
-	job := copyjob.Job{ID: uuid.NewString(), Origin: "api",
-		Source:      copyjob.Source{URL: source, Kind: copyjob.SourceSameAccount, Ref: &copyjob.BlobRef{Container: "src", Blob: "a.txt"}},
-		Destination: copyjob.Destination{BlobRef: ref, URL: dst.URL()}, Options: copyjob.Options{Overwrite: true},
-		Status: copyjob.StatusStarting, CreatedAt: now, UpdatedAt: now, RequestHash: "0123456789abcdef0123456789abcdef",
-		Claim: &copyjob.Claim{Token: uuid.NewString(), Actor: "start", Until: now.Add(2 * time.Minute)}}
-	trail, _ := json.Marshal(map[string]any{"jobId": job.ID, "destination": ref, "polls": 0, "created": now, "job": job})
-	msg, err := queue.EnqueueMessage(ctx, string(trail), &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(5)), TimeToLive: to.Ptr(int32(-1))})
+// baseline makes them (barestart.Starter), the message's deletion included.
+func bareStart(b *testing.B, ctx context.Context, bare *barestart.Starter) {
+	deleteMessage, err := bare.Start(ctx, "dst", "b.txt")
+	if err == nil {
+		err = deleteMessage(ctx)
+	}
 	if err != nil {
-		b.Fatal(err)
-	}
-	cp, err := dst.StartCopyFromURL(ctx, source, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := time.Now().UTC()
-	job.CopyID, job.Status, job.Claim, job.Attempts, job.Tracked = *cp.CopyID, copyjob.StatusSuccess, nil, 1, true
-	job.StartedAt, job.CompletedAt, job.UpdatedAt = &done, &done, done
-	record, _ := json.Marshal(job)
-	if _, err := blobs.ServiceClient().NewContainerClient("copyjobs").NewBlockBlobClient("jobs/"+job.ID+".json").UploadBuffer(ctx, record,
-		&blockblob.UploadBufferOptions{HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-			Metadata: map[string]*string{"status": to.Ptr(string(job.Status)), "created": to.Ptr(now.Format(time.RFC3339Nano)),
-				"origin": to.Ptr(job.Origin), "copyid": to.Ptr(job.CopyID)},
-			Tags:             map[string]string{"untrackedStart": "no"},
-			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := queue.DeleteMessage(ctx, *msg.Messages[0].MessageID, *msg.Messages[0].PopReceipt, nil); err != nil {
 		b.Fatal(err)
 	}
 }

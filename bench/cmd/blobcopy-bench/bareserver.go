@@ -46,7 +46,7 @@ func serveBare() error {
 	if err != nil {
 		return err
 	}
-	bare := &bareSDK{blobs: blobs, records: blobs, queue: queue, source: source}
+	bare := newBareSDKClients(blobs, queue, source)
 	ln, err := net.Listen("tcp", os.Getenv(bareServeEnv))
 	if err != nil {
 		return err

@@ -2,23 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
-	"github.com/google/uuid"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/testenv/barestart"
 )
 
 // Figure 2: start latency of POST /api/copies through the handler binary over HTTP,
@@ -86,16 +81,24 @@ const (
 	bareQueueName = "barequeue"
 )
 
-// bareSDK is the app's start sequence written directly against the SDK.
+// bareSDK is the app's start sequence written directly against the SDK
+// (internal/testenv/barestart), and Copy Blob alone.
 type bareSDK struct {
+	starter *barestart.Starter
 	blobs   *azblob.Client
-	records *azblob.Client
 	queue   *azqueue.QueueClient
 	source  string
 }
 
+func newBareSDKClients(blobs *azblob.Client, queue *azqueue.QueueClient, source string) *bareSDK {
+	return &bareSDK{blobs: blobs, queue: queue, source: source, starter: &barestart.Starter{
+		Blobs: blobs, Records: blobs, Queue: queue, RecordsContainer: bareRecords,
+		Source: source, SourceRef: copyjob.BlobRef{Container: srcContainer, Blob: srcBlob},
+	}}
+}
+
 func newBareSDK(ctx context.Context, e *env) (*bareSDK, error) {
-	b := &bareSDK{blobs: blobService(e.az), records: blobService(e.az), queue: queueClient(e.az, bareQueueName, nil), source: srcURL(e.az)}
+	b := newBareSDKClients(blobService(e.az), queueClient(e.az, bareQueueName, nil), srcURL(e.az))
 	for _, c := range []string{latContainer, bareRecords} {
 		if _, err := b.blobs.CreateContainer(ctx, c, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
 			return nil, err
@@ -114,59 +117,11 @@ func (b *bareSDK) startCopy(ctx context.Context, name string) error {
 	return err
 }
 
-// sequence is what the app does for a same-account start without an idempotency key
-// that ends at once (issue 13: the tracking message is the crash trail, the record is
-// written once, after Copy Blob): put the tracking message (carrying the job), Copy
-// Blob, create the record in its outcome (with its blob index tag), delete the message.
-// The critical path ends with the record: like the app, it returns the deletion, for
-// after the answer. The message and the record carry what the app's do (the job's
-// fields, the ticket's, the record's metadata), so storage does the same work for both.
+// sequence is the app's start for latContainer/name (barestart.Starter.Start): its
+// critical path ends with the record, and it returns the message's deletion, for
+// after the answer, as the app makes it.
 func (b *bareSDK) sequence(ctx context.Context, name string) (deleteMessage func(context.Context) error, err error) {
-	now := time.Now().UTC()
-	dst := b.blobs.ServiceClient().NewContainerClient(latContainer).NewBlobClient(name)
-	ref := copyjob.BlobRef{Container: latContainer, Blob: name}
-	job := copyjob.Job{
-		ID:          uuid.NewString(),
-		Origin:      "api",
-		Source:      copyjob.Source{URL: b.source, Kind: copyjob.SourceSameAccount, Ref: &copyjob.BlobRef{Container: srcContainer, Blob: srcBlob}},
-		Destination: copyjob.Destination{BlobRef: ref, URL: dst.URL()},
-		Options:     copyjob.Options{Overwrite: true},
-		Status:      copyjob.StatusStarting,
-		CreatedAt:   now,
-		UpdatedAt:   now,
-		Claim:       &copyjob.Claim{Token: uuid.NewString(), Actor: "start", Until: now.Add(2 * time.Minute)},
-		RequestHash: "0123456789abcdef0123456789abcdef",
-	}
-	trail, _ := json.Marshal(map[string]any{"jobId": job.ID, "destination": ref, "polls": 0, "created": now, "job": job})
-	msg, err := b.queue.EnqueueMessage(ctx, string(trail), &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(5)), TimeToLive: to.Ptr(int32(-1))})
-	if err != nil {
-		return nil, fmt.Errorf("enqueue: %w", err)
-	}
-	cp, err := dst.StartCopyFromURL(ctx, b.source, nil)
-	if err != nil {
-		return nil, fmt.Errorf("copy: %w", err)
-	}
-	done := time.Now().UTC()
-	job.CopyID, job.Status, job.Claim, job.Attempts, job.Tracked = *cp.CopyID, copyjob.StatusSuccess, nil, 1, true
-	job.StartedAt, job.CompletedAt, job.UpdatedAt = &done, &done, done
-	body, _ := json.Marshal(job)
-	rec := b.records.ServiceClient().NewContainerClient(bareRecords).NewBlockBlobClient("jobs/" + job.ID + ".json")
-	if _, err := rec.UploadBuffer(ctx, body, &blockblob.UploadBufferOptions{
-		HTTPHeaders: &blob.HTTPHeaders{BlobContentType: to.Ptr("application/json")},
-		Metadata: map[string]*string{"status": to.Ptr(string(job.Status)), "created": to.Ptr(now.Format(time.RFC3339Nano)),
-			"origin": to.Ptr(job.Origin), "copyid": to.Ptr(job.CopyID)},
-		Tags:             map[string]string{"untrackedStart": "no"},
-		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}},
-	}); err != nil {
-		return nil, fmt.Errorf("create record: %w", err)
-	}
-	m := msg.Messages[0]
-	return func(ctx context.Context) error {
-		if _, err := b.queue.DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil {
-			return fmt.Errorf("delete message: %w", err)
-		}
-		return nil
-	}, nil
+	return b.starter.Start(ctx, latContainer, name)
 }
 
 // handlerVariant is another handler timed beside the main one: another binary, or the
