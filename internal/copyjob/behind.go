@@ -3,6 +3,7 @@ package copyjob
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // Work a start leaves behind its answer (a finished job's tracking message deletion)
@@ -11,6 +12,11 @@ import (
 // that are still encoding and sending the answer. The layer that sends the answer (the
 // HTTP layer) therefore holds that work until the answer has left, then releases it.
 // copyjob knows no HTTP: it only sees a context that says "hold what you leave behind".
+
+// maxBehindWorkers bounds the goroutines that run the work one answer released: an
+// Event Grid delivery of many events can leave one deletion per event, which would
+// otherwise all open their requests (and connections) at the same instant.
+const maxBehindWorkers = 8
 
 // behindHold collects the work of one call until its answer has been sent.
 type behindHold struct {
@@ -31,7 +37,8 @@ func HoldBehindAnswer(ctx context.Context) (context.Context, func()) {
 	return context.WithValue(ctx, behindHoldKey{}, h), h.release
 }
 
-// leave runs work now, or holds it if ctx asks to and its answer has not been sent.
+// leave runs work in a goroutine of its own now, or holds it if ctx asks to and its
+// answer has not been sent.
 func leave(ctx context.Context, work func()) {
 	if h, ok := ctx.Value(behindHoldKey{}).(*behindHold); ok {
 		h.mu.Lock()
@@ -42,15 +49,21 @@ func leave(ctx context.Context, work func()) {
 		}
 		h.mu.Unlock()
 	}
-	work()
+	go work()
 }
 
+// release runs the held work in at most maxBehindWorkers goroutines.
 func (h *behindHold) release() {
 	h.mu.Lock()
 	held := h.held
 	h.held, h.released = nil, true
 	h.mu.Unlock()
-	for _, work := range held {
-		work()
+	var next atomic.Int64
+	for range min(len(held), maxBehindWorkers) {
+		go func() {
+			for i := next.Add(1) - 1; i < int64(len(held)); i = next.Add(1) - 1 {
+				held[i]()
+			}
+		}()
 	}
 }

@@ -158,17 +158,16 @@ func (s *Service) Config() Config { return s.cfg }
 // it; if it never lands, the tick drops the message of a finished job at its first
 // visit). Wait waits for it.
 //
-// Under HoldBehindAnswer the goroutine starts only once the answer has been sent, so
-// that the deletion does not compete with it for the CPU.
+// Under HoldBehindAnswer it starts only once the answer has been sent, so that the
+// deletion does not compete with it for the CPU, and one answer's deletions run at
+// most maxBehindWorkers at a time.
 func (s *Service) dropMessageBehind(ctx context.Context, m Message, log *slog.Logger) {
 	s.background.add(1) // counted from now, so that Wait also waits for it while it is held
 	leave(ctx, func() {
-		go func() {
-			defer s.background.add(-1)
-			bctx, cancel := bookkeeping(ctx)
-			defer cancel()
-			s.dropMessage(bctx, m, log)
-		}()
+		defer s.background.add(-1)
+		bctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		s.dropMessage(bctx, m, log)
 	})
 }
 

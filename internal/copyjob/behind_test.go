@@ -1,0 +1,66 @@
+package copyjob_test
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+// Work left behind an answer under HoldBehindAnswer waits for release, Wait waits for
+// it, and one answer's deletions (an Event Grid delivery can leave one per event) run
+// a few at a time, not all at the same instant.
+func TestHeldDeletionsRunAfterReleaseAFewAtATime(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
+	const starts = 30
+	var running, most atomic.Int64
+	for range starts {
+		h.Queue.OnNext(copyjobtest.OpDelete, func() {
+			n := running.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(2 * time.Millisecond)
+			running.Add(-1)
+		})
+	}
+	ctx, release := copyjob.HoldBehindAnswer(h.ctx)
+	for i := range starts {
+		dst := copyjob.BlobRef{Container: "dst", Blob: "held-" + string(rune('a'+i))}
+		if _, _, err := h.svc.Start(ctx, copyjob.StartRequest{Source: srcURL, Destination: dst}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n := h.Queue.Calls(copyjobtest.OpDelete); n != 0 {
+		t.Fatalf("%d deletions ran before the answer was released", n)
+	}
+	waited := make(chan struct{})
+	var once sync.Once
+	go func() { h.svc.Wait(); once.Do(func() { close(waited) }) }()
+	select {
+	case <-waited:
+		t.Fatal("Wait returned while deletions were held")
+	case <-time.After(10 * time.Millisecond):
+	}
+	release()
+	<-waited
+	if n := h.Queue.Calls(copyjobtest.OpDelete); n != starts {
+		t.Fatalf("%d deletions after release, want %d", n, starts)
+	}
+	h.wantMessages(0)
+	if m := most.Load(); m > 8 || m < 2 {
+		t.Errorf("at most %d deletions ran at once, want 2 to 8", m)
+	}
+	// Work left after the release runs at once.
+	if _, _, err := h.svc.Start(ctx, copyjob.StartRequest{Source: srcURL, Destination: copyjob.BlobRef{Container: "dst", Blob: "late"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.Wait()
+	if n := h.Queue.Calls(copyjobtest.OpDelete); n != starts+1 {
+		t.Fatalf("%d deletions, want %d: work left after the release did not run", n, starts+1)
+	}
+}
