@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -59,5 +60,38 @@ func TestFinishedStartDeletesItsMessageOnlyAfterItsAnswerIsSent(t *testing.T) {
 		}
 	default:
 		t.Fatal("the finished start did not delete its tracking message")
+	}
+}
+
+// answerFirst flushes only answers that say their length: any other would turn chunked
+// (or, on HTTP/1.0, end with the connection) where net/http would have said its length.
+func TestAnswerFirstLeavesAnswersWithoutALengthToNetHTTP(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		handler http.HandlerFunc
+		length  string
+		body    string
+	}{
+		{"body without a length", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("hello world")) }, "11", "hello world"},
+		{"empty 200", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }, "0", ""},
+		{"body with its length", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5")
+			_, _ = w.Write([]byte("hello"))
+		}, "5", "hello"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(api.AnswerFirst(tt.handler))
+			defer srv.Close()
+			resp, err := srv.Client().Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if len(resp.TransferEncoding) != 0 || resp.Header.Get("Content-Length") != tt.length || string(body) != tt.body {
+				t.Errorf("answer: Transfer-Encoding %v, Content-Length %q, body %q; want no transfer encoding, %q, %q",
+					resp.TransferEncoding, resp.Header.Get("Content-Length"), body, tt.length, tt.body)
+			}
+		})
 	}
 }

@@ -77,7 +77,7 @@ func badRequest(code, target, msg string) *requestError {
 	return &requestError{status: http.StatusBadRequest, detail: ErrorDetail{Code: code, Target: target, Message: msg}}
 }
 
-// writeJSON answers with v, its length said: a whole answer can be sent (sendAnswer)
+// writeJSON answers with v, its length said: a whole answer can be sent (answerFirst)
 // before the handler returns, and the client knows it has all of it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var body bytes.Buffer

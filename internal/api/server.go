@@ -133,14 +133,18 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // the call left behind its answer starts (copyjob.HoldBehindAnswer: a finished start's
 // tracking message deletion) and before the access log line is written. Without it,
 // net/http sends the answer only once every wrapper has returned, and the deletion's
-// request competes with the answer for the CPU. Answers say their length (writeJSON),
-// so the flushed answer is whole and the client need not wait for the handler's end.
+// request competes with the answer for the CPU. Only an answer that says its length
+// (writeJSON does) is flushed: it is then whole for the client, who need not wait for
+// the handler's end. One that does not is left for net/http to finish (it adds the
+// length), since a flush would make it chunked.
 func answerFirst(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, release := copyjob.HoldBehindAnswer(r.Context())
 		defer release() // also when the handler panics: held work must run
 		h.ServeHTTP(w, r.WithContext(ctx))
-		_ = http.NewResponseController(w).Flush()
+		if w.Header().Get("Content-Length") != "" {
+			_ = http.NewResponseController(w).Flush()
+		}
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Work a start leaves behind its answer (a finished job's tracking message deletion)
@@ -12,6 +13,13 @@ import (
 // that are still encoding and sending the answer. The layer that sends the answer (the
 // HTTP layer) therefore holds that work until the answer has left, then releases it.
 // copyjob knows no HTTP: it only sees a context that says "hold what you leave behind".
+
+// maxBehindHold bounds how long work waits for its answer. A start answers within
+// milliseconds of leaving it, but an Event Grid delivery answers after its last event
+// (up to its 20 s budget): past this, its first events' deletions run without waiting,
+// well before their messages become visible to the tick (COPY_FIRST_POLL, 5 s by
+// default), which would otherwise visit each one for nothing.
+const maxBehindHold = time.Second
 
 // maxBehindWorkers bounds the goroutines that run the work one answer released: an
 // Event Grid delivery of many events can leave one deletion per event, which would
@@ -23,15 +31,16 @@ type behindHold struct {
 	mu       sync.Mutex
 	held     []func()
 	released bool
+	timer    *time.Timer // releases the held work after maxBehindHold
 }
 
 type behindHoldKey struct{}
 
 // HoldBehindAnswer returns a context under which the work a call leaves behind its
-// answer waits until release is called, and release. The caller calls release once the
-// answer has been sent (and in any case, deferred: work held and never released would
-// never run, and Wait would wait for it forever). Work left after release runs at once.
-// Without this context, that work starts as soon as it is left.
+// answer waits until release is called (or maxBehindHold has passed), and release. The
+// caller calls release once the answer has been sent, and in any case, deferred. Work
+// left after release runs at once. Without this context, that work starts as soon as
+// it is left.
 func HoldBehindAnswer(ctx context.Context) (context.Context, func()) {
 	h := &behindHold{}
 	return context.WithValue(ctx, behindHoldKey{}, h), h.release
@@ -44,6 +53,9 @@ func leave(ctx context.Context, work func()) {
 		h.mu.Lock()
 		if !h.released {
 			h.held = append(h.held, work)
+			if h.timer == nil {
+				h.timer = time.AfterFunc(maxBehindHold, h.release)
+			}
 			h.mu.Unlock()
 			return
 		}
@@ -57,6 +69,9 @@ func (h *behindHold) release() {
 	h.mu.Lock()
 	held := h.held
 	h.held, h.released = nil, true
+	if h.timer != nil {
+		h.timer.Stop()
+	}
 	h.mu.Unlock()
 	var next atomic.Int64
 	for range min(len(held), maxBehindWorkers) {

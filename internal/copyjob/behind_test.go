@@ -64,3 +64,25 @@ func TestHeldDeletionsRunAfterReleaseAFewAtATime(t *testing.T) {
 		t.Fatalf("%d deletions, want %d: work left after the release did not run", n, starts+1)
 	}
 }
+
+// An answer that takes long (an Event Grid delivery of many events) does not keep its
+// first deletions waiting: held work runs after at most a second, released or not,
+// well before the tick could find the messages (COPY_FIRST_POLL).
+func TestHeldDeletionRunsAfterASecondWithoutItsAnswer(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
+	ctx, release := copyjob.HoldBehindAnswer(h.ctx)
+	defer release()
+	if _, _, err := h.svc.Start(ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef}); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	h.svc.Wait() // returns once the held deletion has run
+	if n := h.Queue.Calls(copyjobtest.OpDelete); n != 1 {
+		t.Fatalf("%d deletions, want 1", n)
+	}
+	if waited := time.Since(began); waited < 500*time.Millisecond || waited > 10*time.Second {
+		t.Errorf("the held deletion ran after %s, want about a second", waited)
+	}
+	h.wantMessages(0)
+}

@@ -1,0 +1,4 @@
+package api
+
+// AnswerFirst is answerFirst, for its tests.
+var AnswerFirst = answerFirst
