@@ -12,6 +12,7 @@ AZURITE   := $(TOOLS)/node_modules/.bin/azurite
 # starved at the deadline (golang/go#75804, fixed in Go 1.27). About 10 s each here.
 FUZZ_EVENTGRID ?= 200000x
 FUZZ_API       ?= 50000x
+FUZZ_PROBE     ?= 100000x
 
 # Everything a Go binary is built from: sources and the files they embed (go:embed,
 # e.g. internal/api/openapi.json), so editing either rebuilds.
@@ -118,6 +119,7 @@ stress: deps
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseDelivery -fuzztime=$(FUZZ_EVENTGRID) ./internal/eventgrid
 	$(GO) test -run='^$$' -fuzz=FuzzCopyRequest -fuzztime=$(FUZZ_API) ./internal/api
+	$(GO) test -run='^$$' -fuzz=FuzzSpecVersionProbe -fuzztime=$(FUZZ_PROBE) ./internal/eventgrid
 
 ## bench: storage requests, latency, tick throughput, cold start, RSS, Python baseline
 bench: deps build
