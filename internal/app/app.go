@@ -140,6 +140,13 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 		return nil, err
 	}
 	cfg.Now = opts.Now
+	for _, acct := range accounts {
+		// Every alias of the app's own account reaches its records (names are unique
+		// in Azure; an emulator's accounts differ by name too).
+		if strings.EqualFold(acct.Config.Name, own.Name) {
+			cfg.InternalContainers = append(cfg.InternalContainers, copyjob.BlobRef{Account: acct.Alias, Container: recordsName})
+		}
+	}
 	policy := api.Policy{
 		AllowedDestinations: list(s.Get("COPY_ALLOWED_DESTINATIONS", "")),
 		AllowedSourceHosts:  list(s.Get("COPY_ALLOWED_SOURCE_HOSTS", "")),

@@ -169,9 +169,18 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	if !ok {
 		return nil, invalid("source", "a batch's source must be a container in a configured storage account")
 	}
+	internal := s.copies.Config().Internal
+	if internal(copyjob.BlobRef{Account: src.Account, Container: src.Container}) {
+		return nil, &copyjob.Error{Code: copyjob.CodeSourceNotAllowed, Target: "source",
+			Message: "container " + src.Container + " holds the app's own records and cannot be a source"}
+	}
 	dst := req.Destination
 	if dst.Container == "" {
 		return nil, invalid("destination.container", "destination.container is required")
+	}
+	if internal(copyjob.BlobRef{Account: dst.Account, Container: dst.Container}) {
+		return nil, &copyjob.Error{Code: copyjob.CodeDestinationNotAllowed, Target: "destination.container",
+			Message: "container " + dst.Container + " holds the app's own records and cannot be a destination"}
 	}
 	if _, err := s.storage.URL(copyjob.BlobRef{Account: dst.Account, Container: dst.Container, Blob: "x"}); err != nil {
 		return nil, invalid("destination.account", "unknown destination account")

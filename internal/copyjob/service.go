@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -48,6 +49,23 @@ type Config struct {
 	// MaxCallbackAttempts bounds completion callback deliveries.
 	MaxCallbackAttempts int
 	Now                 func() time.Time
+	// InternalContainers are the app's own containers (its records), named by every
+	// account alias of the app's own storage account; Blob is ignored. They are never a
+	// copy's source or destination: a record holds what answers redact (a callback
+	// URL's token) and other owners' jobs, and the app signs the SAS that would read it.
+	InternalContainers []BlobRef
+}
+
+// Internal reports whether ref lies in one of the app's own containers. Container
+// names compare without regard to case, as a refusal must not depend on how storage
+// treats a name it would refuse anyway.
+func (c Config) Internal(ref BlobRef) bool {
+	for _, in := range c.InternalContainers {
+		if in.Account == ref.Account && strings.EqualFold(in.Container, ref.Container) {
+			return true
+		}
+	}
+	return false
 }
 
 // storageServerTimeout is the longest time the Blob service works on one request

@@ -66,6 +66,10 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	if id == "" {
 		id = uuid.NewString()
 	}
+	if s.cfg.Internal(req.Destination) {
+		return nil, false, newError(CodeDestinationNotAllowed, "destination.container",
+			"container "+req.Destination.Container+" holds the app's own records and cannot be a destination", nil)
+	}
 	lifetime, err := s.sasLifetime(req.Options.SASLifetime)
 	if err != nil {
 		return nil, false, err
@@ -73,6 +77,12 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	prepared, err := s.blobs.PrepareSource(ctx, req.Source, req.Destination, lifetime)
 	if err != nil {
 		return nil, false, sourceError(err)
+	}
+	if ref := prepared.Source.Ref; ref != nil && s.cfg.Internal(*ref) {
+		// Checked on the blob the SAS was signed for, not on the URL's text: no spelling
+		// of the URL reaches the records through the app's signature.
+		return nil, false, newError(CodeSourceNotAllowed, "source",
+			"container "+ref.Container+" holds the app's own records and cannot be a source", nil)
 	}
 	if req.Options.LeaseSource && prepared.Source.Ref == nil {
 		return nil, false, newError(CodeInvalidRequest, "leaseSource",
