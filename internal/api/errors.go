@@ -52,7 +52,7 @@ func statusFor(code copyjob.Code) int {
 	case copyjob.CodeJobNotFound, copyjob.CodeContainerNotFound, copyjob.CodeSourceNotFound, batch.CodeBatchNotFound:
 		return http.StatusNotFound
 	case copyjob.CodeCopyNotPending, copyjob.CodeDestinationExists, copyjob.CodePendingCopyOperation, copyjob.CodeSourceLeased,
-		copyjob.CodeDestinationLeased, copyjob.CodeStorageRefused, copyjob.CodeStartRetriesExhausted, copyjob.CodeCopyNotRetryable,
+		copyjob.CodeDestinationLeased, copyjob.CodeStorageRefused, copyjob.CodeStartRetriesExhausted, copyjob.CodeCopyNotRetryable, copyjob.CodeSourceQueryNotKept,
 		batch.CodeBatchFinished:
 		return http.StatusConflict
 	case copyjob.CodeIdempotencyMismatch:

@@ -108,16 +108,17 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	if u.User != nil {
 		return copyjob.PreparedSource{}, fmt.Errorf("%w: credentials in the URL's user info are not supported", copyjob.ErrInvalidSource)
 	}
-	rec := copyjob.Source{URL: redact.StripQuery(source)}
+	rec := copyjob.Source{URL: redact.StripQuery(source), QueryDropped: redact.DropsQuery(source)}
 	ref, known := b.Locate(u)
 	if known {
 		r := ref
 		rec.Ref = &r
 	}
-	if u.Query().Get("sig") != "" {
+	if sig, se := queryValueFold(u, "sig"), queryValueFold(u, "se"); sig != "" {
+		// Names compare without regard to case, as redact's do.
 		rec.Kind = copyjob.SourceCallerSAS
-		if se, perr := time.Parse(time.RFC3339, u.Query().Get("se")); perr == nil {
-			rec.SASExpiresAt = &se
+		if t, perr := time.Parse(time.RFC3339, se); perr == nil {
+			rec.SASExpiresAt = &t
 		}
 		return copyjob.PreparedSource{ReadURL: source, Source: rec}, nil
 	}
@@ -418,4 +419,15 @@ func ptrMap(m map[string]string) map[string]*string {
 		out[k] = to.Ptr(v)
 	}
 	return out
+}
+
+// queryValueFold returns the first value of the query parameter named name in any
+// letter case.
+func queryValueFold(u *url.URL, name string) string {
+	for k, v := range u.Query() {
+		if strings.EqualFold(k, name) && len(v) > 0 && v[0] != "" {
+			return v[0]
+		}
+	}
+	return ""
 }

@@ -51,7 +51,7 @@ func (s *Service) ResumeChild(ctx context.Context, job *Job) (bool, error) {
 	if job.StartFailures >= 3*s.cfg.MaxFailures {
 		return false, newError(CodeStorageUnavailable, "", "the start failed transiently too often; an operator decides", nil)
 	}
-	return true, s.resumeStart(ctx, job, ActorTick, "")
+	return true, s.resumeStart(ctx, job, ActorTick, "", "")
 }
 
 // FinishChild performs the leftovers of a terminal child (a lease release, a callback)

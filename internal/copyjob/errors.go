@@ -59,6 +59,10 @@ const (
 	CodeStartRetriesExhausted Code = "StartRetriesExhausted"
 	CodeInternal              Code = "InternalError"
 	CodeCopyNotRetryable      Code = "CopyNotRetryable"
+	// CodeSourceQueryNotKept: a start whose source carried the caller's SAS (or another
+	// query, such as a token) cannot be attempted again without the request: no such
+	// query is ever stored.
+	CodeSourceQueryNotKept Code = "SourceQueryNotKept"
 )
 
 // Error is a domain error with a stable code; the HTTP layer maps codes to statuses.

@@ -78,6 +78,10 @@ type Source struct {
 	// SASExpiresAt is when the SAS the copy reads with stops working (pitfalls #3).
 	SASExpiresAt *time.Time `json:"sasExpiresAt,omitempty"`
 	SASKind      string     `json:"sasKind,omitempty"` // "userDelegation" or "accountKey"
+	// QueryDropped is set when the caller's URL had a query URL leaves out (anything
+	// but snapshot and versionid: a SAS, a token). Such a query is never stored, so
+	// only a replay of the request can attempt the copy again (see resumeStart).
+	QueryDropped bool `json:"queryDropped,omitempty"`
 }
 
 // Destination is where the copy writes.

@@ -129,6 +129,10 @@ func (s *Service) retryable(j *Job) error {
 		return notRetryable(fmt.Sprintf("the copy is %s: only failed or startFailed copies can be retried", j.Status))
 	case s.hasLeftovers(j) || s.claimLive(j):
 		return notRetryable("the last attempt is still being finished (its lease or callback); retry in a minute")
+	case j.Source.needsCallersQuery():
+		e := sourceQueryNotKept()
+		e.Job = j
+		return e
 	}
 	return nil
 }

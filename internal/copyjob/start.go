@@ -143,7 +143,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 			// Our own Create landed and its answer was lost (or the SDK's retry met it).
 			job = existing
 		case errors.Is(err, ErrExists) && gerr == nil:
-			return s.replay(ctx, id, req.RequestHash)
+			return s.replay(ctx, id, req.RequestHash, req.Source)
 		default:
 			// The record may or may not exist: one that did land says "starting" under a
 			// claim nobody will finish, and the tick's sweep takes it over (see sweep).
@@ -221,7 +221,7 @@ func (s *Service) effectsDue(job *Job) bool {
 // replay answers a retry of a request (same idempotency key, same event) that found
 // the first job: the job as it stands; the original refusal for a start refused for
 // good; and a new attempt for a start that failed transiently (the retry is the point).
-func (s *Service) replay(ctx context.Context, id, requestHash string) (*Job, bool, error) {
+func (s *Service) replay(ctx context.Context, id, requestHash, source string) (*Job, bool, error) {
 	job, err := s.records.Get(ctx, id)
 	if err != nil {
 		return nil, false, storageError("cannot read the existing job", err)
@@ -240,7 +240,7 @@ func (s *Service) replay(ctx context.Context, id, requestHash string) (*Job, boo
 		// take over: its tracking message may name a copy the record does not.
 		// Its message may be missing (the postponing write's enqueue failed): track
 		// enqueues one unless the record says it is there.
-		return job, false, s.resumeStart(withTracker(ctx, &tracker{}), job, ActorReplay, "")
+		return job, false, s.resumeStart(withTracker(ctx, &tracker{}), job, ActorReplay, "", source)
 	}
 	return job, false, nil
 }
@@ -256,7 +256,9 @@ func refusalError(job *Job) *Error {
 // start again: a tick after a crash or a transient failure, or a replayed request.
 // knownCopy is the copy id the tracking message learnt when a start could not record
 // it (see Start): that copy is the job's, and is followed rather than started again.
-func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownCopy string) error {
+// callerSource is the source as a replayed request sends it ("" for the tick): the
+// only way back to a caller's SAS, which no record keeps.
+func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownCopy, callerSource string) error {
 	log := s.log.With("jobId", job.ID, "operation", "start", "actor", actor)
 	// A claim left to expire (not given back) means its holder died or stalled mid-way:
 	// it may have sent Copy Blob without recording it.
@@ -291,12 +293,33 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownC
 	if lerr != nil {
 		lifetime = s.cfg.SASLifetime
 	}
-	prepared, err := s.blobs.PrepareSource(ctx, job.Source.URL, job.Destination.BlobRef, lifetime)
+	source, needsQuery := job.Source.URL, job.Source.needsCallersQuery()
+	if needsQuery {
+		source = callerSource
+	}
+	prepared, err := s.blobs.PrepareSource(ctx, source, job.Destination.BlobRef, lifetime)
+	if needsQuery && (err != nil || prepared.Source.URL != job.Source.URL) {
+		// Attempted without the caller's SAS, the copy would be refused for want of it
+		// (a false CannotVerifyCopySource), or read something else: the job ends,
+		// saying why.
+		return s.refuse(ctx, job, token, sourceQueryNotKept(), log)
+	}
 	if err != nil {
 		return s.fail(ctx, job, token, sourceError(err), log)
 	}
 	job.Source.SASExpiresAt = prepared.Source.SASExpiresAt
 	return s.attempt(ctx, job, prepared.ReadURL, token, log)
+}
+
+// needsCallersQuery: the source's URL had a query (the caller's SAS, a token) that the
+// record does not keep, so the copy can be attempted again only with the request.
+func (s Source) needsCallersQuery() bool { return s.Kind == SourceCallerSAS || s.QueryDropped }
+
+// sourceQueryNotKept is why such a start is not attempted again by the tick or a
+// retry: no SAS or token is ever stored.
+func sourceQueryNotKept() *Error {
+	return newError(CodeSourceQueryNotKept, "source", "the source URL carried your SAS or token, which is never stored, so "+
+		"the copy cannot be attempted again without it: start a new copy (a new request, or a new Idempotency-Key) with it", nil)
 }
 
 // followKnownCopy records the outcome of the copy a start began but could not record:

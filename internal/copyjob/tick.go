@@ -526,7 +526,7 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 	}
 	log.WarnContext(ctx, "taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
 	job.Tracked = true // this message follows it: the takeover enqueues no other
-	err := s.resumeStart(ctx, job, ActorTick, t.CopyID)
+	err := s.resumeStart(ctx, job, ActorTick, t.CopyID, "")
 	switch {
 	case job.Status.Terminal():
 		if o := s.finishTerminal(ctx, m, job, false, log); o != outCompleted {

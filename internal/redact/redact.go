@@ -74,6 +74,23 @@ func parsedURL(u *url.URL) string {
 	return c.String()
 }
 
+// DropsQuery reports whether StripQuery leaves out part of raw's query (anything but
+// snapshot and versionid).
+func DropsQuery(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return true
+	}
+	for name := range u.Query() {
+		switch strings.ToLower(name) {
+		case "snapshot", "versionid":
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 // StripQuery returns the URL without any query except the ones that select what is read
 // (snapshot, versionid): the form kept in job records.
 func StripQuery(raw string) string {

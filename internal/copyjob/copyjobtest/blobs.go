@@ -371,17 +371,17 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	}
 	clean := stripQuery(source)
 	ref, inAccount := b.refLocked(u)
-	src := copyjob.Source{URL: clean}
+	src := copyjob.Source{URL: clean, QueryDropped: redact.DropsQuery(source)}
 	if inAccount {
 		src.Ref = &ref
 	}
 	switch {
-	case u.Query().Get("sig") != "":
+	case hasSig(u):
 		src.Kind = copyjob.SourceCallerSAS
 		return copyjob.PreparedSource{ReadURL: source, Source: src}, nil
 	case !inAccount:
 		src.Kind = copyjob.SourceExternal
-		return copyjob.PreparedSource{ReadURL: clean, Source: src}, nil
+		return copyjob.PreparedSource{ReadURL: source, Source: src}, nil // read with its query, as storage must
 	case ref.Account == dst.Account:
 		src.Kind = copyjob.SourceSameAccount
 		return copyjob.PreparedSource{ReadURL: clean, Source: src}, nil
@@ -666,4 +666,14 @@ func (b *Blobs) Refs() []copyjob.BlobRef {
 	}
 	sort.Slice(out, func(i, j int) bool { return fmt.Sprint(out[i]) < fmt.Sprint(out[j]) })
 	return out
+}
+
+// hasSig: a caller's SAS, its parameter named in any letter case (as the adapter reads it).
+func hasSig(u *url.URL) bool {
+	for k, v := range u.Query() {
+		if strings.EqualFold(k, "sig") && len(v) > 0 && v[0] != "" {
+			return true
+		}
+	}
+	return false
 }

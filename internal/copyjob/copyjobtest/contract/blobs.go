@@ -101,6 +101,28 @@ func blobsURL(t *testing.T, h BlobsHarness) {
 		_, err := b.PrepareSource(ctx(t), bad, h.Ref("dst.bin"), time.Hour)
 		wantErr(t, "PrepareSource("+bad+")", err, copyjob.ErrInvalidSource)
 	}
+	// A query the record does not keep (a caller's SAS in any letter case, a token) is
+	// read with and said to be dropped: only a replay of the request can bring it back.
+	for _, tt := range []struct {
+		query   string
+		kind    copyjob.SourceKind
+		dropped bool
+	}{
+		{"?sv=2025-01-05&sp=r&sig=abc", copyjob.SourceCallerSAS, true},
+		{"?SV=2025-01-05&SP=r&SIG=abc", copyjob.SourceCallerSAS, true},
+		{"?snapshot=2026-01-01T00:00:00.0000000Z", copyjob.SourceSameAccount, false},
+	} {
+		prep, err := b.PrepareSource(ctx(t), u+tt.query, h.Ref("dst.bin"), time.Hour)
+		wantOK(t, "PrepareSource with "+tt.query, err)
+		if prep.Source.Kind != tt.kind || prep.Source.QueryDropped != tt.dropped || !strings.HasSuffix(prep.ReadURL, strings.TrimPrefix(tt.query, "?")) && tt.dropped {
+			t.Errorf("PrepareSource with %s = %+v (reads %s), want kind %s, queryDropped %v, read with the query", tt.query, prep.Source, prep.ReadURL, tt.kind, tt.dropped)
+		}
+	}
+	ext, err := b.PrepareSource(ctx(t), "https://example.org/f.bin?token=abc", h.Ref("dst.bin"), time.Hour)
+	wantOK(t, "PrepareSource of an external URL with a token", err)
+	if ext.Source.Kind != copyjob.SourceExternal || !ext.Source.QueryDropped || strings.Contains(ext.Source.URL, "token") || !strings.Contains(ext.ReadURL, "token=abc") {
+		t.Errorf("PrepareSource of an external URL with a token = %+v (reads %s), want external, queryDropped, read with it", ext.Source, ext.ReadURL)
+	}
 }
 
 func blobsStartCopy(t *testing.T, h BlobsHarness) {
