@@ -308,6 +308,11 @@ func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
 	}
 	caller := callerFrom(r.Context())
 	job, err := s.copies.Retry(r.Context(), id, copyjob.RetryOptions{Allow: caller.allowAbort})
+	if copyjob.CodeOf(err) == copyjob.CodeWaitingForDestination && job != nil {
+		// An event's job waits for the copy pending on its destination: accepted, it
+		// starts once that copy has ended.
+		err = nil
+	}
 	if err != nil {
 		s.resp.writeError(w, r, sameNotFound(id, err))
 		return

@@ -54,6 +54,10 @@ const (
 	OutcomeRefused   = "refused"   // the copy was refused for good; a retry would not help
 	OutcomeDeferred  = "deferred"  // not yet: the copy that raised the event is still pending
 	OutcomeFailed    = "failed"    // a transient failure: Event Grid should redeliver
+	// OutcomeWaiting: the destination has a copy pending (an earlier version's); the
+	// event's job starts once it has ended, followed by the status tick (no redelivery
+	// needed).
+	OutcomeWaiting = "waiting"
 )
 
 // EventResult reports what happened to one event of a delivery.
@@ -324,6 +328,11 @@ func (h *eventHandler) start(ctx context.Context, e eventgrid.Event, rule rules.
 		out.Outcome, out.JobID = OutcomeStarted, job.ID
 	case err == nil:
 		out.Outcome, out.JobID = OutcomeDuplicate, job.ID
+	case copyjob.CodeOf(err) == copyjob.CodeWaitingForDestination:
+		out.Outcome, out.Reason = OutcomeWaiting, redact.Text(err.Error())
+		if de := (*copyjob.Error)(nil); errors.As(err, &de) && de.Job != nil {
+			out.JobID = de.Job.ID // the event's own job (no owner: not hidden)
+		}
 	case copyjob.Retryable(err):
 		out.Outcome, out.Reason = OutcomeFailed, redact.Text(err.Error())
 	default:

@@ -260,3 +260,31 @@ func TestWebhookRuleForm(t *testing.T) {
 		t.Errorf("webhook without key: %d", r.status)
 	}
 }
+
+// A newer version of a blob whose earlier version's copy is still pending on the
+// destination: the event waits (200, outcome "waiting", naming its own job), never
+// "refused" (Event Grid would drop it, and the newest version would never be copied).
+// Its redelivery says the same.
+func TestEventForANewerVersionWaitsForThePendingCopy(t *testing.T) {
+	f := newFixture(t, api.Policy{}, []rules.Rule{rule("docs", "testcontainer", "archive", "", false)})
+	f.env.Blobs.Put(docsBlob("testcontainer", "new-file.txt"), 1, nil)
+	f.env.Blobs.SetStartStatus(copyjob.StatusPending)
+	v1 := sample(t, "eventgrid-blob-created.json")
+	v2 := []byte(strings.NewReplacer("831e1650-001e-001b-66ab-eeb76e069631", "22222222-001e-001b-66ab-eeb76e069631",
+		"0x8D4BCC2E4835CD0", "0x8D4BCC2E4835CD1").Replace(string(v1)))
+	r := f.do(t, http.MethodPost, "/api/copies", v1, eventGridHeaders)
+	first := deliveryResult(t, r)["831e1650-001e-001b-66ab-eeb76e069631"]
+	if r.status != http.StatusOK || first.Outcome != "started" {
+		t.Fatalf("first version: %d %+v", r.status, first)
+	}
+	for range 2 { // the delivery, then Event Grid's redelivery of it
+		r = f.do(t, http.MethodPost, "/api/copies", v2, eventGridHeaders)
+		second := deliveryResult(t, r)["22222222-001e-001b-66ab-eeb76e069631"]
+		if r.status != http.StatusOK || second.Outcome != "waiting" || second.JobID == "" || second.JobID == first.JobID {
+			t.Fatalf("newer version: %d %+v, want 200, waiting, naming its own job (the first is %s)", r.status, second, first.JobID)
+		}
+		if j := f.env.Records.Job(second.JobID); j == nil || j.Status != copyjob.StatusStarting {
+			t.Fatalf("the waiting event's job: %+v", j)
+		}
+	}
+}

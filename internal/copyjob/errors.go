@@ -59,6 +59,9 @@ const (
 	CodeStartRetriesExhausted Code = "StartRetriesExhausted"
 	CodeInternal              Code = "InternalError"
 	CodeCopyNotRetryable      Code = "CopyNotRetryable"
+	// CodeWaitingForDestination: an event's start met a copy pending on its destination
+	// and waits for it to end (see Service.fail); the error names the waiting job.
+	CodeWaitingForDestination Code = "WaitingForDestination"
 	// CodeSourceQueryNotKept: a start whose source carried the caller's SAS (or another
 	// query, such as a token) cannot be attempted again without the request: no such
 	// query is ever stored.

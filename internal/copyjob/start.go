@@ -289,6 +289,11 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownC
 				"cannot read the destination to tell whether an earlier attempt started the copy", nil), log)
 		}
 	}
+	if waitingForDestination(job) {
+		if cause := s.destinationStillBusy(ctx, job); cause != nil {
+			return s.awaitDestination(ctx, job, token, cause, log)
+		}
+	}
 	lifetime, lerr := s.sasLifetime(job.Options.SASLifetime)
 	if lerr != nil {
 		lifetime = s.cfg.SASLifetime
@@ -682,6 +687,9 @@ func sameBlobURL(a, b string) bool {
 // fail ends an attempt that failed: a transient failure leaves the job "starting" for
 // another attempt, a permanent one refuses it.
 func (s *Service) fail(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
+	if cause.Code == CodePendingCopyOperation && waitsForDestination(job) {
+		return s.awaitDestination(ctx, job, token, cause, log)
+	}
 	if Retryable(cause) && job.StartFailures+1 < s.cfg.MaxFailures {
 		return s.postpone(ctx, job, token, cause, log)
 	}
@@ -704,14 +712,68 @@ func (s *Service) fail(ctx context.Context, job *Job, token string, cause *Error
 	return s.refuse(ctx, job, token, cause, log)
 }
 
+// waitsForDestination: an Event Grid event announces a new version of its source, and
+// a copy pending on its destination (an earlier version's, another client's) ends in
+// time. Refused, the newest version would never be copied: Event Grid drops an event
+// answered as refused. The event's job waits instead, attempted again by the tick as
+// the destination's copy runs, without counting failures. A start holding a source
+// lease does not wait (it would hold the lease as long); an API caller gets the 409
+// naming the owner and decides.
+func waitsForDestination(job *Job) bool { return job.Origin == "eventgrid" && job.Lease == nil }
+
+// awaitDestination leaves an event's job "starting" until the copy pending on its
+// destination has ended: the tick attempts it again with the polls' backoff (up to
+// MaxPollInterval), and so does a redelivery of the event.
+func (s *Service) awaitDestination(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
+	e := newError(CodeWaitingForDestination, "destination",
+		"the destination has a copy pending; this job starts once it has ended: "+cause.Message, cause.Err)
+	s.postponeFor(ctx, job, token, e, job.StartFailures, s.backoff(max(1, int64(job.Attempts))), log)
+	log.InfoContext(ctx, "the destination has a copy pending; the start waits for it to end", "attempts", job.Attempts, "nextAttemptAt", job.NextAttemptAt)
+	e.Job = job
+	return e
+}
+
+// destinationStillBusy says why a waiting job must wait on: the copy on its destination
+// is another job's of this app that has not recorded its outcome yet (pending, or
+// ended and not yet seen by the tick). Copying over it now would leave that job a
+// copyIdMismatch instead of its true outcome. A copy no job of this app records is
+// left to Copy Blob to judge.
+func (s *Service) destinationStillBusy(ctx context.Context, job *Job) *Error {
+	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
+	if err != nil || cur.CopyID == "" {
+		return nil
+	}
+	owner, _ := s.findOwner(ctx, job.Destination.BlobRef, cur.CopyID)
+	if owner == nil || owner.ID == job.ID || owner.Status.Terminal() {
+		return nil
+	}
+	return newError(CodePendingCopyOperation, "destination",
+		fmt.Sprintf("another job of this app has not yet recorded the outcome of copy %s on the destination", cur.CopyID), nil)
+}
+
+// waitingForDestination tells a job left waiting by awaitDestination (its description
+// says so) from one that failed transiently.
+func waitingForDestination(job *Job) bool {
+	return strings.HasPrefix(job.StatusDescription, string(CodeWaitingForDestination)+":")
+}
+
 // postpone records a transient start failure: the job stays "starting", gives its claim
 // back and may be attempted again from NextAttemptAt by the tick, or at once by a retry
 // of the request. The lease (held or being acquired) stays: the next attempt reuses it.
 func (s *Service) postpone(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
+	failures := job.StartFailures + 1
+	s.postponeFor(ctx, job, token, cause, failures, s.backoff(int64(failures)), log)
+	log.WarnContext(ctx, "start failed transiently; it will be attempted again", "code", cause.Code, "failures", failures, "nextAttemptAt", job.NextAttemptAt, "err", cause.Err)
+	cause.Job = job
+	return cause
+}
+
+// postponeFor writes the job "starting" without its claim, to be attempted again after
+// wait, with failures transient failures in a row.
+func (s *Service) postponeFor(ctx context.Context, job *Job, token string, cause *Error, failures int, wait time.Duration, log *slog.Logger) {
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
-	failures := job.StartFailures + 1
-	next := s.cfg.Now().UTC().Add(s.backoff(int64(failures)))
+	next := s.cfg.Now().UTC().Add(wait)
 	// The tick attempts the start again: a message must follow it (see track). Without
 	// one the record is still written; the sweep gives it a message later.
 	_ = s.track(bctx, job, log)
@@ -728,9 +790,6 @@ func (s *Service) postpone(ctx context.Context, job *Job, token string, cause *E
 	if err != nil && !errors.Is(err, errLostClaim) {
 		log.WarnContext(ctx, "cannot record the transient start failure; the claim expires and the tick retries", "err", err)
 	}
-	log.WarnContext(ctx, "start failed transiently; it will be attempted again", "code", cause.Code, "failures", failures, "nextAttemptAt", next, "err", cause.Err)
-	cause.Job = job
-	return cause
 }
 
 // refuse ends a start refused for good. The transition to startFailed is written first,

@@ -524,7 +524,11 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 		// an operator decides (the job keeps its lease; the poison entry names it).
 		return s.poison(ctx, m, job, fmt.Sprintf("the start failed transiently %d times and the destination could not be checked for a copy of this job", job.StartFailures), log)
 	}
-	log.WarnContext(ctx, "taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	if waitingForDestination(job) {
+		log.DebugContext(ctx, "attempting again a start that waits for the copy pending on its destination", "attempts", job.Attempts)
+	} else {
+		log.WarnContext(ctx, "taking over a start that crashed or failed transiently", "attempts", job.Attempts, "startFailures", job.StartFailures)
+	}
 	job.Tracked = true // this message follows it: the takeover enqueues no other
 	err := s.resumeStart(ctx, job, ActorTick, t.CopyID, "")
 	switch {
@@ -533,7 +537,7 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 			return o
 		}
 		return outResumed
-	case job.Status == StatusStarting && err != nil && !Retryable(err):
+	case job.Status == StatusStarting && err != nil && !Retryable(err) && CodeOf(err) != CodeWaitingForDestination:
 		return outFailed
 	}
 	next := ticketFor(job)
