@@ -341,10 +341,18 @@ func (h *eventHandler) start(ctx context.Context, e eventgrid.Event, rule rules.
 		// whole delivery.
 		out.Outcome, out.Reason = OutcomeRefused, redact.Text(err.Error())
 		var de *copyjob.Error
-		if errors.As(err, &de) && de.Job != nil && de.Job.Owner == "" {
-			out.JobID = de.Job.ID // an owned job stays hidden from Event Grid (caller.go)
-		} else if de != nil && de.Job != nil {
-			out.Reason = hideJob(ErrorDetail{Message: out.Reason}, de.Job.ID).Message
+		switch {
+		case !errors.As(err, &de) || de.Job == nil:
+		case de.Job.ID == start.JobID:
+			out.JobID = de.Job.ID // the event's own job, which records the refusal
+		default:
+			// The error names another job (the owner of the copy pending on the
+			// destination): the result names the event's own, which records the
+			// refusal. An owned job stays hidden from Event Grid (caller.go).
+			out.JobID = start.JobID
+			if de.Job.Owner != "" {
+				out.Reason = hideJob(ErrorDetail{Message: out.Reason}, de.Job.ID).Message
+			}
 		}
 	}
 	return out

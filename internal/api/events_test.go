@@ -288,3 +288,28 @@ func TestEventForANewerVersionWaitsForThePendingCopy(t *testing.T) {
 		}
 	}
 }
+
+// A rule with leaseSource does not wait: the newer version's event is refused (the
+// earlier copy holds the source's lease), and its result names the event's own job,
+// which records the refusal.
+func TestRefusedEventNamesItsOwnJob(t *testing.T) {
+	r0 := rule("docs", "testcontainer", "archive", "", false)
+	r0.LeaseSource = true
+	f := newFixture(t, api.Policy{}, []rules.Rule{r0})
+	f.env.Blobs.Put(docsBlob("testcontainer", "new-file.txt"), 1, nil)
+	f.env.Blobs.SetStartStatus(copyjob.StatusPending)
+	v1 := sample(t, "eventgrid-blob-created.json")
+	v2 := []byte(strings.NewReplacer("831e1650-001e-001b-66ab-eeb76e069631", "22222222-001e-001b-66ab-eeb76e069631",
+		"0x8D4BCC2E4835CD0", "0x8D4BCC2E4835CD1").Replace(string(v1)))
+	first := deliveryResult(t, f.do(t, http.MethodPost, "/api/copies", v1, eventGridHeaders))["831e1650-001e-001b-66ab-eeb76e069631"]
+	if first.Outcome != "started" {
+		t.Fatalf("first version: %+v", first)
+	}
+	second := deliveryResult(t, f.do(t, http.MethodPost, "/api/copies", v2, eventGridHeaders))["22222222-001e-001b-66ab-eeb76e069631"]
+	if second.Outcome != "refused" || second.JobID == "" || second.JobID == first.JobID {
+		t.Fatalf("newer version with leaseSource: %+v, want refused naming its own job (the first is %s)", second, first.JobID)
+	}
+	if j := f.env.Records.Job(second.JobID); j == nil || j.Status != copyjob.StatusStartFailed {
+		t.Fatalf("the refused event's job: %+v", j)
+	}
+}
