@@ -75,7 +75,7 @@ func (p *Policy) CheckDestination(d DestinationInput) error {
 	}
 	for _, c := range p.InternalContainers {
 		if account == "default" && d.Container == c {
-			return forbidden(copyjob.CodeDestinationNotAllowed, "destination.container", "container "+c+" holds the app's own records and cannot be a destination")
+			return forbidden(copyjob.CodeDestinationNotAllowed, "destination.container", "container "+c+" is the app's own (its records, the Functions host's keys and locks) and cannot be a destination")
 		}
 	}
 	if len(p.AllowedDestinations) == 0 {

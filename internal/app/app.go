@@ -144,14 +144,16 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 		// Every alias of the app's own account reaches its records (names are unique
 		// in Azure; an emulator's accounts differ by name too).
 		if strings.EqualFold(acct.Config.Name, own.Name) {
-			cfg.InternalContainers = append(cfg.InternalContainers, copyjob.BlobRef{Account: acct.Alias, Container: recordsName})
+			for _, c := range internalContainers(recordsName) {
+				cfg.InternalContainers = append(cfg.InternalContainers, copyjob.BlobRef{Account: acct.Alias, Container: c})
+			}
 		}
 	}
 	policy := api.Policy{
 		AllowedDestinations: list(s.Get("COPY_ALLOWED_DESTINATIONS", "")),
 		AllowedSourceHosts:  list(s.Get("COPY_ALLOWED_SOURCE_HOSTS", "")),
 		AllowHTTPSources:    boolSetting(s, "COPY_ALLOW_HTTP_SOURCES"),
-		InternalContainers:  []string{recordsName},
+		InternalContainers:  internalContainers(recordsName),
 		CallbackHosts:       list(s.Get("COPY_CALLBACK_ALLOWED_HOSTS", "")),
 	}
 	for _, acct := range accounts {
@@ -545,4 +547,12 @@ func listenError(addr string, hosted bool, err error) error {
 		return fmt.Errorf("listen on %s (FUNCTIONS_CUSTOMHANDLER_PORT): the port is already in use by another process: %w", addr, err)
 	}
 	return fmt.Errorf("listen on %s: the address is already in use by another process (an earlier handler or `make run` still running?); stop it or set BLOBCOPY_LISTEN_ADDRESS to a free host:port: %w", addr, err)
+}
+
+// internalContainers are the containers of the app's own storage account
+// (AzureWebJobsStorage) that no copy reads or writes: its records and batches, and
+// the Functions host's, which hold the function keys (azure-webjobs-secrets) and its
+// locks and timer schedules (azure-webjobs-hosts).
+func internalContainers(records string) []string {
+	return []string{records, "azure-webjobs-hosts", "azure-webjobs-secrets"}
 }

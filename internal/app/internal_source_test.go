@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -80,11 +82,73 @@ func TestRecordsAreInternalThroughEveryAliasOfTheOwnAccount(t *testing.T) {
 	}
 	cfg := a.Copies.Config()
 	for _, alias := range []string{"", "same"} {
-		if !cfg.Internal(copyjob.BlobRef{Account: alias, Container: app.DefaultRecords}) {
-			t.Errorf("the records container through alias %q is not internal: %+v", alias, cfg.InternalContainers)
+		// The Functions host keeps the function keys and its locks in the same account.
+		for _, c := range []string{app.DefaultRecords, "azure-webjobs-secrets", "azure-webjobs-hosts"} {
+			if !cfg.Internal(copyjob.BlobRef{Account: alias, Container: c}) {
+				t.Errorf("container %s through alias %q is not internal: %+v", c, alias, cfg.InternalContainers)
+			}
 		}
 	}
 	if cfg.Internal(copyjob.BlobRef{Container: "data"}) {
 		t.Error("a user container is internal")
+	}
+}
+
+// Review 8: the check above binds the blob the app maps a URL to, so every spelling
+// that storage reads as the app's own account must be mapped, or refused. A host
+// storage reads the account from (another name for the endpoint, a first label that
+// is the account's name) and a path with dot or empty segments were "external" or a
+// container named "." and Copy Blob, authorized by the destination's Shared Key,
+// read the records through them.
+func TestRecordsContainerIsNeverASourceThroughAnotherSpellingOfItsURL(t *testing.T) {
+	h := newHarness(t, nil)
+	first := h.startCopy(map[string]any{
+		"source":      h.upload("devstoreaccount1", "src", "a.txt", []byte("hello")),
+		"destination": map[string]any{"container": "dst", "blob": "a.txt"},
+		"callbackUrl": "http://127.0.0.1:9/hook?code=CALLBACKSECRET",
+	})
+	if first.status != http.StatusOK && first.status != http.StatusAccepted {
+		t.Fatalf("first start: %d %s", first.status, first.body)
+	}
+	id := first.job(t).ID
+	endpoint, err := url.Parse(h.az.BlobEndpoint("devstoreaccount1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := "/" + app.DefaultRecords + "/jobs/" + id + ".json"
+	port := endpoint.Port()
+	spellings := map[string]string{
+		"localhost for the loopback address":             "http://localhost:" + port + "/devstoreaccount1" + rest,
+		"a host whose first label is the account's name": "http://devstoreaccount1.example.com:" + port + rest,
+		"a dot segment before the container":             "http://127.0.0.1:" + port + "/devstoreaccount1/." + rest,
+		"a dot-dot segment before the container":         "http://127.0.0.1:" + port + "/devstoreaccount1/x/.." + rest,
+		"an escaped dot segment":                         "http://127.0.0.1:" + port + "/devstoreaccount1/%2E" + rest,
+		"an empty segment before the container":          "http://127.0.0.1:" + port + "/devstoreaccount1/" + rest,
+	}
+	n := 0
+	for name, source := range spellings {
+		for _, account := range []string{"", "acct2"} {
+			n++
+			t.Run(name+" into "+account, func(t *testing.T) {
+				r := h.do(http.MethodPost, "/api/copies", map[string]any{"source": source,
+					"destination": map[string]any{"account": account, "container": "loot", "blob": fmt.Sprintf("stolen-%d.json", n)}}, nil)
+				if r.status != http.StatusForbidden && r.status != http.StatusBadRequest {
+					t.Errorf("answered %d %s, want 400 or 403", r.status, r.body)
+				}
+			})
+		}
+	}
+	h.app.Copies.Wait()
+	for _, account := range []string{"devstoreaccount1", "acct2"} {
+		pager := h.blobClient(account).NewListBlobsFlatPager("loot", nil)
+		for pager.More() {
+			page, err := pager.NextPage(t.Context())
+			if err != nil {
+				break // the container was never created: nothing was copied
+			}
+			for _, b := range page.Segment.BlobItems {
+				t.Errorf("a record was copied out: %s/loot/%s", account, *b.Name)
+			}
+		}
 	}
 }

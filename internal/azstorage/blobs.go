@@ -98,6 +98,27 @@ func (b *Blobs) Locate(u *url.URL) (copyjob.BlobRef, bool) {
 	return copyjob.BlobRef{}, false
 }
 
+// misspelled refuses a URL that storage could read as a blob of a configured account
+// but that Locate does not map: on its endpoint without a well-formed blob path (a dot
+// segment, no container), or naming the account elsewhere (another host for the
+// endpoint, the secondary endpoint, a trailing dot). Taken for an outside URL, it
+// would escape every check bound to the blob (the app's own containers are never a
+// source), and Copy Blob reads a source of the destination's own account with the
+// destination request's Shared Key.
+func (b *Blobs) misspelled(u *url.URL) error {
+	for _, a := range b.order {
+		switch {
+		case a.Config.OwnsURL(u):
+			return fmt.Errorf("%w: %q is on the blob endpoint of account %s but names no blob there as written "+
+				"(a container, then the blob's name, without \".\" or \"..\" segments)", copyjob.ErrInvalidSource, redact.URL(u.String()), a.Config.Name)
+		case a.Config.NamedBy(u):
+			return fmt.Errorf("%w: %q names storage account %s but is not on its blob endpoint %s: give the blob's URL on that endpoint",
+				copyjob.ErrInvalidSource, redact.URL(u.String()), a.Config.Name, a.Config.BlobEndpoint)
+		}
+	}
+	return nil
+}
+
 // PrepareSource classifies the source and, for a blob in another configured account
 // (or in an identity-based destination account), signs a read-only SAS for it.
 func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.BlobRef, lifetime time.Duration) (copyjob.PreparedSource, error) {
@@ -110,6 +131,11 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	}
 	rec := copyjob.Source{URL: redact.StripQuery(source), QueryDropped: redact.DropsQuery(source)}
 	ref, known := b.Locate(u)
+	if !known {
+		if err := b.misspelled(u); err != nil {
+			return copyjob.PreparedSource{}, err
+		}
+	}
 	if known {
 		r := ref
 		rec.Ref = &r

@@ -172,7 +172,7 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	internal := s.copies.Config().Internal
 	if internal(copyjob.BlobRef{Account: src.Account, Container: src.Container}) {
 		return nil, &copyjob.Error{Code: copyjob.CodeSourceNotAllowed, Target: "source",
-			Message: "container " + src.Container + " holds the app's own records and cannot be a source"}
+			Message: "container " + src.Container + " is the app's own (its records, the Functions host's keys and locks) and cannot be a source"}
 	}
 	dst := req.Destination
 	if dst.Container == "" {
@@ -180,7 +180,7 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	}
 	if internal(copyjob.BlobRef{Account: dst.Account, Container: dst.Container}) {
 		return nil, &copyjob.Error{Code: copyjob.CodeDestinationNotAllowed, Target: "destination.container",
-			Message: "container " + dst.Container + " holds the app's own records and cannot be a destination"}
+			Message: "container " + dst.Container + " is the app's own (its records, the Functions host's keys and locks) and cannot be a destination"}
 	}
 	if _, err := s.storage.URL(copyjob.BlobRef{Account: dst.Account, Container: dst.Container, Blob: "x"}); err != nil {
 		return nil, invalid("destination.account", "unknown destination account")

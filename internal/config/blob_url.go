@@ -1,7 +1,9 @@
 package config
 
 import (
+	"net"
 	"net/url"
+	"path"
 	"strings"
 )
 
@@ -15,17 +17,77 @@ func (a StorageAccount) OwnsURL(u *url.URL) bool {
 
 // BlobPath splits a blob URL of this account into its container and blob
 // name. The blob name may contain '/'; both are unescaped. ok is false for
-// URLs of other accounts and for URLs naming no blob.
+// URLs of other accounts and for URLs naming no blob: no container, a container
+// name storage would refuse, or a "." or ".." segment anywhere (an HTTP stack
+// resolves those, so the blob read would not be the one the URL's text names).
 func (a StorageAccount) BlobPath(u *url.URL) (container, blob string, ok bool) {
 	rest, ok := a.relativeBlobPath(u)
 	if !ok {
 		return "", "", false
 	}
 	container, blob, found := strings.Cut(rest, "/")
-	if !found || container == "" || blob == "" {
+	if !found || !validContainerName(container) || blob == "" || hasDotSegment(blob) {
 		return "", "", false
 	}
 	return container, blob, true
+}
+
+// validContainerName accepts the characters of a container name (letters, digits and
+// hyphens; a leading '$' for $root, $logs, $web): anything else, storage refuses or
+// an HTTP stack rewrites (a backslash, a dot segment).
+func validContainerName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
+		case r == '$' && i == 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// NamedBy reports whether storage could read u as addressing this account, wherever
+// its host points: the host's first label (without a trailing dot or the "-secondary"
+// suffix of the read-only endpoint) is the account's name, or, where accounts are
+// named in the path (an IP address, a single-label host such as localhost, or an
+// emulator endpoint like Azurite's), the first path segment is. Copy Blob authorizes a
+// source of the destination's own account with the destination request's Shared Key,
+// so a URL that names the account but is not on its endpoint must not be taken for an
+// outside URL.
+func (a StorageAccount) NamedBy(u *url.URL) bool {
+	if u == nil || a.Name == "" {
+		return false
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	label, _, dotted := strings.Cut(host, ".")
+	if strings.EqualFold(strings.TrimSuffix(label, "-secondary"), a.Name) {
+		return true
+	}
+	if dotted && net.ParseIP(host) == nil && !a.pathStyle() {
+		return false
+	}
+	// Read as an HTTP stack resolves it: "//a", "/./a" and "/x/../a" all name a.
+	first, _, _ := strings.Cut(strings.TrimPrefix(path.Clean("/"+u.Path), "/"), "/")
+	return strings.EqualFold(first, a.Name)
+}
+
+// pathStyle: the endpoint names the account in its path (an emulator's).
+func (a StorageAccount) pathStyle() bool {
+	e, err := url.Parse(a.BlobEndpoint)
+	return err == nil && strings.Trim(e.Path, "/") != ""
 }
 
 // relativeBlobPath returns u's unescaped path below the blob endpoint.

@@ -68,7 +68,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	}
 	if s.cfg.Internal(req.Destination) {
 		return nil, false, newError(CodeDestinationNotAllowed, "destination.container",
-			"container "+req.Destination.Container+" holds the app's own records and cannot be a destination", nil)
+			"container "+req.Destination.Container+" is the app's own (its records, the Functions host's keys and locks) and cannot be a destination", nil)
 	}
 	lifetime, err := s.sasLifetime(req.Options.SASLifetime)
 	if err != nil {
@@ -82,7 +82,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		// Checked on the blob the SAS was signed for, not on the URL's text: no spelling
 		// of the URL reaches the records through the app's signature.
 		return nil, false, newError(CodeSourceNotAllowed, "source",
-			"container "+ref.Container+" holds the app's own records and cannot be a source", nil)
+			"container "+ref.Container+" is the app's own (its records, the Functions host's keys and locks) and cannot be a source", nil)
 	}
 	if req.Options.LeaseSource && prepared.Source.Ref == nil {
 		return nil, false, newError(CodeInvalidRequest, "leaseSource",

@@ -323,7 +323,7 @@ func (b *Blobs) refLocked(u *url.URL) (copyjob.BlobRef, bool) {
 			continue
 		}
 		container, name, ok := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
-		if !ok || container == "" || name == "" {
+		if !ok || !wellFormedBlobPath(container, name) {
 			return copyjob.BlobRef{}, false
 		}
 		q := u.Query()
@@ -331,6 +331,30 @@ func (b *Blobs) refLocked(u *url.URL) (copyjob.BlobRef, bool) {
 			Snapshot: q.Get("snapshot"), VersionID: q.Get("versionid")}, true
 	}
 	return copyjob.BlobRef{}, false
+}
+
+// wellFormedBlobPath: a container name of letters, digits and hyphens, and a blob name
+// without "." or ".." segments, as the adapter reads a URL of its accounts.
+func wellFormedBlobPath(container, name string) bool {
+	if container == "" || name == "" || strings.Trim(container, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+		return false
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// onAccountHostLocked: u's host is a configured account's.
+func (b *Blobs) onAccountHostLocked(u *url.URL) bool {
+	for _, h := range b.accounts {
+		if h == strings.ToLower(u.Host) {
+			return true
+		}
+	}
+	return false
 }
 
 // stripQuery drops every query parameter but snapshot and versionid: the SAS-free form.
@@ -371,6 +395,11 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	}
 	clean := stripQuery(source)
 	ref, inAccount := b.refLocked(u)
+	if !inAccount && b.onAccountHostLocked(u) {
+		// As the adapter: a URL on an account's endpoint that names no blob there as
+		// written is refused, never taken for an outside URL.
+		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %q names no blob of its account: %w", source, copyjob.ErrInvalidSource)
+	}
 	src := copyjob.Source{URL: clean, QueryDropped: redact.DropsQuery(source)}
 	if inAccount {
 		src.Ref = &ref

@@ -97,7 +97,13 @@ func blobsURL(t *testing.T, h BlobsHarness) {
 	if prep.Source.Kind != copyjob.SourceSameAccount || prep.Source.Ref == nil || *prep.Source.Ref != ref || strings.Contains(prep.Source.URL, "sig=") {
 		t.Errorf("PrepareSource = %+v, want sameAccount naming %+v without a SAS", prep.Source, ref)
 	}
-	for _, bad := range []string{"not a url", "ftp://example.com/x", "/relative/path"} {
+	// A URL on the account's endpoint that names no blob there as written (an HTTP stack
+	// resolves dot segments; no container) is refused, never read as an outside URL:
+	// every check bound to the blob would miss it.
+	onEndpoint := strings.Replace(u, "/"+ref.Container+"/", "/./"+ref.Container+"/", 1)
+	dotDot := strings.Replace(u, "/"+ref.Container+"/", "/x/../"+ref.Container+"/", 1)
+	noContainer := strings.Replace(u, "/"+ref.Container+"/", "//", 1)
+	for _, bad := range []string{"not a url", "ftp://example.com/x", "/relative/path", onEndpoint, dotDot, noContainer, u + "/../../x/y"} {
 		_, err := b.PrepareSource(ctx(t), bad, h.Ref("dst.bin"), time.Hour)
 		wantErr(t, "PrepareSource("+bad+")", err, copyjob.ErrInvalidSource)
 	}
