@@ -51,7 +51,7 @@ func TestCallerSASStartIsAttemptedAgainOnlyWithItsSAS(t *testing.T) {
 	})
 	t.Run("the tick ends the job, saying why", func(t *testing.T) {
 		h := newHarness(t)
-		req := keyed(copyjob.StartRequest{Source: otherURL + sas, Destination: dstRef})
+		req := keyed(copyjob.StartRequest{Source: externalURL + sas, Destination: dstRef})
 		h.Blobs.FailAlways(copyjobtest.OpStartCopy, errBusy)
 		if _, _, err := h.svc.Start(h.ctx, req); copyjob.CodeOf(err) != copyjob.CodeStorageUnavailable {
 			t.Fatalf("first start: %v, want StorageUnavailable", err)
@@ -74,4 +74,41 @@ func TestCallerSASStartIsAttemptedAgainOnlyWithItsSAS(t *testing.T) {
 			t.Errorf("retry: %v, want %s", err, copyjob.CodeSourceQueryNotKept)
 		}
 	})
+	// Review 8: a blob in a configured account needs no caller's query: the app signs
+	// its own SAS for it on the next attempt, as at any start. Refusing it broke the
+	// tick and POST .../retry for a harmless query (a timeout, a tracking parameter)
+	// or a caller's SAS the app did not need.
+	for _, tt := range []struct{ name, source string }{
+		{"a caller's SAS on a configured account", otherURL + sas},
+		{"a harmless query on a configured account", otherURL + "?timeout=30"},
+		{"a harmless query on the app's account", srcURL + "?utm=x"},
+	} {
+		t.Run(tt.name+": the tick attempts it again", func(t *testing.T) {
+			h := newHarness(t)
+			h.Blobs.SetStartStatus(copyjob.StatusSuccess)
+			req := keyed(copyjob.StartRequest{Source: tt.source, Destination: dstRef})
+			h.Blobs.FailAlways(copyjobtest.OpStartCopy, errBusy)
+			if _, _, err := h.svc.Start(h.ctx, req); copyjob.CodeOf(err) != copyjob.CodeStorageUnavailable {
+				t.Fatalf("first start: %v, want StorageUnavailable", err)
+			}
+			h.Blobs.Heal(copyjobtest.OpStartCopy)
+			h.tickAfter(testConfig().MaxPollInterval * 10)
+			h.wantStatus("keyed-job", copyjob.StatusSuccess)
+			calls := h.Blobs.StartCopyCalls()
+			if last := calls[len(calls)-1]; strings.Contains(last.ReadURL, "callersecret") {
+				t.Errorf("the tick read %q: a SAS it never stored", last.ReadURL)
+			}
+		})
+		t.Run(tt.name+": POST retry attempts it again", func(t *testing.T) {
+			h := newHarness(t)
+			h.Blobs.SetStartStatus(copyjob.StatusFailed)
+			job := h.start(keyed(copyjob.StartRequest{Source: tt.source, Destination: dstRef}))
+			h.tickAfter(testConfig().MaxPollInterval)
+			h.wantStatus(job.ID, copyjob.StatusFailed)
+			h.Blobs.SetStartStatus(copyjob.StatusSuccess)
+			if got, err := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{}); err != nil || got.Status != copyjob.StatusSuccess {
+				t.Fatalf("retry: %+v, %v; want success", got, err)
+			}
+		})
+	}
 }

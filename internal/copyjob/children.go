@@ -176,6 +176,9 @@ func (s *Service) childJob(ctx context.Context, req StartRequest) (*Job, string,
 	if err != nil {
 		return nil, "", sourceError(err)
 	}
+	if refused := s.internalSource(prepared.Source); refused != nil {
+		return nil, "", refused // a batch submitted before its source was checked
+	}
 	dstURL, err := s.blobs.URL(req.Destination)
 	if err != nil {
 		return nil, "", newError(CodeInvalidRequest, "destination.account", "unknown destination account", err)

@@ -90,12 +90,10 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		return job, storageError("cannot record the new attempt", err)
 	}
 	log.InfoContext(ctx, "retrying the copy", "attempt", len(job.History)+1)
-	lifetime, lerr := s.sasLifetime(job.Options.SASLifetime)
-	if lerr != nil {
-		lifetime = s.cfg.SASLifetime
-	}
-	prepared, err := s.blobs.PrepareSource(ctx, job.Source.URL, job.Destination.BlobRef, lifetime)
-	if err != nil {
+	prepared, refused, err := s.prepareAgain(ctx, job, "")
+	if refused != nil {
+		err = s.refuse(ctx, job, claim.Token, refused, log)
+	} else if err != nil {
 		err = s.fail(ctx, job, claim.Token, sourceError(err), log)
 	} else {
 		job.Source.SASExpiresAt, job.Source.SASKind = prepared.Source.SASExpiresAt, prepared.Source.SASKind

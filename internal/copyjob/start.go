@@ -78,11 +78,8 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 	if err != nil {
 		return nil, false, sourceError(err)
 	}
-	if ref := prepared.Source.Ref; ref != nil && s.cfg.Internal(*ref) {
-		// Checked on the blob the SAS was signed for, not on the URL's text: no spelling
-		// of the URL reaches the records through the app's signature.
-		return nil, false, newError(CodeSourceNotAllowed, "source",
-			"container "+ref.Container+" is the app's own (its records, the Functions host's keys and locks) and cannot be a source", nil)
+	if refused := s.internalSource(prepared.Source); refused != nil {
+		return nil, false, refused
 	}
 	if req.Options.LeaseSource && prepared.Source.Ref == nil {
 		return nil, false, newError(CodeInvalidRequest, "leaseSource",
@@ -294,31 +291,70 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownC
 			return s.awaitDestination(ctx, job, token, cause, log)
 		}
 	}
-	lifetime, lerr := s.sasLifetime(job.Options.SASLifetime)
-	if lerr != nil {
-		lifetime = s.cfg.SASLifetime
-	}
-	source, needsQuery := job.Source.URL, job.Source.needsCallersQuery()
-	if needsQuery {
-		source = callerSource
-	}
-	prepared, err := s.blobs.PrepareSource(ctx, source, job.Destination.BlobRef, lifetime)
-	if needsQuery && (err != nil || prepared.Source.URL != job.Source.URL) {
-		// Attempted without the caller's SAS, the copy would be refused for want of it
-		// (a false CannotVerifyCopySource), or read something else: the job ends,
-		// saying why.
-		return s.refuse(ctx, job, token, sourceQueryNotKept(), log)
-	}
-	if err != nil {
+	prepared, refused, err := s.prepareAgain(ctx, job, callerSource)
+	switch {
+	case refused != nil:
+		return s.refuse(ctx, job, token, refused, log)
+	case err != nil:
 		return s.fail(ctx, job, token, sourceError(err), log)
 	}
 	job.Source.SASExpiresAt = prepared.Source.SASExpiresAt
 	return s.attempt(ctx, job, prepared.ReadURL, token, log)
 }
 
-// needsCallersQuery: the source's URL had a query (the caller's SAS, a token) that the
-// record does not keep, so the copy can be attempted again only with the request.
-func (s Source) needsCallersQuery() bool { return s.Kind == SourceCallerSAS || s.QueryDropped }
+// prepareAgain prepares a recorded job's source for a new attempt (the tick, a replay,
+// POST .../retry): from callerSource when a replay brings the request's own URL, else
+// from the recorded URL, which kept no query. refused says why no attempt may follow:
+// an outside URL whose query the record did not keep (attempted without the caller's
+// SAS, storage would refuse for want of it, a false CannotVerifyCopySource; without a
+// token it could read something else), a blob in a configured account the app can no
+// longer read without that query, or a source in the app's own containers (a job
+// recorded before that check: it binds every preparation, not just the first).
+func (s *Service) prepareAgain(ctx context.Context, job *Job, callerSource string) (prepared PreparedSource, refused *Error, err error) {
+	lifetime, lerr := s.sasLifetime(job.Options.SASLifetime)
+	if lerr != nil {
+		lifetime = s.cfg.SASLifetime
+	}
+	lostQuery := callerSource == "" && (job.Source.Kind == SourceCallerSAS || job.Source.QueryDropped)
+	if lostQuery && job.Source.needsCallersQuery() {
+		return PreparedSource{}, sourceQueryNotKept(), nil
+	}
+	source := job.Source.URL
+	if callerSource != "" {
+		source = callerSource
+	}
+	prepared, err = s.blobs.PrepareSource(ctx, source, job.Destination.BlobRef, lifetime)
+	if err == nil && prepared.Source.URL != job.Source.URL || lostQuery && errors.Is(err, ErrInvalidSource) {
+		// Another URL than the recorded one (never for a true replay), or a configured
+		// account the app cannot sign for: the caller's SAS was the only way in.
+		return PreparedSource{}, sourceQueryNotKept(), nil
+	}
+	if err != nil {
+		return PreparedSource{}, nil, err
+	}
+	if refused := s.internalSource(prepared.Source); refused != nil {
+		return PreparedSource{}, refused, nil
+	}
+	return prepared, nil, nil
+}
+
+// internalSource refuses a source in the app's own containers. It is checked on the
+// blob the SAS was signed for, not on the URL's text: no spelling of the URL reaches
+// them through the app's signature.
+func (s *Service) internalSource(src Source) *Error {
+	if src.Ref == nil || !s.cfg.Internal(*src.Ref) {
+		return nil
+	}
+	return newError(CodeSourceNotAllowed, "source",
+		"container "+src.Ref.Container+" is the app's own (its records, the Functions host's keys and locks) and cannot be a source", nil)
+}
+
+// needsCallersQuery: the source is an outside URL whose query (the caller's SAS, a
+// token) the record does not keep, so the copy can be attempted again only with the
+// request. A blob in a configured account needs none: the app signs its own SAS.
+func (s Source) needsCallersQuery() bool {
+	return s.Ref == nil && (s.Kind == SourceCallerSAS || s.QueryDropped)
+}
 
 // sourceQueryNotKept is why such a start is not attempted again by the tick or a
 // retry: no SAS or token is ever stored.
