@@ -31,6 +31,9 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 		e.Job = j
 		return e
 	}
+	if job.Status == StatusStarting && waitingForDestination(job) {
+		return s.abortWaiting(ctx, job, opts, notPending)
+	}
 	if job.Status != StatusPending {
 		return job, notPending(job)
 	}
@@ -92,6 +95,47 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 	if opts.Restore && job.Status == StatusAborted {
 		s.restore(ctx, job, log)
 	}
+	return job, nil
+}
+
+// abortWaiting ends an event's job that waits for the copy pending on its destination
+// (see Service.awaitDestination) as aborted: it has no copy of its own, so there is
+// nothing to call Abort Copy Blob on. It claims the start first, so the tick does not
+// attempt it meanwhile, and checks that no earlier attempt of it started a copy after
+// all (its answer lost): that copy would be the job's to follow, not to leave running.
+func (s *Service) abortWaiting(ctx context.Context, job *Job, opts AbortOptions, notPending func(*Job) error) (*Job, error) {
+	if opts.Restore {
+		return job, newError(CodeInvalidRequest, "restore", "the job waits for the destination and started no copy: there is nothing to restore", nil)
+	}
+	log := s.log.With("jobId", job.ID, "operation", "abort")
+	ctx = context.WithoutCancel(ctx)
+	token, err := s.takeClaim(ctx, job, ActorAbort, s.cfg.StartGrace, StatusStarting)
+	switch {
+	case errors.Is(err, errStale):
+		return job, notPending(job)
+	case errors.Is(err, errLostClaim):
+		e := newError(CodeCopyNotPending, "id", "the start is being attempted right now; read the job and abort again if it is pending", nil)
+		e.Job = job
+		return job, e
+	case err != nil:
+		return job, storageError("cannot claim the job", err)
+	}
+	if job.CopyUncertain || job.Attempts > 0 { // as resumeStart looks first
+		switch _, v := s.ownCopy(ctx, job); v {
+		case copyOurs:
+			s.giveBack(ctx, job, token, log) // the tick adopts it; it can be aborted once pending
+			return job, notPending(job)
+		case copyUnknown:
+			s.giveBack(ctx, job, token, log)
+			return job, storageError("cannot read the destination to tell whether an earlier attempt started the copy", nil)
+		}
+	}
+	outcome := CopyState{Status: StatusAborted, Description: "aborted by request while waiting for the copy pending on its destination; no copy of this job was started"}
+	if err := s.settle(ctx, job, outcome, ActorAbort, claimGuard(token), log); err != nil {
+		s.giveBack(ctx, job, token, log)
+		return job, storageError("cannot record the abort", err)
+	}
+	log.InfoContext(ctx, "start aborted while waiting for the destination")
 	return job, nil
 }
 

@@ -208,6 +208,11 @@ func (w *world) startOne(ctx context.Context, key string, s, i int) {
 	if w.chance(0.7) {
 		req.CallbackURL = hook
 	}
+	if w.chance(0.3) {
+		// An event's start waits for a copy pending on its destination (and may be
+		// aborted while it waits) instead of being refused.
+		req.Origin = "eventgrid"
+	}
 	if w.chance(0.5) {
 		// An idempotency key from a small pool: replays, and the same key with another
 		// body (refused), happen.

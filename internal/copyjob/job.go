@@ -192,6 +192,11 @@ type Job struct {
 	// for the copy first; a refusal says the earlier outcome stayed unknown.
 	CopyUncertain bool       `json:"copyUncertain,omitempty"`
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	// WaitingSince is when an event's start began waiting for the copy pending on its
+	// destination (see Service.awaitDestination); Waits counts its attempts since, for
+	// their backoff. Both stay once set, until a retry.
+	WaitingSince *time.Time `json:"waitingSince,omitempty"`
+	Waits        int        `json:"waits,omitempty"`
 	// Tracked: a tracking message follows this attempt. Start enqueues one only when work
 	// is left to the tick; the tick's sweep gives one to a "starting" record without it
 	// (a start that crashed before its message), see Service.sweep.

@@ -287,7 +287,7 @@ func (s *Service) resumeStart(ctx context.Context, job *Job, actor Actor, knownC
 		}
 	}
 	if waitingForDestination(job) {
-		if cause := s.destinationStillBusy(ctx, job); cause != nil {
+		if cause := s.destinationStillBusy(ctx, job, actor, log); cause != nil {
 			return s.awaitDestination(ctx, job, token, cause, log)
 		}
 	}
@@ -759,22 +759,41 @@ func waitsForDestination(job *Job) bool { return job.Origin == "eventgrid" && jo
 
 // awaitDestination leaves an event's job "starting" until the copy pending on its
 // destination has ended: the tick attempts it again with the polls' backoff (up to
-// MaxPollInterval), and so does a redelivery of the event.
+// MaxPollInterval), and so does a redelivery of the event. A wait is a successful
+// attempt: it ends a run of transient failures (blips while waiting never add up to
+// COPY_MAX_FAILURES). It ends after maxDestinationWait, refused: storage gives up a
+// copy after about two weeks, so a copy pending longer is one that nothing ends.
 func (s *Service) awaitDestination(ctx context.Context, job *Job, token string, cause *Error, log *slog.Logger) error {
+	now := s.cfg.Now().UTC()
+	if job.WaitingSince == nil {
+		job.WaitingSince = &now
+	}
+	if waited := now.Sub(*job.WaitingSince); waited > maxDestinationWait {
+		return s.refuse(ctx, job, token, newError(CodePendingCopyOperation, "destination",
+			fmt.Sprintf("gave up after waiting %s for the copy pending on the destination to end: %s", waited.Round(time.Hour), cause.Message), cause.Err), log)
+	}
+	job.Waits++
 	e := newError(CodeWaitingForDestination, "destination",
 		"the destination has a copy pending; this job starts once it has ended: "+cause.Message, cause.Err)
-	s.postponeFor(ctx, job, token, e, job.StartFailures, s.backoff(max(1, int64(job.Attempts))), log)
-	log.InfoContext(ctx, "the destination has a copy pending; the start waits for it to end", "attempts", job.Attempts, "nextAttemptAt", job.NextAttemptAt)
+	s.postponeFor(ctx, job, token, e, 0, s.backoff(int64(job.Waits)), log)
+	log.InfoContext(ctx, "the destination has a copy pending; the start waits for it to end", "waits", job.Waits, "waitingSince", job.WaitingSince, "nextAttemptAt", job.NextAttemptAt)
 	e.Job = job
 	return e
 }
 
+// maxDestinationWait bounds a wait for the destination: a pending copy lasts at most
+// about two weeks (storage then fails it), plus a day.
+const maxDestinationWait = 15 * 24 * time.Hour
+
 // destinationStillBusy says why a waiting job must wait on: the copy on its destination
 // is another job's of this app that has not recorded its outcome yet (pending, or
 // ended and not yet seen by the tick). Copying over it now would leave that job a
-// copyIdMismatch instead of its true outcome. A copy no job of this app records is
+// copyIdMismatch instead of its true outcome. When that copy has ended, the tick records
+// its outcome for its job, as that job's own poll would (lease release and callback
+// included, once: settle's compare-and-swap), so a job whose message was lost (poisoned,
+// deleted) does not hold the waiting job for ever. A copy no job of this app records is
 // left to Copy Blob to judge.
-func (s *Service) destinationStillBusy(ctx context.Context, job *Job) *Error {
+func (s *Service) destinationStillBusy(ctx context.Context, job *Job, actor Actor, log *slog.Logger) *Error {
 	cur, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
 	if err != nil || cur.CopyID == "" {
 		return nil
@@ -783,14 +802,24 @@ func (s *Service) destinationStillBusy(ctx context.Context, job *Job) *Error {
 	if owner == nil || owner.ID == job.ID || owner.Status.Terminal() {
 		return nil
 	}
+	if actor == ActorTick && owner.Status == StatusPending && cur.Status != StatusPending {
+		if outcome, terminal, oerr := s.outcome(owner, cur, nil); oerr == nil && terminal {
+			olog := s.log.With("jobId", owner.ID, "operation", "poll", "actor", actor, "for", job.ID)
+			if err := s.settle(ctx, owner, outcome, ActorTick, s.pendingGuard(owner.CopyID), olog); err == nil && owner.Status.Terminal() {
+				log.InfoContext(ctx, "recorded the outcome of the copy this start waited for", "owner", owner.ID, "status", owner.Status)
+				return nil
+			}
+		}
+	}
 	return newError(CodePendingCopyOperation, "destination",
 		fmt.Sprintf("another job of this app has not yet recorded the outcome of copy %s on the destination", cur.CopyID), nil)
 }
 
-// waitingForDestination tells a job left waiting by awaitDestination (its description
-// says so) from one that failed transiently.
+// waitingForDestination tells a job left waiting by awaitDestination from one that
+// failed transiently. A record written before WaitingSince existed says so in its
+// description only.
 func waitingForDestination(job *Job) bool {
-	return strings.HasPrefix(job.StatusDescription, string(CodeWaitingForDestination)+":")
+	return job.WaitingSince != nil || strings.HasPrefix(job.StatusDescription, string(CodeWaitingForDestination)+":")
 }
 
 // postpone records a transient start failure: the job stays "starting", gives its claim
@@ -814,11 +843,13 @@ func (s *Service) postponeFor(ctx context.Context, job *Job, token string, cause
 	// one the record is still written; the sweep gives it a message later.
 	_ = s.track(bctx, job, log)
 	attempts, lease, desc, uncertain, tracked := job.Attempts, job.Lease, redact.Text(cause.Error()), job.CopyUncertain, job.Tracked
+	waitingSince, waits := job.WaitingSince, job.Waits
 	err := s.write(bctx, job, func(j *Job) error {
 		if !holds(j, token) {
 			return errLostClaim
 		}
 		j.StartFailures, j.NextAttemptAt, j.Attempts, j.Lease, j.StatusDescription, j.Claim = failures, &next, attempts, lease, desc, nil
+		j.WaitingSince, j.Waits = waitingSince, waits
 		j.CopyUncertain = j.CopyUncertain || uncertain
 		j.Tracked = j.Tracked || tracked
 		return nil

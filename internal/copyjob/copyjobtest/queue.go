@@ -183,6 +183,14 @@ func (q *Queue) carryDelete(_ context.Context, m copyjob.Message) error {
 	return nil
 }
 
+// Remove drops a message outside the service (a test's stand-in for a message an
+// operator deleted, or one poisoned in an earlier process).
+func (q *Queue) Remove(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.msgs, id)
+}
+
 // Poison implements copyjob.Queue.
 func (q *Queue) Poison(ctx context.Context, text, reason string) error {
 	err := q.carryPoison(ctx, text, reason)
