@@ -20,15 +20,7 @@ import (
 // for a batch.
 func TestRecordsContainerIsNeverASourceThroughAnyPath(t *testing.T) {
 	h := newHarness(t, nil)
-	first := h.startCopy(map[string]any{
-		"source":      h.upload("devstoreaccount1", "src", "a.txt", []byte("hello")),
-		"destination": map[string]any{"container": "dst", "blob": "a.txt"},
-		"callbackUrl": "http://127.0.0.1:9/hook?code=CALLBACKSECRET",
-	})
-	if first.status != http.StatusOK && first.status != http.StatusAccepted {
-		t.Fatalf("first start: %d %s", first.status, first.body)
-	}
-	id := first.job(t).ID
+	id := h.jobWithASecretInItsRecord(t)
 	record := h.az.BlobEndpoint("devstoreaccount1") + "/" + app.DefaultRecords + "/jobs/" + id + ".json"
 	for _, tt := range []struct {
 		name string
@@ -102,15 +94,7 @@ func TestRecordsAreInternalThroughEveryAliasOfTheOwnAccount(t *testing.T) {
 // read the records through them.
 func TestRecordsContainerIsNeverASourceThroughAnotherSpellingOfItsURL(t *testing.T) {
 	h := newHarness(t, nil)
-	first := h.startCopy(map[string]any{
-		"source":      h.upload("devstoreaccount1", "src", "a.txt", []byte("hello")),
-		"destination": map[string]any{"container": "dst", "blob": "a.txt"},
-		"callbackUrl": "http://127.0.0.1:9/hook?code=CALLBACKSECRET",
-	})
-	if first.status != http.StatusOK && first.status != http.StatusAccepted {
-		t.Fatalf("first start: %d %s", first.status, first.body)
-	}
-	id := first.job(t).ID
+	id := h.jobWithASecretInItsRecord(t)
 	endpoint, err := url.Parse(h.az.BlobEndpoint("devstoreaccount1"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,4 +135,19 @@ func TestRecordsContainerIsNeverASourceThroughAnotherSpellingOfItsURL(t *testing
 			}
 		}
 	}
+}
+
+// jobWithASecretInItsRecord starts a copy whose record holds a callback URL's token
+// (answers redact it) and returns its id.
+func (h *harness) jobWithASecretInItsRecord(t *testing.T) string {
+	t.Helper()
+	first := h.startCopy(map[string]any{
+		"source":      h.upload("devstoreaccount1", "src", "a.txt", []byte("hello")),
+		"destination": map[string]any{"container": "dst", "blob": "a.txt"},
+		"callbackUrl": "http://127.0.0.1:9/hook?code=CALLBACKSECRET",
+	})
+	if first.status != http.StatusOK && first.status != http.StatusAccepted {
+		t.Fatalf("first start: %d %s", first.status, first.body)
+	}
+	return first.job(t).ID
 }

@@ -40,15 +40,7 @@ func TestEventStartWaitsForTheCopyPendingOnItsDestination(t *testing.T) {
 		t.Errorf("waiting counted %d start failures", j.StartFailures)
 	}
 	// The first copy ends: the next visits record it and start the second.
-	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
-		t.Fatal(err)
-	}
-	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
-	for range 3 {
-		h.tickAfter(testConfig().MaxPollInterval)
-	}
-	h.wantStatus("version-1", copyjob.StatusSuccess)
-	h.wantStatus("version-2", copyjob.StatusSuccess)
+	firstCopyEnds(t, h)
 	if n := h.Blobs.Calls(copyjobtest.OpStartCopy); n < 3 {
 		t.Errorf("%d Copy Blob calls, want the second event's to be made again", n)
 	}
@@ -106,15 +98,7 @@ func TestBlipsWhileWaitingForTheDestinationDoNotAddUp(t *testing.T) {
 	if p := h.Queue.Poisoned(); len(p) != 0 {
 		t.Fatalf("poisoned while waiting: %+v", p)
 	}
-	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
-		t.Fatal(err)
-	}
-	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
-	for range 4 {
-		h.tickAfter(testConfig().MaxPollInterval)
-	}
-	h.wantStatus("version-1", copyjob.StatusSuccess)
-	h.wantStatus("version-2", copyjob.StatusSuccess)
+	firstCopyEnds(t, h)
 }
 
 // Review 8: a waiting job backs off like a poll (up to COPY_MAX_POLL_INTERVAL), not
@@ -190,4 +174,19 @@ func TestWaitingForTheDestinationEnds(t *testing.T) {
 			t.Errorf("%d Copy Blob calls after the abort", n)
 		}
 	})
+}
+
+// firstCopyEnds completes version-1's copy; the next visits record it, then start
+// version-2's copy, which succeeds at once.
+func firstCopyEnds(t *testing.T, h *harness) {
+	t.Helper()
+	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
+		t.Fatal(err)
+	}
+	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
+	for range 4 {
+		h.tickAfter(testConfig().MaxPollInterval)
+	}
+	h.wantStatus("version-1", copyjob.StatusSuccess)
+	h.wantStatus("version-2", copyjob.StatusSuccess)
 }
