@@ -56,6 +56,11 @@ func (p *Policy) CheckSource(raw string) error {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return badRequest(string(copyjob.CodeInvalidRequest), "source", "source must be an absolute http(s) URL")
 	}
+	// The host as storage will read it (see config.CanonicalHost): "ｅxample.com" is
+	// example.com for the allowlist too.
+	if u, err = config.CanonicalHost(u); err != nil {
+		return badRequest(string(copyjob.CodeInvalidRequest), "source", "the source URL's host is not a valid domain name or IP address")
+	}
 	host := u.Hostname()
 	if u.Scheme == "http" && !p.AllowHTTPSources && !isLoopback(host) {
 		return forbidden(copyjob.CodeSourceNotAllowed, "source", "sources must use https (plain http is allowed for loopback development only)")

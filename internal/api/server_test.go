@@ -218,6 +218,11 @@ func TestAllowlists(t *testing.T) {
 		{"destination not allowed", `{"source":"` + src + `","destination":{"container":"public","blob":"a"}}`, 403, "DestinationNotAllowed"},
 		{"source host not allowed", `{"source":"https://evil.example.com/a","destination":{"container":"backup-1","blob":"a"}}`, 403, "SourceNotAllowed"},
 		{"suffix trick", `{"source":"https://blob.core.windows.net.evil.com/a","destination":{"container":"backup-1","blob":"a"}}`, 403, "SourceNotAllowed"},
+		// Read as storage reads the host: an allowed host spelled in fullwidth letters
+		// is allowed (and copied from its ASCII name), a spelling no stack reads is not.
+		{"allowed host in fullwidth letters", `{"source":"` + strings.Replace(src, "https://a", "https://\uff41", 1) + `","destination":{"container":"backup-3","blob":"a"}}`, 202, ""},
+		{"fullwidth full stop before the suffix", `{"source":"https://blob\uff0ecore\uff0ewindows\uff0enet\uff0eevil.com/a","destination":{"container":"backup-1","blob":"a"}}`, 403, "SourceNotAllowed"},
+		{"a host no stack reads", `{"source":"https://a\u200db.blob.core.windows.net/a","destination":{"container":"backup-1","blob":"a"}}`, 400, "InvalidRequest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

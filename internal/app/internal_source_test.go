@@ -93,7 +93,7 @@ func TestRecordsAreInternalThroughEveryAliasOfTheOwnAccount(t *testing.T) {
 // container named "." and Copy Blob, authorized by the destination's Shared Key,
 // read the records through them.
 func TestRecordsContainerIsNeverASourceThroughAnotherSpellingOfItsURL(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, map[string]string{"COPY_ALLOW_HTTP_SOURCES": "true"}) // the spellings are off loopback
 	id := h.jobWithASecretInItsRecord(t)
 	endpoint, err := url.Parse(h.az.BlobEndpoint("devstoreaccount1"))
 	if err != nil {
@@ -108,6 +108,16 @@ func TestRecordsContainerIsNeverASourceThroughAnotherSpellingOfItsURL(t *testing
 		"a dot-dot segment before the container":         "http://127.0.0.1:" + port + "/devstoreaccount1/x/.." + rest,
 		"an escaped dot segment":                         "http://127.0.0.1:" + port + "/devstoreaccount1/%2E" + rest,
 		"an empty segment before the container":          "http://127.0.0.1:" + port + "/devstoreaccount1/" + rest,
+		// Storage reads a host as the WHATWG URL standard does (IDNA mapping, IPv4
+		// numbers in any base): every such spelling is the account's.
+		"a fullwidth letter in the host":           "http://\uff44evstoreaccount1.example.com:" + port + rest,
+		"an ideographic full stop in the host":     "http://devstoreaccount1\u3002example.com:" + port + rest,
+		"a capital letter with a soft hyphen":      "http://Dev\u00adstoreaccount1.example.com:" + port + rest,
+		"the loopback address in hexadecimal":      "http://0x7f.0.0.1:" + port + "/devstoreaccount1" + rest,
+		"the loopback address in short form":       "http://127.1:" + port + "/devstoreaccount1" + rest,
+		"the loopback address with a trailing dot": "http://127.0.0.1.:" + port + "/devstoreaccount1" + rest,
+		"an escaped dot in the host":               "http://devstoreaccount1%2Eexample.com:" + port + rest,
+		"an escaped fullwidth letter in the host":  "http://%EF%BD%84evstoreaccount1.example.com:" + port + rest,
 	}
 	n := 0
 	for name, source := range spellings {

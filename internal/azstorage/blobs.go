@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 
+	"github.com/blobcopy/blobcopy/internal/config"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/redact"
 )
@@ -128,6 +129,15 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	}
 	if u.User != nil {
 		return copyjob.PreparedSource{}, fmt.Errorf("%w: credentials in the URL's user info are not supported", copyjob.ErrInvalidSource)
+	}
+	// Checked and sent as storage reads it: a host spelled outside ASCII or as IPv4
+	// numbers in another form would name a configured account past every check below.
+	canonical, err := config.CanonicalHost(u)
+	if err != nil {
+		return copyjob.PreparedSource{}, fmt.Errorf("%w: %w", copyjob.ErrInvalidSource, err)
+	}
+	if canonical != u {
+		u, source = canonical, canonical.String()
 	}
 	rec := copyjob.Source{URL: redact.StripQuery(source), QueryDropped: redact.DropsQuery(source)}
 	ref, known := b.Locate(u)

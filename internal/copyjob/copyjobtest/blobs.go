@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blobcopy/blobcopy/internal/config"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/redact"
 )
@@ -392,6 +393,14 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	u, err := url.Parse(source)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %q: %w", source, copyjob.ErrInvalidSource)
+	}
+	// As the adapter: the host as storage reads it (IDNA, IPv4 numbers).
+	canonical, err := config.CanonicalHost(u)
+	if err != nil {
+		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %w: %w", copyjob.ErrInvalidSource, err)
+	}
+	if canonical != u {
+		u, source = canonical, canonical.String()
 	}
 	clean := stripQuery(source)
 	ref, inAccount := b.refLocked(u)

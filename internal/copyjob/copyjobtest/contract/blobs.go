@@ -107,6 +107,17 @@ func blobsURL(t *testing.T, h BlobsHarness) {
 		_, err := b.PrepareSource(ctx(t), bad, h.Ref("dst.bin"), time.Hour)
 		wantErr(t, "PrepareSource("+bad+")", err, copyjob.ErrInvalidSource)
 	}
+	// The host spelled with a fullwidth first character (storage maps it, as the WHATWG
+	// URL standard does, to the ASCII one) is the same blob, recorded in ASCII.
+	if parsed, err := url.Parse(u); err == nil && parsed.Host != "" {
+		first := rune(parsed.Host[0])
+		wide := parsed.Scheme + "://" + string(first+0xFEE0) + strings.TrimPrefix(u, parsed.Scheme+"://"+string(first))
+		prep, err := b.PrepareSource(ctx(t), wide, h.Ref("dst.bin"), time.Hour)
+		wantOK(t, "PrepareSource("+wide+")", err)
+		if prep.Source.Ref == nil || *prep.Source.Ref != ref || prep.Source.URL != u {
+			t.Errorf("PrepareSource(%s) = %+v, want %+v recorded as %s", wide, prep.Source, ref, u)
+		}
+	}
 	// A query the record does not keep (a caller's SAS in any letter case, a token) is
 	// read with and said to be dropped: only a replay of the request can bring it back.
 	for _, tt := range []struct {
