@@ -190,3 +190,32 @@ func firstCopyEnds(t *testing.T, h *harness) {
 	h.wantStatus("version-1", copyjob.StatusSuccess)
 	h.wantStatus("version-2", copyjob.StatusSuccess)
 }
+
+// Review 9: a copy pending for two weeks, and an event's job waiting for it as long, are
+// visited at most about once per COPY_MAX_POLL_INTERVAL and never poisoned for their
+// visits: a wait's message came back after FirstPoll after every attempt (the polls'
+// backoff started again), and the cap on visits (20,000) was below two weeks at a
+// one-minute interval even for the pending copy's steady polls.
+func TestTwoWeeksPendingAreNotTooManyVisits(t *testing.T) {
+	h := newHarness(t)
+	waitingEvent(t, h)
+	const fortnight = 14 * 24 * time.Hour
+	for elapsed := time.Duration(0); elapsed < fortnight; elapsed += 30 * time.Second {
+		h.tickAfter(30 * time.Second) // the default schedule
+	}
+	if p := h.Queue.Poisoned(); len(p) != 0 {
+		t.Fatalf("poisoned while pending and waiting: %d entries, first %+v", len(p), p[0])
+	}
+	h.wantStatus("version-1", copyjob.StatusPending)
+	h.wantStatus("version-2", copyjob.StatusStarting)
+	steady := int64(fortnight / testConfig().MaxPollInterval)
+	for _, m := range h.Queue.Messages() {
+		if m.DequeueCount > steady+steady/10 {
+			t.Errorf("a message was visited %d times in two weeks, want about %d (one per COPY_MAX_POLL_INTERVAL): %s", m.DequeueCount, steady, m.Text)
+		}
+	}
+	for range 2 {
+		h.tickAfter(24 * time.Hour)
+	}
+	h.wantStatus("version-2", copyjob.StatusStartFailed)
+}

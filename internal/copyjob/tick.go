@@ -210,9 +210,14 @@ func (s *Service) visitVisibility() time.Duration {
 }
 
 // maxVisits bounds how often one message is dequeued: a visit that dies without
-// reporting its failure (the process killed mid-visit) is caught by this cap. A copy
-// pending for two weeks, polled every visitVisibility, stays far below it.
-const maxVisits = 20000
+// reporting its failure (the process killed mid-visit) is caught by this cap. It is
+// twice the visits of the longest life a message has, a copy pending (or an event's
+// start waiting for it) for maxDestinationWait while visited once per MaxPollInterval,
+// and at least 20,000: a fixed 20,000 poisoned a copy pending for two weeks polled
+// every minute.
+func (s *Service) maxVisits() int64 {
+	return max(20000, 2*int64(maxDestinationWait/s.cfg.MaxPollInterval))
+}
 
 // safeProcess turns a panic while processing one message into a counted failure.
 func (s *Service) safeProcess(ctx context.Context, m Message) (o outcome) {
@@ -252,7 +257,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 // exhausted tells whether a message has failed too often in a row, or been visited too
 // often in all, to be visited again: it goes to the poison queue.
 func (s *Service) exhausted(m Message, t ticket) bool {
-	return t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > maxVisits
+	return t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > s.maxVisits()
 }
 
 // visit is a poll past the steady fast path of process; polled tells whether the
@@ -517,6 +522,9 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 				log.DebugContext(ctx, "cannot mark the start tracked; the sweep may add a message", "err", err)
 			}
 		}
+		if waitingForDestination(job) && job.NextAttemptAt != nil {
+			return s.awaitNextAttempt(ctx, m, t, *job.NextAttemptAt, log)
+		}
 		return s.keepPolling(ctx, m, t, job.Progress, log)
 	}
 	if job.StartFailures >= 3*s.cfg.MaxFailures {
@@ -546,8 +554,27 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 		// so that the next one follows it rather than starting another.
 		next.CopyID, next.Unrecorded = t.CopyID, true
 	}
+	if job.Status == StatusStarting && waitingForDestination(job) && job.NextAttemptAt != nil {
+		s.awaitNextAttempt(ctx, m, next, *job.NextAttemptAt, log)
+		return outResumed
+	}
 	s.keepPolling(ctx, m, next, job.Progress, log)
 	return outResumed
+}
+
+// awaitNextAttempt hides the message of a start that waits for its destination until
+// its next attempt is due: one visit per attempt. (The polls' backoff, started again
+// from FirstPoll after each attempt, added visits that found nothing due: about six per
+// attempt, which poisoned a wait of two weeks.)
+func (s *Service) awaitNextAttempt(ctx context.Context, m Message, t ticket, at time.Time, log *slog.Logger) outcome {
+	t.Progress = Progress{}
+	t.Failures, t.Outages = 0, 0 // a visit that found the job waiting ends a run of failures
+	wait := min(max(at.Sub(s.cfg.Now()), time.Second), s.visitVisibility())
+	if _, err := s.queue.Update(ctx, m, t.encode(), wait); err != nil {
+		log.WarnContext(ctx, "cannot reschedule the tracking message", "err", err)
+		return visitFailed(err)
+	}
+	return outPending
 }
 
 // poison moves a message to the poison queue and records why on the job when there is
