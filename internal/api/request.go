@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/blobcopy/blobcopy/internal/config"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/rules"
 )
@@ -200,6 +201,10 @@ func ValidateBlobName(name, target string) error {
 		return badRequest(CodeInvalidBlobName, target, "blob name must not end with a dot or a slash")
 	case strings.Count(name, "/") >= 254:
 		return badRequest(CodeInvalidBlobName, target, "blob name has more than 254 path segments")
+	case config.HasDotSegment(name):
+		// Azure's rules: no path segment ends with a dot. Such a name's URL reads as
+		// another blob's wherever an HTTP stack resolves the segments.
+		return badRequest(CodeInvalidBlobName, target, `blob name must not have a "." or ".." segment`)
 	}
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f {

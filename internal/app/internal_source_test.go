@@ -161,3 +161,33 @@ func (h *harness) jobWithASecretInItsRecord(t *testing.T) string {
 	}
 	return first.job(t).ID
 }
+
+// A destination blob name with "." or ".." segments is refused (400): storage sends
+// it escaped ("..%2F"), so it names no other container, but Azure's naming rules say
+// no path segment ends with a dot, and its URL would read as another blob's.
+func TestDestinationNameWithDotSegmentsIsRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	id := h.jobWithASecretInItsRecord(t)
+	before, err := h.blobClient("devstoreaccount1").DownloadStream(t.Context(), app.DefaultRecords, "jobs/"+id+".json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.Body.Close()
+	src := h.upload("devstoreaccount1", "src", "b.txt", []byte("overwrite"))
+	for _, name := range []string{"../" + app.DefaultRecords + "/jobs/" + id + ".json", "a/./b", "a/../../" + app.DefaultRecords + "/x"} {
+		r := h.do(http.MethodPost, "/api/copies", map[string]any{"source": src,
+			"destination": map[string]any{"container": "dst", "blob": name}}, nil)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("destination %q: answered %d %s, want 400", name, r.status, r.body)
+		}
+	}
+	h.app.Copies.Wait()
+	after, err := h.blobClient("devstoreaccount1").DownloadStream(t.Context(), app.DefaultRecords, "jobs/"+id+".json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after.Body.Close()
+	if *after.ETag != *before.ETag {
+		t.Error("the record was overwritten through the destination's name")
+	}
+}

@@ -26,7 +26,7 @@ func (a StorageAccount) BlobPath(u *url.URL) (container, blob string, ok bool) {
 		return "", "", false
 	}
 	container, blob, found := strings.Cut(rest, "/")
-	if !found || !validContainerName(container) || blob == "" || hasDotSegment(blob) {
+	if !found || !validContainerName(container) || blob == "" || HasDotSegment(blob) {
 		return "", "", false
 	}
 	return container, blob, true
@@ -50,7 +50,9 @@ func validContainerName(name string) bool {
 	return true
 }
 
-func hasDotSegment(path string) bool {
+// HasDotSegment reports whether a slash-separated name has a "." or ".." segment, which
+// an HTTP stack resolves when the name is a URL's path.
+func HasDotSegment(path string) bool {
 	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "." || seg == ".." {
 			return true
