@@ -36,7 +36,9 @@ func CanonicalHost(u *url.URL) (*url.URL, error) {
 	ascii := host
 	if !isASCII(host) {
 		var err error
-		if ascii, err = whatwgIDNA.ToASCII(host); err != nil || !isASCII(ascii) {
+		// The mapping may yield characters no host holds ("℀" is "a/c", "＠" is "@"):
+		// the WHATWG parser then fails, and so does this.
+		if ascii, err = whatwgIDNA.ToASCII(host); err != nil || strings.IndexFunc(ascii, notDomainChar) >= 0 {
 			return nil, fmt.Errorf("%w: %q", ErrHostSpelling, host)
 		}
 	}
@@ -65,6 +67,12 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// notDomainChar: not a letter, digit, hyphen, dot or underscore of a domain name in
+// ASCII.
+func notDomainChar(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')
 }
 
 // endsInNumber is the WHATWG URL standard's test for a host the IPv4 parser reads: its

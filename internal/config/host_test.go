@@ -52,6 +52,10 @@ func TestCanonicalHost(t *testing.T) {
 		"http://1.2.65536/a", // the last number over its two bytes
 		"http://09.0.0.1/a",  // an octal number with a 9
 		"http://a\u200db.example/a",
+		"http://\u2100x.example/a", // maps to "a/cx.example"
+		"http://ex\uff0fample/a",   // maps to "ex/ample"
+		"http://ex\uff20ample/a",   // maps to "ex@ample"
+		"http://ex\uff1a80/a",      // maps to "ex:80"
 	} {
 		u, err := url.Parse(raw)
 		if err != nil {
