@@ -222,6 +222,7 @@ func TestAllowlists(t *testing.T) {
 		// is allowed (and copied from its ASCII name), a spelling no stack reads is not.
 		{"allowed host in fullwidth letters", `{"source":"` + strings.Replace(src, "https://a", "https://\uff41", 1) + `","destination":{"container":"backup-3","blob":"a"}}`, 202, ""},
 		{"fullwidth full stop before the suffix", `{"source":"https://blob\uff0ecore\uff0ewindows\uff0enet\uff0eevil.com/a","destination":{"container":"backup-1","blob":"a"}}`, 403, "SourceNotAllowed"},
+		{"a backslash in the path", `{"source":"https://app.blob.core.windows.net/src\\a.txt","destination":{"container":"backup-1","blob":"a"}}`, 400, "InvalidRequest"},
 		{"a host no stack reads", `{"source":"https://a\u200db.blob.core.windows.net/a","destination":{"container":"backup-1","blob":"a"}}`, 400, "InvalidRequest"},
 	}
 	for _, tt := range tests {

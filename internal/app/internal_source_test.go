@@ -133,18 +133,7 @@ func TestRecordsContainerIsNeverASourceThroughAnotherSpellingOfItsURL(t *testing
 		}
 	}
 	h.app.Copies.Wait()
-	for _, account := range []string{"devstoreaccount1", "acct2"} {
-		pager := h.blobClient(account).NewListBlobsFlatPager("loot", nil)
-		for pager.More() {
-			page, err := pager.NextPage(t.Context())
-			if err != nil {
-				break // the container was never created: nothing was copied
-			}
-			for _, b := range page.Segment.BlobItems {
-				t.Errorf("a record was copied out: %s/loot/%s", account, *b.Name)
-			}
-		}
-	}
+	nothingIn(t, h, "loot")
 }
 
 // jobWithASecretInItsRecord starts a copy whose record holds a callback URL's token
@@ -189,5 +178,44 @@ func TestDestinationNameWithDotSegmentsIsRefused(t *testing.T) {
 	after.Body.Close()
 	if *after.ETag != *before.ETag {
 		t.Error("the record was overwritten through the destination's name")
+	}
+}
+
+// Review 10: a raw backslash in a source's path is a "/" to Azurite (the WHATWG URL
+// standard) and a character to Go's parser: below the API (which writes every URL
+// again), "acct\copyjobs\..." and ".../x/..\copyjobs/..." copied the records out, read
+// as an outside URL and as container x. The copy service refuses them on every path.
+func TestBackslashSpellingsOfTheRecordsAreRefusedBelowTheAPI(t *testing.T) {
+	h := newHarness(t, nil)
+	id := h.jobWithASecretInItsRecord(t)
+	ep := h.az.BlobEndpoint("devstoreaccount1")
+	for i, raw := range []string{
+		ep + `\copyjobs\jobs\` + id + ".json",
+		ep + `/x/..\copyjobs/jobs/` + id + ".json",
+	} {
+		_, _, err := h.app.Copies.Start(t.Context(), copyjob.StartRequest{Source: raw, Origin: "api",
+			Destination: copyjob.BlobRef{Container: "loot", Blob: fmt.Sprintf("raw-%d.json", i)}, Options: copyjob.Options{Overwrite: true}})
+		if copyjob.CodeOf(err) != copyjob.CodeInvalidRequest {
+			t.Errorf("Start(%s) = %v, want %s", raw, err, copyjob.CodeInvalidRequest)
+		}
+	}
+	h.app.Copies.Wait()
+	nothingIn(t, h, "loot")
+}
+
+// nothingIn fails for every blob in container of both accounts.
+func nothingIn(t *testing.T, h *harness, container string) {
+	t.Helper()
+	for _, account := range []string{"devstoreaccount1", "acct2"} {
+		pager := h.blobClient(account).NewListBlobsFlatPager(container, nil)
+		for pager.More() {
+			page, err := pager.NextPage(t.Context())
+			if err != nil {
+				break // the container was never created: nothing was copied
+			}
+			for _, b := range page.Segment.BlobItems {
+				t.Errorf("a record was copied out: %s/%s/%s", account, container, *b.Name)
+			}
+		}
 	}
 }

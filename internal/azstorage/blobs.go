@@ -130,15 +130,17 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	if u.User != nil {
 		return copyjob.PreparedSource{}, fmt.Errorf("%w: credentials in the URL's user info are not supported", copyjob.ErrInvalidSource)
 	}
-	// Checked and sent as storage reads it: a host spelled outside ASCII or as IPv4
-	// numbers in another form would name a configured account past every check below.
-	canonical, err := config.CanonicalHost(u)
-	if err != nil {
+	if err := config.UnambiguousPath(source); err != nil {
 		return copyjob.PreparedSource{}, fmt.Errorf("%w: %w", copyjob.ErrInvalidSource, err)
 	}
-	if canonical != u {
-		u, source = canonical, canonical.String()
+	// Checked and sent as storage reads it: a host spelled outside ASCII or as IPv4
+	// numbers in another form would name a configured account past every check below.
+	// Sent as written here (url.String), so that no other reading of the text reaches
+	// storage than the one checked.
+	if u, err = config.CanonicalHost(u); err != nil {
+		return copyjob.PreparedSource{}, fmt.Errorf("%w: %w", copyjob.ErrInvalidSource, err)
 	}
+	source = u.String()
 	rec := copyjob.Source{URL: redact.StripQuery(source), QueryDropped: redact.DropsQuery(source)}
 	ref, known := b.Locate(u)
 	if !known {

@@ -20,6 +20,23 @@ var whatwgIDNA = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.Transitiona
 // ErrHostSpelling: a URL's host that no HTTP stack reads as one name.
 var ErrHostSpelling = errors.New("host is not a valid domain name or IP address")
 
+// ErrBackslashInPath: a URL whose path holds a raw backslash.
+var ErrBackslashInPath = errors.New(`a backslash in the URL's path: write "/" (or "%5C" for the character)`)
+
+// UnambiguousPath refuses a raw URL whose path holds a backslash. The WHATWG URL
+// standard (Node, so Azurite; browsers) reads it as "/", Go's parser as a character:
+// "/acct\copyjobs\x" would name the app's records to storage and an outside blob to
+// every check made on the parsed URL.
+func UnambiguousPath(raw string) error {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if strings.Contains(raw, `\`) {
+		return ErrBackslashInPath
+	}
+	return nil
+}
+
 // CanonicalHost returns u with its host written as an HTTP stack resolves it, so that
 // every check on the URL reads the name storage will read: a host with letters outside
 // ASCII in its ASCII form ("ｄev。example" is "dev.example", a soft hyphen vanishes,

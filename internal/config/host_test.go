@@ -66,3 +66,17 @@ func TestCanonicalHost(t *testing.T) {
 		}
 	}
 }
+
+func TestUnambiguousPath(t *testing.T) {
+	for raw, want := range map[string]error{
+		"https://a.example/c/x":                nil,
+		"https://a.example/c/x?q=a\\b#f\\g":    nil, // the query and fragment are not paths
+		"https://a.example/c%5Cx":              nil, // an escaped backslash is a character everywhere
+		"https://a.example/c\\x":               ErrBackslashInPath,
+		"http://127.0.0.1:1/acct\\copyjobs\\x": ErrBackslashInPath,
+	} {
+		if got := UnambiguousPath(raw); !errors.Is(got, want) || (want == nil) != (got == nil) {
+			t.Errorf("UnambiguousPath(%s) = %v, want %v", raw, got, want)
+		}
+	}
+}

@@ -394,14 +394,15 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %q: %w", source, copyjob.ErrInvalidSource)
 	}
-	// As the adapter: the host as storage reads it (IDNA, IPv4 numbers).
-	canonical, err := config.CanonicalHost(u)
-	if err != nil {
+	// As the adapter: no backslash in the path, the host as storage reads it (IDNA,
+	// IPv4 numbers), sent as Go writes the URL.
+	if err := config.UnambiguousPath(source); err != nil {
 		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %w: %w", copyjob.ErrInvalidSource, err)
 	}
-	if canonical != u {
-		u, source = canonical, canonical.String()
+	if u, err = config.CanonicalHost(u); err != nil {
+		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %w: %w", copyjob.ErrInvalidSource, err)
 	}
+	source = u.String()
 	clean := stripQuery(source)
 	ref, inAccount := b.refLocked(u)
 	if !inAccount && b.onAccountHostLocked(u) {

@@ -103,7 +103,8 @@ func blobsURL(t *testing.T, h BlobsHarness) {
 	onEndpoint := strings.Replace(u, "/"+ref.Container+"/", "/./"+ref.Container+"/", 1)
 	dotDot := strings.Replace(u, "/"+ref.Container+"/", "/x/../"+ref.Container+"/", 1)
 	noContainer := strings.Replace(u, "/"+ref.Container+"/", "//", 1)
-	for _, bad := range []string{"not a url", "ftp://example.com/x", "/relative/path", onEndpoint, dotDot, noContainer, u + "/../../x/y"} {
+	backslash := strings.Replace(u, "/"+ref.Container+"/", `\`+ref.Container+`\`, 1) // "/" to Azurite, a character to Go
+	for _, bad := range []string{"not a url", "ftp://example.com/x", "/relative/path", onEndpoint, dotDot, noContainer, u + "/../../x/y", backslash} {
 		_, err := b.PrepareSource(ctx(t), bad, h.Ref("dst.bin"), time.Hour)
 		wantErr(t, "PrepareSource("+bad+")", err, copyjob.ErrInvalidSource)
 	}
