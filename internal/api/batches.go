@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blobcopy/blobcopy/internal/batch"
+	"github.com/blobcopy/blobcopy/internal/config"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/redact"
 )
@@ -203,6 +204,11 @@ func (s *Server) buildSubmit(req *BatchRequest) (batch.SubmitRequest, error) {
 		// A prefix may end with "/" (a folder); the names it begins must be valid.
 		if err := ValidateBlobName(d.Prefix+"x", "destination.prefix"); err != nil {
 			return batch.SubmitRequest{}, err
+		}
+		// A child's name is the prefix and its source's name past the source prefix,
+		// which may begin with "/": "x/.." then begins "x/../".
+		if config.HasDotSegment(d.Prefix) {
+			return batch.SubmitRequest{}, badRequest(CodeInvalidBlobName, "destination.prefix", `the prefix must not have a "." or ".." segment`)
 		}
 	}
 	if err := s.policy.CheckSource(req.Source); err != nil {

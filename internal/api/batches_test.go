@@ -148,3 +148,17 @@ func TestBatchRequestValidation(t *testing.T) {
 		}
 	}
 }
+
+// Review 10: a destination prefix with a "." or ".." segment is refused like such a
+// blob name: each child is named by the prefix and its source's name past the source
+// prefix ("x/.." and "/f.txt" made "x/../f.txt").
+func TestBatchDestinationPrefixWithDotSegmentsIsRefused(t *testing.T) {
+	f, _ := newBatchFixture(t)
+	for _, prefix := range []string{"x/..", "a/.", "..", "./"} {
+		body := fmt.Sprintf(`{"source":"https://%s/src/in","destination":{"container":"dst","prefix":%q}}`, copyjobtest.DefaultHost, prefix)
+		r := f.do(t, "POST", "/api/batches", []byte(body), as(alice))
+		if r.status != http.StatusBadRequest || r.azureError(t).Error.Code != api.CodeInvalidBlobName {
+			t.Errorf("prefix %q: %d %s, want 400 %s", prefix, r.status, r.body, api.CodeInvalidBlobName)
+		}
+	}
+}

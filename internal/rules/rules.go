@@ -84,6 +84,11 @@ func (r Rule) check(seen map[string]bool) error {
 		return fmt.Errorf("sourceContainer %q is not a valid container name", r.SourceContainer)
 	case !ValidContainerName(r.Destination.Container):
 		return fmt.Errorf("destination.container %q is not a valid container name", r.Destination.Container)
+	case badPrefix(r.Destination.Prefix):
+		// Every destination name begins with it (after a "/" when the source prefix has
+		// none at its end): Azure's rules say no path segment ends with a dot, and the API
+		// refuses such a name (400), which Event Grid would drop.
+		return fmt.Errorf(`destination.prefix %q has a "." or ".." segment or a control character`, r.Destination.Prefix)
 	case r.Destination.Container == r.SourceContainer && r.Destination.Account == r.SourceAccount &&
 		strings.HasPrefix(r.Destination.Prefix, r.SourcePrefix):
 		return fmt.Errorf("the destination lies inside the source area: every copy would trigger the rule again")
@@ -130,4 +135,14 @@ func ByName(rules []Rule, name string) (Rule, bool) {
 		}
 	}
 	return Rule{}, false
+}
+
+// badPrefix: a destination prefix no valid blob name can begin with, whatever follows.
+func badPrefix(prefix string) bool {
+	for seg := range strings.SplitSeq(prefix, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return strings.ContainsFunc(prefix, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

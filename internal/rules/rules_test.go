@@ -19,6 +19,10 @@ func TestParse(t *testing.T) {
 		{"bad container", `[{"name":"a","sourceContainer":"IN","destination":{"container":"outbox"}}]`, "sourceContainer"},
 		{"bad destination", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"a--b"}}]`, "destination.container"},
 		{"loop", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"inbox","prefix":"copies/"}}]`, "inside the source area"},
+		{"dot-dot prefix", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox","prefix":"x/.."}}]`, "destination.prefix"},
+		{"dot prefix", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox","prefix":"./"}}]`, "destination.prefix"},
+		{"control character in the prefix", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox","prefix":"x\u0001/"}}]`, "destination.prefix"},
+		{"a prefix with dots in a name", `[{"name":"a","sourceContainer":"inbox","destination":{"container":"outbox","prefix":"v1.2/"}}]`, ""},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.raw)
