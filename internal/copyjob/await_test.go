@@ -219,3 +219,33 @@ func TestTwoWeeksPendingAreNotTooManyVisits(t *testing.T) {
 	}
 	h.wantStatus("version-2", copyjob.StatusStartFailed)
 }
+
+// Review 10: a waiting job whose attempt is due while another actor holds its claim (a
+// redelivery's start that crashed holding it) is visited again when the claim ends, not
+// every second until then.
+func TestWaitingJobUnderAnotherClaimIsVisitedWhenTheClaimEnds(t *testing.T) {
+	h := newHarness(t)
+	waitingEvent(t, h)
+	j := h.record("version-2")
+	h.Clock.Advance(j.NextAttemptAt.Sub(h.Clock.Now()) + time.Second) // the attempt is due
+	until := h.Clock.Now().Add(2 * time.Minute)
+	h.Records.Modify("version-2", func(j *copyjob.Job) {
+		j.Claim = &copyjob.Claim{Token: "crashed-redelivery", Actor: copyjob.Actor("eventgrid"), Until: until}
+	})
+	visits := func() int64 {
+		for _, m := range h.Queue.Messages() {
+			if strings.Contains(m.Text, `"version-2"`) {
+				return m.DequeueCount
+			}
+		}
+		t.Fatal("the waiting job's message is gone")
+		return 0
+	}
+	before := visits()
+	for h.Clock.Now().Before(until) {
+		h.tickAfter(time.Second)
+	}
+	if n := visits() - before; n > 3 {
+		t.Errorf("visited %d times during the other claim's two minutes, want it hidden until the claim ends", n)
+	}
+}

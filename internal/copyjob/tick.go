@@ -523,7 +523,7 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 			}
 		}
 		if waitingForDestination(job) && job.NextAttemptAt != nil {
-			return s.awaitNextAttempt(ctx, m, t, *job.NextAttemptAt, log)
+			return s.awaitNextAttempt(ctx, m, t, job, log)
 		}
 		return s.keepPolling(ctx, m, t, job.Progress, log)
 	}
@@ -555,7 +555,7 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 		next.CopyID, next.Unrecorded = t.CopyID, true
 	}
 	if job.Status == StatusStarting && waitingForDestination(job) && job.NextAttemptAt != nil {
-		s.awaitNextAttempt(ctx, m, next, *job.NextAttemptAt, log)
+		s.awaitNextAttempt(ctx, m, next, job, log)
 		return outResumed
 	}
 	s.keepPolling(ctx, m, next, job.Progress, log)
@@ -563,10 +563,15 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 }
 
 // awaitNextAttempt hides the message of a start that waits for its destination until
-// its next attempt is due: one visit per attempt. (The polls' backoff, started again
-// from FirstPoll after each attempt, added visits that found nothing due: about six per
-// attempt, which poisoned a wait of two weeks.)
-func (s *Service) awaitNextAttempt(ctx context.Context, m Message, t ticket, at time.Time, log *slog.Logger) outcome {
+// its next attempt is due, or until another actor's claim on it ends: one visit per
+// attempt. (The polls' backoff, started again from FirstPoll after each attempt, added
+// visits that found nothing due: about six per attempt, which poisoned a wait of two
+// weeks.)
+func (s *Service) awaitNextAttempt(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
+	at := *job.NextAttemptAt
+	if s.claimLive(job) && job.Claim.Until.After(at) {
+		at = job.Claim.Until
+	}
 	t.Progress = Progress{}
 	t.Failures, t.Outages = 0, 0 // a visit that found the job waiting ends a run of failures
 	wait := min(max(at.Sub(s.cfg.Now()), time.Second), s.visitVisibility())
