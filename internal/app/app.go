@@ -345,6 +345,11 @@ func serviceConfig(s funchost.Settings, host funchost.HostConfig) (copyjob.Confi
 			*n.dst = p
 		}
 	}
+	// A dequeue hides a message for the longest poll interval (copyjob's visitVisibility),
+	// and Azure Queue takes at most 7 days: every tick would fail.
+	if cfg.MaxPollInterval >= 7*24*time.Hour {
+		return cfg, fmt.Errorf("setting COPY_MAX_POLL_INTERVAL: %s is not under 7 days (Azure Queue hides a message for at most 7 days)", cfg.MaxPollInterval)
+	}
 	// Leave a margin below functionTimeout so the tick reports before the host kills it.
 	if host.FunctionTimeout > 0 {
 		cfg.TickBudget = host.FunctionTimeout * 8 / 10

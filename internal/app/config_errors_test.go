@@ -22,6 +22,8 @@ func TestSecuritySettingsAreCheckedAtStartUp(t *testing.T) {
 		{"secret not base64", "COPY_CALLBACK_SECRET", "whsec_not base64!", "COPY_CALLBACK_SECRET"},
 		{"secret too short", "COPY_CALLBACK_SECRET", "whsec_c2hvcnQ=", "COPY_CALLBACK_SECRET"},
 		{"concurrency", "COPY_EVENT_CONCURRENCY", "0", "COPY_EVENT_CONCURRENCY"},
+		// Azure Queue hides a message for at most 7 days: every tick's dequeue would fail.
+		{"poll interval of a week", "COPY_MAX_POLL_INTERVAL", "168h", "COPY_MAX_POLL_INTERVAL"},
 		{"rule callback over http", "COPY_RULES", `[{"name":"r","sourceContainer":"in","destination":{"container":"out"},"callbackUrl":"http://hooks.example.com/x"}]`, "COPY_RULES"},
 		{"rule callback elsewhere", "COPY_RULES", `[{"name":"r","sourceContainer":"in","destination":{"container":"out"},"callbackUrl":"https://evil.example.com/x"}]`, "COPY_RULES"},
 	}

@@ -26,7 +26,7 @@ var Settings = []Setting{
 	{"COPY_RECORDS_CONTAINER", "copyjobs", "Blob container of job records (`jobs/<id>.json`); never a copy destination.", true, true},
 	{"COPY_SOURCE_SAS_LIFETIME", "24h", "Lifetime of a generated read-only source SAS when the request names none (`sasLifetime`); at most 7 days.", true, true},
 	{"COPY_FIRST_POLL", "5s", "When a new job is first polled; later polls back off exponentially.", true, true},
-	{"COPY_MAX_POLL_INTERVAL", "5m", "Longest wait between two polls of one pending copy.", true, true},
+	{"COPY_MAX_POLL_INTERVAL", "5m", "Longest wait between two polls of one pending copy; under 7 days (Azure Queue hides a message for at most that).", true, true},
 	{"COPY_START_GRACE", "2m", "How long a job may stay `starting` before a tick resumes it (crash recovery).", true, true},
 	{"COPY_FULL_SWEEP_INTERVAL", "1h", "How often (once for all instances together) the sweep for crashed starts lists every `starting` record instead of asking the records' blob index.", true, false},
 	{"COPY_MAX_FAILURES", "5", "Failed visits in a row before a tracking message goes to the poison queue (storage being unavailable does not count), and transient start failures in a row before a start ends startFailed.", true, true},
