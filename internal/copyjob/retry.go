@@ -103,7 +103,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		// As in Start: the copy runs but the record says "starting"; the message names it.
 		t := ticketFor(job)
 		t.Unrecorded = true
-		if _, uerr := s.queue.Update(ctx, msg, t.encode(), s.cfg.FirstPoll); uerr != nil {
+		if _, uerr := s.rewrite(ctx, msg, t, s.cfg.FirstPoll); uerr != nil {
 			log.WarnContext(ctx, "cannot name the copy in the tracking message either", "err", uerr)
 		}
 	}

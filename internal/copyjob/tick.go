@@ -48,6 +48,11 @@ type ticket struct {
 	// ended at once: what storage answered then, recorded as it is, not derived from what
 	// the destination shows later.
 	Outcome *CopyState `json:"outcome,omitempty"`
+	// Seen is the message's dequeue count when this ticket was written (0 when
+	// enqueued; absent in messages of earlier versions). Every visit that finishes
+	// rewrites the message at least once per checkpointEvery visits, so a message
+	// dequeued far more often since is one whose visits die: see exhausted.
+	Seen *int64 `json:"seen,omitempty"`
 }
 
 type ticketLease struct {
@@ -56,7 +61,7 @@ type ticketLease struct {
 }
 
 func ticketFor(job *Job) ticket {
-	t := ticket{JobID: job.ID, Created: job.CreatedAt, Attempt: len(job.History)}
+	t := ticket{JobID: job.ID, Created: job.CreatedAt, Attempt: len(job.History), Seen: new(int64)}
 	if job.Lease != nil && job.Source.Ref != nil {
 		t.Lease = &ticketLease{Source: *job.Source.Ref, ID: job.Lease.ID}
 	}
@@ -204,19 +209,46 @@ func (s *Service) Tick(ctx context.Context) (TickReport, error) {
 
 // visitVisibility hides dequeued messages for the longest poll interval (and at least
 // for the processing time): a steady pending copy is then polled with one Get Blob
-// Properties and no queue write; only messages due sooner are rewritten.
+// Properties and no queue write (but one per checkpointEvery polls); only messages due
+// sooner are rewritten.
 func (s *Service) visitVisibility() time.Duration {
 	return max(s.cfg.MaxPollInterval, s.cfg.ProcessingVisibility)
 }
 
-// maxVisits bounds how often one message is dequeued: a visit that dies without
-// reporting its failure (the process killed mid-visit) is caught by this cap. It is
-// twice the visits of the longest life a message has, a copy pending (or an event's
-// start waiting for it) for maxDestinationWait while visited once per MaxPollInterval,
-// and at least 20,000: a fixed 20,000 poisoned a copy pending for two weeks polled
-// every minute.
+// maxVisits bounds how often one message is dequeued in all, a backstop for messages
+// of earlier versions (no Seen). It is twice the visits of the longest life a message
+// has, a copy pending (or an event's start waiting for it) for maxDestinationWait while
+// visited once per MaxPollInterval, and at least 20,000: a fixed 20,000 poisoned a copy
+// pending for two weeks polled every minute.
 func (s *Service) maxVisits() int64 {
 	return max(20000, 2*int64(maxDestinationWait/s.cfg.MaxPollInterval))
+}
+
+// A visit that dies without reporting its failure (the process killed mid-visit, every
+// time) rewrites nothing. Every visit that finishes rewrites its message at least once
+// per checkpointEvery visits (a steady poll, which otherwise leaves it as it is, costs
+// one Update Message per checkpointEvery polls), so a message dequeued
+// maxVisitsWithoutRewrite times since its ticket was written is poisoned: after about
+// eight hours of dying visits at the default interval, whatever the interval.
+const (
+	checkpointEvery         = 50
+	maxVisitsWithoutRewrite = 2 * checkpointEvery
+)
+
+// rewrite updates the message with t, which records the visit count it is written at.
+func (s *Service) rewrite(ctx context.Context, m Message, t ticket, visibleAfter time.Duration) (Message, error) {
+	seen := m.DequeueCount
+	t.Seen = &seen
+	return s.queue.Update(ctx, m, t.encode(), visibleAfter)
+}
+
+// visitsWithoutRewrite counts the dequeues since t was written (since the message was
+// enqueued, for a ticket of an earlier version).
+func visitsWithoutRewrite(m Message, t ticket) int64 {
+	if t.Seen == nil {
+		return m.DequeueCount
+	}
+	return m.DequeueCount - *t.Seen
 }
 
 // safeProcess turns a panic while processing one message into a counted failure.
@@ -242,7 +274,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 		// it is. It builds no logger (a JSON handler's With formats its attributes at once,
 		// a quarter of the CPU such a poll spends outside its Get Blob Properties).
 		state, stateErr := s.blobs.CopyState(ctx, *t.Dest)
-		if stateErr == nil && state.CopyID == t.CopyID && state.Status == StatusPending && s.pollUnchanged(t) {
+		if stateErr == nil && state.CopyID == t.CopyID && state.Status == StatusPending && s.pollUnchanged(m, t) {
 			if s.log.Enabled(ctx, slog.LevelDebug) {
 				s.log.DebugContext(ctx, "copy still pending", "operation", "poll", "messageId", m.ID, "jobId", t.JobID,
 					"bytesCopied", state.Progress.BytesCopied, "bytesTotal", state.Progress.BytesTotal)
@@ -257,7 +289,16 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 // exhausted tells whether a message has failed too often in a row, or been visited too
 // often in all, to be visited again: it goes to the poison queue.
 func (s *Service) exhausted(m Message, t ticket) bool {
-	return t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > s.maxVisits()
+	return t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > s.maxVisits() ||
+		(t.Seen != nil && visitsWithoutRewrite(m, t) > maxVisitsWithoutRewrite)
+}
+
+// exhaustedReason says why exhausted poisons m.
+func (s *Service) exhaustedReason(m Message, t ticket) string {
+	if t.Failures < int64(s.cfg.MaxFailures) && t.Seen != nil && visitsWithoutRewrite(m, t) > maxVisitsWithoutRewrite {
+		return fmt.Sprintf("%d visits in a row never finished (the process may die while visiting this job; %d visits in all)", visitsWithoutRewrite(m, t), m.DequeueCount)
+	}
+	return fmt.Sprintf("%d attempts in a row failed (%d visits in all)", t.Failures, m.DequeueCount)
 }
 
 // visit is a poll past the steady fast path of process; polled tells whether the
@@ -269,7 +310,7 @@ func (s *Service) visit(ctx context.Context, m Message, t ticket, polled bool, s
 		if job != nil && t.Attempt != len(job.History) {
 			return s.dropStale(ctx, m, log)
 		}
-		return s.poison(ctx, m, job, fmt.Sprintf("%d attempts in a row failed (%d visits in all)", t.Failures, m.DequeueCount), log)
+		return s.poison(ctx, m, job, s.exhaustedReason(m, t), log)
 	}
 
 	// Fast path: a pending copy whose ticket names its destination and copy id.
@@ -430,7 +471,7 @@ func (s *Service) retryLater(ctx context.Context, m Message, count bool) {
 		t.Outages++
 		wait = s.backoff(t.Outages)
 	}
-	if _, err := s.queue.Update(ctx, m, t.encode(), wait); err != nil {
+	if _, err := s.rewrite(ctx, m, t, wait); err != nil {
 		s.log.DebugContext(ctx, "cannot reschedule a failed message; it returns after the visibility timeout", "messageId", m.ID, "err", err)
 	}
 }
@@ -441,14 +482,14 @@ func (s *Service) retryLater(ctx context.Context, m Message, count bool) {
 // four requests, it now costs the one Get Blob Properties). progress is for the log.
 func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress Progress, log *slog.Logger) outcome {
 	log.DebugContext(ctx, "copy still pending", "bytesCopied", progress.BytesCopied, "bytesTotal", progress.BytesTotal)
-	if s.pollUnchanged(t) {
+	if s.pollUnchanged(m, t) {
 		return outPending
 	}
 	t.Progress = Progress{}
 	t.Failures, t.Outages = 0, 0 // a success ends a run of failures
 	next := s.backoff(t.Polls + 1)
 	t.Polls++
-	if _, err := s.queue.Update(ctx, m, t.encode(), next); err != nil {
+	if _, err := s.rewrite(ctx, m, t, next); err != nil {
 		log.WarnContext(ctx, "cannot reschedule the tracking message", "err", err)
 		return visitFailed(err)
 	}
@@ -457,11 +498,13 @@ func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress
 
 // pollUnchanged tells whether a poll that found the copy still pending leaves the
 // message as it is: the dequeue hid it for as long as the next poll waits, and its
-// ticket would not change (a steady poll costs one Get Blob Properties, no queue write).
-// A poll changes no field but these (and Polls, when it rewrites), so comparing them is
-// comparing the ticket, without encoding it again.
-func (s *Service) pollUnchanged(t ticket) bool {
-	return s.backoff(t.Polls+1) >= s.visitVisibility() && t.Progress == (Progress{}) && t.Failures == 0 && t.Outages == 0
+// ticket would not change (a steady poll costs one Get Blob Properties, no queue write),
+// and its checkpoint is not due (see checkpointEvery). A poll changes no field but these
+// (and Polls and Seen, when it rewrites), so comparing them is comparing the ticket,
+// without encoding it again.
+func (s *Service) pollUnchanged(m Message, t ticket) bool {
+	return s.backoff(t.Polls+1) >= s.visitVisibility() && t.Progress == (Progress{}) && t.Failures == 0 && t.Outages == 0 &&
+		visitsWithoutRewrite(m, t) < checkpointEvery
 }
 
 func (s *Service) backoff(polls int64) time.Duration {
@@ -490,7 +533,7 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 		if s.claimLive(job) {
 			wait = max(wait, job.Claim.Until.Sub(s.cfg.Now()))
 		}
-		if _, err := s.queue.Update(ctx, m, ticketFor(job).encode(), wait); err != nil {
+		if _, err := s.rewrite(ctx, m, ticketFor(job), wait); err != nil {
 			return visitFailed(err)
 		}
 		return outPending
@@ -575,7 +618,7 @@ func (s *Service) awaitNextAttempt(ctx context.Context, m Message, t ticket, job
 	t.Progress = Progress{}
 	t.Failures, t.Outages = 0, 0 // a visit that found the job waiting ends a run of failures
 	wait := min(max(at.Sub(s.cfg.Now()), time.Second), s.visitVisibility())
-	if _, err := s.queue.Update(ctx, m, t.encode(), wait); err != nil {
+	if _, err := s.rewrite(ctx, m, t, wait); err != nil {
 		log.WarnContext(ctx, "cannot reschedule the tracking message", "err", err)
 		return visitFailed(err)
 	}

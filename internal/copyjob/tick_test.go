@@ -714,3 +714,40 @@ func TestTickSurvivesAPanic(t *testing.T) {
 	h.tickAfter(time.Hour)
 	h.wantStatus(job.ID, copyjob.StatusSuccess)
 }
+
+// Review 10: a visit that dies without reporting its failure (the process killed
+// mid-visit, every time) ends in the poison queue after a bounded number of visits,
+// whatever the poll interval. The cap on all visits alone, scaled so that a copy
+// pending two weeks stays below it, took 60 days at a one-minute interval; a steady poll
+// now rewrites its message every checkpoint's worth of visits, and a message visited
+// twice that often without a rewrite is poisoned.
+func TestAVisitThatAlwaysDiesIsPoisonedWithinAFewHundredVisits(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.SetStartStatus(copyjob.StatusPending)
+	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
+	for range 200 { // a long steady copy first: its visits never count as dying ones
+		h.tickAfter(h.svc.Config().MaxPollInterval)
+	}
+	if p := h.Queue.Poisoned(); len(p) != 0 {
+		t.Fatalf("a steady copy was poisoned: %+v", p[0])
+	}
+	dyingVisits := func(n int) {
+		for range n {
+			h.Clock.Advance(h.svc.Config().MaxPollInterval)
+			if _, err := h.Queue.Dequeue(h.ctx, 1, h.svc.Config().MaxPollInterval); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dyingVisits(30) // a few crashes, then a visit that gets through: nothing to poison
+	h.tickAfter(h.svc.Config().MaxPollInterval)
+	if p := h.Queue.Poisoned(); len(p) != 0 {
+		t.Fatalf("poisoned after 30 dying visits: %+v", p[0])
+	}
+	dyingVisits(250) // every visit dies
+	h.tickAfter(h.svc.Config().MaxPollInterval)
+	if p := h.Queue.Poisoned(); len(p) != 1 {
+		t.Fatalf("%d poisoned after 250 dying visits in a row, want the message", len(p))
+	}
+	h.wantStatus(job.ID, copyjob.StatusPending) // the copy may still run: its lease kept, an operator decides
+}

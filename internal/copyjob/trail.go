@@ -181,7 +181,7 @@ func (s *Service) rewriteTrail(ctx context.Context, m Message, trail *Job, copyI
 	t.Unrecorded = copyID != "" || trail.Refusal != nil
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
-	if _, err := s.queue.Update(bctx, m, t.encode(), s.cfg.FirstPoll); err == nil {
+	if _, err := s.rewrite(bctx, m, t, s.cfg.FirstPoll); err == nil {
 		return nil
 	}
 	_, err := s.queue.Enqueue(bctx, t.encode(), s.cfg.FirstPoll)
