@@ -490,7 +490,7 @@ func resetFailureCounters(text string) (string, error) {
 		}
 		end := int(dec.InputOffset())
 		switch key {
-		case "failures", "outages":
+		case "failures", "outages", "seen", "stalls": // "seen": the dequeue count starts again
 			var n float64
 			if err := json.Unmarshal(raw, &n); err != nil {
 				return "", fmt.Errorf("not a tracking message: %s is %s, not a number", key, raw)

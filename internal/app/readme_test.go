@@ -28,7 +28,7 @@ func TestReadmeDocumentsEverySetting(t *testing.T) {
 	security := text[strings.Index(text, "## Security model"):]
 	security = security[:strings.Index(security[3:], "\n## ")+3]
 	var sources strings.Builder
-	for _, dir := range []string{"cmd/handler", "internal/api", "internal/app", "internal/copyjob", "internal/batch", "internal/funchost", "internal/eventgrid", "internal/redact", "internal/notify", "internal/rules", "internal/azstorage", "internal/config"} {
+	for _, dir := range []string{"cmd/handler", "cmd/blobcopy", "internal/api", "internal/app", "internal/copyjob", "internal/batch", "internal/funchost", "internal/eventgrid", "internal/redact", "internal/notify", "internal/rules", "internal/azstorage", "internal/config"} {
 		entries, err := os.ReadDir(root + "/" + dir)
 		if err != nil {
 			t.Fatal(err)

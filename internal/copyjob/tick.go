@@ -53,6 +53,8 @@ type ticket struct {
 	// rewrites the message at least once per checkpointEvery visits, so a message
 	// dequeued far more often since is one whose visits die: see exhausted.
 	Seen *int64 `json:"seen,omitempty"`
+	// Stalls counts the probes written since a visit last finished (see stalled).
+	Stalls int64 `json:"stalls,omitempty"`
 }
 
 type ticketLease struct {
@@ -227,28 +229,52 @@ func (s *Service) maxVisits() int64 {
 // A visit that dies without reporting its failure (the process killed mid-visit, every
 // time) rewrites nothing. Every visit that finishes rewrites its message at least once
 // per checkpointEvery visits (a steady poll, which otherwise leaves it as it is, costs
-// one Update Message per checkpointEvery polls), so a message dequeued
-// maxVisitsWithoutRewrite times since its ticket was written is poisoned: after about
-// eight hours of dying visits at the default interval, whatever the interval.
+// one Update Message per checkpointEvery polls). A message dequeued more than
+// maxVisitsWithoutRewrite times since its ticket was written has stalled: a visit's
+// Update failed all that time (storage refusing writes), an earlier version polled it
+// (it never rewrote steady messages), or its visits die. Only the last must poison, so
+// the visit first writes a probe (Stalls+1) and goes on; a failed probe poisons nothing.
+// A message that stalls again with a probe on it is poisoned: visits that die, about
+// 200 in a row (17 hours at the default interval, whatever the interval).
 const (
 	checkpointEvery         = 50
 	maxVisitsWithoutRewrite = 2 * checkpointEvery
 )
 
-// rewrite updates the message with t, which records the visit count it is written at.
+// rewrite updates the message with t, which records the visit count it is written at
+// (and that a visit finished: no stall).
 func (s *Service) rewrite(ctx context.Context, m Message, t ticket, visibleAfter time.Duration) (Message, error) {
 	seen := m.DequeueCount
-	t.Seen = &seen
+	t.Seen, t.Stalls = &seen, 0
 	return s.queue.Update(ctx, m, t.encode(), visibleAfter)
 }
 
-// visitsWithoutRewrite counts the dequeues since t was written (since the message was
-// enqueued, for a ticket of an earlier version).
+// visitsWithoutRewrite counts the dequeues since t was written: since the message was
+// enqueued for a ticket of an earlier version, or one enqueued again (requeue-poison)
+// with the count it had.
 func visitsWithoutRewrite(m Message, t ticket) int64 {
-	if t.Seen == nil {
+	if t.Seen == nil || *t.Seen > m.DequeueCount {
 		return m.DequeueCount
 	}
 	return m.DequeueCount - *t.Seen
+}
+
+// stalled: see maxVisitsWithoutRewrite. A ticket of an earlier version never stalls.
+func stalled(m Message, t ticket) bool {
+	return t.Seen != nil && visitsWithoutRewrite(m, t) > maxVisitsWithoutRewrite
+}
+
+// probe writes that m's visit has begun (Stalls+1, Seen now) before the visit goes on,
+// and returns the message and ticket to go on with.
+func (s *Service) probe(ctx context.Context, m Message, t ticket) (Message, ticket, error) {
+	seen := m.DequeueCount
+	t.Seen, t.Stalls = &seen, t.Stalls+1
+	next, err := s.queue.Update(ctx, m, t.encode(), s.visitVisibility())
+	if err != nil {
+		return m, t, err
+	}
+	next.Text = t.encode()
+	return next, t, nil
 }
 
 // safeProcess turns a panic while processing one message into a counted failure.
@@ -269,7 +295,7 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 	if err != nil {
 		return s.poison(ctx, m, nil, err.Error(), s.log.With("operation", "poll", "messageId", m.ID))
 	}
-	if !s.exhausted(m, t) && t.CopyID != "" && t.Dest != nil && !t.Unrecorded {
+	if !s.exhausted(m, t) && !stalled(m, t) && t.CopyID != "" && t.Dest != nil && !t.Unrecorded {
 		// The steady poll, most of a tick: its copy still pending and its message left as
 		// it is. It builds no logger (a JSON handler's With formats its attributes at once,
 		// a quarter of the CPU such a poll spends outside its Get Blob Properties).
@@ -289,14 +315,13 @@ func (s *Service) process(ctx context.Context, m Message) outcome {
 // exhausted tells whether a message has failed too often in a row, or been visited too
 // often in all, to be visited again: it goes to the poison queue.
 func (s *Service) exhausted(m Message, t ticket) bool {
-	return t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > s.maxVisits() ||
-		(t.Seen != nil && visitsWithoutRewrite(m, t) > maxVisitsWithoutRewrite)
+	return t.Failures >= int64(s.cfg.MaxFailures) || m.DequeueCount > s.maxVisits() || (stalled(m, t) && t.Stalls > 0)
 }
 
 // exhaustedReason says why exhausted poisons m.
 func (s *Service) exhaustedReason(m Message, t ticket) string {
-	if t.Failures < int64(s.cfg.MaxFailures) && t.Seen != nil && visitsWithoutRewrite(m, t) > maxVisitsWithoutRewrite {
-		return fmt.Sprintf("%d visits in a row never finished (the process may die while visiting this job; %d visits in all)", visitsWithoutRewrite(m, t), m.DequeueCount)
+	if t.Failures < int64(s.cfg.MaxFailures) && stalled(m, t) && t.Stalls > 0 {
+		return fmt.Sprintf("%d visits in a row never finished, after a probe that landed (the process may die while visiting this job; %d visits in all)", visitsWithoutRewrite(m, t), m.DequeueCount)
 	}
 	return fmt.Sprintf("%d attempts in a row failed (%d visits in all)", t.Failures, m.DequeueCount)
 }
@@ -311,6 +336,13 @@ func (s *Service) visit(ctx context.Context, m Message, t ticket, polled bool, s
 			return s.dropStale(ctx, m, log)
 		}
 		return s.poison(ctx, m, job, s.exhaustedReason(m, t), log)
+	}
+	if stalled(m, t) {
+		var err error
+		if m, t, err = s.probe(ctx, m, t); err != nil {
+			log.WarnContext(ctx, "cannot write to a tracking message that has not been rewritten for many visits", "err", err)
+			return visitFailed(err)
+		}
 	}
 
 	// Fast path: a pending copy whose ticket names its destination and copy id.
@@ -457,6 +489,10 @@ func visitFailed(err error) outcome {
 // backoff that grows with the failures in a row, instead of waiting out the whole
 // visibility.
 func (s *Service) retryLater(ctx context.Context, m Message, count bool) {
+	// Even when the tick's budget has run out: a visit that cannot say it failed counts
+	// as one that never finished (see stalled).
+	ctx, cancel := bookkeeping(ctx)
+	defer cancel()
 	t, err := decodeTicket(m.Text)
 	if err != nil {
 		return // poisoned already
@@ -504,7 +540,7 @@ func (s *Service) keepPolling(ctx context.Context, m Message, t ticket, progress
 // without encoding it again.
 func (s *Service) pollUnchanged(m Message, t ticket) bool {
 	return s.backoff(t.Polls+1) >= s.visitVisibility() && t.Progress == (Progress{}) && t.Failures == 0 && t.Outages == 0 &&
-		visitsWithoutRewrite(m, t) < checkpointEvery
+		t.Stalls == 0 && visitsWithoutRewrite(m, t) < checkpointEvery
 }
 
 func (s *Service) backoff(polls int64) time.Duration {

@@ -718,36 +718,90 @@ func TestTickSurvivesAPanic(t *testing.T) {
 // Review 10: a visit that dies without reporting its failure (the process killed
 // mid-visit, every time) ends in the poison queue after a bounded number of visits,
 // whatever the poll interval. The cap on all visits alone, scaled so that a copy
-// pending two weeks stays below it, took 60 days at a one-minute interval; a steady poll
-// now rewrites its message every checkpoint's worth of visits, and a message visited
-// twice that often without a rewrite is poisoned.
-func TestAVisitThatAlwaysDiesIsPoisonedWithinAFewHundredVisits(t *testing.T) {
-	h := newHarness(t)
-	h.Blobs.SetStartStatus(copyjob.StatusPending)
-	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
-	for range 200 { // a long steady copy first: its visits never count as dying ones
-		h.tickAfter(h.svc.Config().MaxPollInterval)
+// pending two weeks stays below it, took 60 days at a one-minute interval. Review 11:
+// visits that finish but cannot write (Update Message refused), an earlier version's
+// steady polls, and a message requeued from the poison queue are told apart from dying
+// ones.
+func TestVisitsThatNeverFinishArePoisonedAndOnlyThey(t *testing.T) {
+	interval := testConfig().MaxPollInterval
+	steadyCopy := func(t *testing.T, polls int) (*harness, *copyjob.Job) {
+		h := newHarness(t)
+		h.Blobs.SetStartStatus(copyjob.StatusPending)
+		job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
+		for range polls { // a long steady copy first: its visits never count as dying ones
+			h.tickAfter(interval)
+		}
+		if p := h.Queue.Poisoned(); len(p) != 0 {
+			t.Fatalf("a steady copy was poisoned: %+v", p[0])
+		}
+		return h, job
 	}
-	if p := h.Queue.Poisoned(); len(p) != 0 {
-		t.Fatalf("a steady copy was poisoned: %+v", p[0])
-	}
-	dyingVisits := func(n int) {
+	// dyingVisits lets n visits die: each dies at its first read of the copy or the
+	// record, after whatever it wrote to the message before (a probe).
+	dyingVisits := func(t *testing.T, h *harness, n int) {
+		h.Blobs.FailAlways(copyjobtest.OpCopyState, copyjobtest.ErrCrash)
+		h.Records.FailAlways(copyjobtest.OpGet, copyjobtest.ErrCrash)
+		kill := func() { h.Queue.FailAlways(copyjobtest.OpUpdateMessage, copyjobtest.ErrCrash) }
 		for range n {
-			h.Clock.Advance(h.svc.Config().MaxPollInterval)
-			if _, err := h.Queue.Dequeue(h.ctx, 1, h.svc.Config().MaxPollInterval); err != nil {
+			h.Queue.Heal(copyjobtest.OpUpdateMessage)
+			h.Blobs.OnNext(copyjobtest.OpCopyState, kill)
+			h.Records.OnNext(copyjobtest.OpGet, kill)
+			h.tickAfter(interval)
+		}
+		h.Blobs.Heal("")
+		h.Records.Heal("")
+		h.Queue.Heal("")
+	}
+	t.Run("visits that die", func(t *testing.T) {
+		h, job := steadyCopy(t, 200)
+		dyingVisits(t, h, 30) // a few crashes, then visits that finish: nothing to poison
+		h.tickAfter(interval)
+		if p := h.Queue.Poisoned(); len(p) != 0 {
+			t.Fatalf("poisoned after 30 dying visits: %+v", p[0])
+		}
+		dyingVisits(t, h, 250) // every visit dies
+		p := h.Queue.Poisoned()
+		if len(p) != 1 || !strings.Contains(p[0].Reason, "never finished") {
+			t.Fatalf("poisoned %+v after 250 dying visits in a row, want the message, saying why", p)
+		}
+		h.wantStatus(job.ID, copyjob.StatusPending) // the copy may still run: its lease kept, an operator decides
+		// Requeued by an operator (requeue-poison resets "seen"; an older tool kept it):
+		// dying again, it is poisoned again.
+		if _, err := h.Queue.Enqueue(h.ctx, p[0].Text, 0); err != nil {
+			t.Fatal(err)
+		}
+		dyingVisits(t, h, 250)
+		if got := h.Queue.Poisoned(); len(got) != 2 {
+			t.Fatalf("a requeued message that died 250 times in a row was not poisoned again: %d entries", len(got))
+		}
+	})
+	t.Run("Update Message refused for hours", func(t *testing.T) {
+		h, job := steadyCopy(t, 200)
+		h.Queue.FailAlways(copyjobtest.OpUpdateMessage, errBusy)
+		for range 400 {
+			h.tickAfter(interval)
+		}
+		if p := h.Queue.Poisoned(); len(p) != 0 {
+			t.Fatalf("poisoned while Update Message was refused: %s", p[0].Reason)
+		}
+		h.Queue.Heal("")
+		h.tickAfter(interval)
+		h.wantStatus(job.ID, copyjob.StatusPending)
+	})
+	t.Run("an earlier version's steady polls", func(t *testing.T) {
+		h, job := steadyCopy(t, 200)
+		for range 150 { // a rollback: polls that never rewrite a steady message
+			h.Clock.Advance(interval)
+			if _, err := h.Queue.Dequeue(h.ctx, 1, interval); err != nil {
 				t.Fatal(err)
 			}
 		}
-	}
-	dyingVisits(30) // a few crashes, then a visit that gets through: nothing to poison
-	h.tickAfter(h.svc.Config().MaxPollInterval)
-	if p := h.Queue.Poisoned(); len(p) != 0 {
-		t.Fatalf("poisoned after 30 dying visits: %+v", p[0])
-	}
-	dyingVisits(250) // every visit dies
-	h.tickAfter(h.svc.Config().MaxPollInterval)
-	if p := h.Queue.Poisoned(); len(p) != 1 {
-		t.Fatalf("%d poisoned after 250 dying visits in a row, want the message", len(p))
-	}
-	h.wantStatus(job.ID, copyjob.StatusPending) // the copy may still run: its lease kept, an operator decides
+		for range 300 { // forward again
+			h.tickAfter(interval)
+		}
+		if p := h.Queue.Poisoned(); len(p) != 0 {
+			t.Fatalf("a healthy copy was poisoned after a rollback: %s", p[0].Reason)
+		}
+		h.wantStatus(job.ID, copyjob.StatusPending)
+	})
 }
