@@ -130,7 +130,7 @@ func (s *Service) abortWaiting(ctx context.Context, job *Job, opts AbortOptions,
 			return job, storageError("cannot read the destination to tell whether an earlier attempt started the copy", nil)
 		}
 	}
-	outcome := CopyState{Status: StatusAborted, Description: "aborted by request while waiting for the copy pending on its destination; no copy of this job was started"}
+	outcome := CopyState{Status: StatusAborted, Description: "aborted by request while its start waited (for the copy pending on its destination, or for its next attempt after a storage error); no copy of this job was started"}
 	if err := s.settle(ctx, job, outcome, ActorAbort, claimGuard(token), log); err != nil {
 		s.giveBack(ctx, job, token, log)
 		return job, storageError("cannot record the abort", err)
