@@ -715,6 +715,28 @@ func TestTickSurvivesAPanic(t *testing.T) {
 	h.wantStatus(job.ID, copyjob.StatusSuccess)
 }
 
+// A steady poll writes its message once per 50 polls (the checkpoint that tells its
+// visits from dying ones): 0.02 Update Message per pending job per tick on top of its
+// one Get Blob Properties.
+func TestSteadyPollsCheckpointOncePerFiftyPolls(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.SetStartStatus(copyjob.StatusPending)
+	h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, Options: copyjob.Options{Overwrite: true}})
+	for range 12 { // young: every visit reschedules it
+		h.tickAfter(time.Hour)
+	}
+	updates, reads := h.Queue.Calls(copyjobtest.OpUpdateMessage), h.Blobs.Calls(copyjobtest.OpCopyState)
+	for range 500 {
+		h.tickAfter(time.Hour)
+	}
+	if got := h.Queue.Calls(copyjobtest.OpUpdateMessage) - updates; got < 9 || got > 10 {
+		t.Errorf("500 steady polls rewrote the message %d times, want 10 (one per 50)", got)
+	}
+	if got := h.Blobs.Calls(copyjobtest.OpCopyState) - reads; got != 500 {
+		t.Errorf("500 steady polls read the copy state %d times", got)
+	}
+}
+
 // Review 10: a visit that dies without reporting its failure (the process killed
 // mid-visit, every time) ends in the poison queue after a bounded number of visits,
 // whatever the poll interval. The cap on all visits alone, scaled so that a copy
