@@ -107,6 +107,33 @@ func (s *Service) abortWaiting(ctx context.Context, job *Job, opts AbortOptions,
 	if opts.Restore {
 		return job, newError(CodeInvalidRequest, "restore", "the job waits for the destination and started no copy: there is nothing to restore", nil)
 	}
+	return s.abortStart(ctx, job, "aborted by request while its start waited (for the copy pending on its destination, or for its next attempt after a storage error); no copy of this job was started", notPending)
+}
+
+// errChildCopyFound: AbortChildStart found a copy of the child's earlier attempt.
+var errChildCopyFound = errors.New("an earlier attempt of the child started its copy")
+
+// AbortChildStart ends a child left "starting" (a start that crashed or failed
+// transiently) whose batch was aborted, as aborted: its start is not attempted again
+// (review 12: the batch's tracking took such children over after the abort and started
+// their copies). When an earlier attempt started a copy after all (its answer lost), it
+// reports false, and ResumeChild adopts that copy (never starting another) so that the
+// batch aborts it like any pending child's.
+func (s *Service) AbortChildStart(ctx context.Context, job *Job) (bool, error) {
+	_, err := s.abortStart(ctx, job, "aborted with its batch before its copy started; no copy of this job was started",
+		func(*Job) error { return errChildCopyFound })
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errChildCopyFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// abortStart ends a "starting" job that holds no copy as aborted (description says
+// why): abortWaiting and AbortChildStart.
+func (s *Service) abortStart(ctx context.Context, job *Job, description string, notPending func(*Job) error) (*Job, error) {
 	log := s.log.With("jobId", job.ID, "operation", "abort")
 	ctx = context.WithoutCancel(ctx)
 	token, err := s.takeClaim(ctx, job, ActorAbort, s.cfg.StartGrace, StatusStarting)
@@ -130,12 +157,12 @@ func (s *Service) abortWaiting(ctx context.Context, job *Job, opts AbortOptions,
 			return job, storageError("cannot read the destination to tell whether an earlier attempt started the copy", nil)
 		}
 	}
-	outcome := CopyState{Status: StatusAborted, Description: "aborted by request while its start waited (for the copy pending on its destination, or for its next attempt after a storage error); no copy of this job was started"}
+	outcome := CopyState{Status: StatusAborted, Description: description}
 	if err := s.settle(ctx, job, outcome, ActorAbort, claimGuard(token), log); err != nil {
 		s.giveBack(ctx, job, token, log)
 		return job, storageError("cannot record the abort", err)
 	}
-	log.InfoContext(ctx, "start aborted while waiting for the destination")
+	log.InfoContext(ctx, "start aborted before its copy started")
 	return job, nil
 }
 

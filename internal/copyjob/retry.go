@@ -40,16 +40,14 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 	if job.Options.LeaseSource && job.Source.Ref != nil {
 		lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring}
 	}
-	// A batch's child is followed by its batch's message, never by one of its own.
-	tracked := job.Batch == ""
-	var msg Message
-	if tracked {
-		var err error
-		msg, err = s.queue.Enqueue(ctx, ticketFor(&Job{ID: job.ID, Destination: job.Destination, CreatedAt: s.cfg.Now().UTC(),
-			Lease: lease, Source: job.Source, History: make([]Outcome, len(job.History)+1)}).encode(), s.cfg.FirstPoll)
-		if err != nil {
-			return job, storageError("cannot enqueue the tracking message", err)
-		}
+	// A batch's child gets a message of its own too: its batch may have finished, and a
+	// finished batch follows no child (review 12: a retried child's copy was never
+	// settled, its lease never released). Followed by both while its batch runs, it is
+	// settled once (compare-and-swap) and its lease and callback are done once (claims).
+	msg, err := s.queue.Enqueue(ctx, ticketFor(&Job{ID: job.ID, Destination: job.Destination, CreatedAt: s.cfg.Now().UTC(),
+		Lease: lease, Source: job.Source, History: make([]Outcome, len(job.History)+1)}).encode(), s.cfg.FirstPoll)
+	if err != nil {
+		return job, storageError("cannot enqueue the tracking message", err)
 	}
 	claim := s.newClaim(ActorRetry, s.cfg.StartGrace)
 	err = s.write(ctx, job, func(j *Job) error {
@@ -78,9 +76,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 	if err != nil {
 		var coded *Error
 		if errors.As(err, &coded) {
-			if tracked {
-				s.dropMessage(ctx, msg, log) // refused: no attempt will follow it
-			}
+			s.dropMessage(ctx, msg, log) // refused: no attempt will follow it
 			return job, coded
 		}
 		// Storage failed: the write may have landed all the same (its answer lost). The
@@ -99,7 +95,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		job.Source.SASExpiresAt, job.Source.SASKind = prepared.Source.SASExpiresAt, prepared.Source.SASKind
 		err = s.attempt(ctx, job, prepared.ReadURL, claim.Token, log)
 	}
-	if tracked && job.Status == StatusPending && holds(job, claim.Token) {
+	if job.Status == StatusPending && holds(job, claim.Token) {
 		// As in Start: the copy runs but the record says "starting"; the message names it.
 		t := ticketFor(job)
 		t.Unrecorded = true
@@ -108,9 +104,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		}
 	}
 	if job.Status.Terminal() && !s.hasLeftovers(job) && job.Claim == nil {
-		if tracked {
-			s.dropMessageBehind(ctx, msg, log) // as in Start
-		}
+		s.dropMessageBehind(ctx, msg, log) // as in Start
 	}
 	return job, err
 }
