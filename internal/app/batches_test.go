@@ -240,3 +240,23 @@ func TestBatchOfAMissingContainerFails(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// Review 12: source and destination prefixes may not overlap in one container, whatever
+// alias names the account: with a second alias of the app's own account
+// (COPY_ACCOUNT_SASACCT here), a batch copied a prefix into itself, and with more than
+// one listing page would list and copy its own copies again.
+func TestBatchPrefixesMayNotOverlapThroughAnotherAliasOfTheAccount(t *testing.T) {
+	h := newHarness(t, nil)
+	sh := h.withSASAccount(t, h.az.ConnectionString("devstoreaccount1")) // alias "sasacct" = the app's own account
+	if err := sh.app.EnsureStorage(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.upload("devstoreaccount1", "ovl", "in/f0.txt", []byte("data"))
+	r := h.doAt(sh.srv.URL, http.MethodPost, "/api/batches", map[string]any{
+		"source":      h.az.BlobEndpoint("devstoreaccount1") + "/ovl/in/",
+		"destination": map[string]any{"account": "sasacct", "container": "ovl", "prefix": "in/copy/"},
+	}, nil)
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "overlap") {
+		t.Fatalf("answered %d %s, want 400: the prefixes overlap in one container of one account", r.status, r.body)
+	}
+}

@@ -179,6 +179,17 @@ func (s *BatchStorage) Locate(raw string) (batch.Location, bool) {
 // URL is a blob's URL without any SAS.
 func (s *BatchStorage) URL(ref copyjob.BlobRef) (string, error) { return s.blobs.URL(ref) }
 
+// SameAccount tells whether two aliases name one storage account: account names are
+// unique in Azure (an emulator's accounts differ by name too).
+func (s *BatchStorage) SameAccount(a, b string) bool {
+	if a == b {
+		return true
+	}
+	x, errA := s.blobs.account(a)
+	y, errB := s.blobs.account(b)
+	return errA == nil && errB == nil && strings.EqualFold(x.Config.Name, y.Config.Name)
+}
+
 func (s *BatchStorage) containerClient(loc batch.Location) (*container.Client, error) {
 	a, err := s.blobs.account(loc.Account)
 	if err != nil {

@@ -175,7 +175,9 @@ type Batch struct {
 	// already, so it is started by reading its record first (copyjob.RecoverChild), never
 	// by a Copy Blob straight away, whichever page of a later listing it falls in.
 	Recovered *Recovered `json:"recovered,omitempty"`
-	// Matched counts the source blobs that pass the filter (final once counting ends).
+	// Matched counts the source blobs that pass the filter: as counted, then, once the
+	// last page is started, the children started and refused (blobs may have been
+	// uploaded or deleted between the two listings).
 	Matched int `json:"matched"`
 	// Started counts the children started (or found started) so far.
 	Started int `json:"started"`
@@ -291,6 +293,9 @@ type Storage interface {
 	Locate(rawURL string) (Location, bool)
 	// URL is a blob's URL without any SAS (what a child's start reads).
 	URL(ref copyjob.BlobRef) (string, error)
+	// SameAccount tells whether two configured aliases name one storage account (the
+	// app's own account may be configured again under another alias).
+	SameAccount(a, b string) bool
 	// ListSource lists one page (at most max blobs) under the location's prefix.
 	ListSource(ctx context.Context, loc Location, marker string, max int) (SourcePage, error)
 	// ListCopies lists one page of the blobs under the location's prefix with their

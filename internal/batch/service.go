@@ -185,7 +185,7 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	if _, err := s.storage.URL(copyjob.BlobRef{Account: dst.Account, Container: dst.Container, Blob: "x"}); err != nil {
 		return nil, invalid("destination.account", "unknown destination account")
 	}
-	if src.Account == dst.Account && src.Container == dst.Container &&
+	if s.storage.SameAccount(src.Account, dst.Account) && strings.EqualFold(src.Container, dst.Container) &&
 		(strings.HasPrefix(src.Prefix, dst.Prefix) || strings.HasPrefix(dst.Prefix, src.Prefix)) {
 		// The listing would meet the batch's own copies (or copy blobs onto themselves).
 		return nil, invalid("destination.prefix", "source and destination prefixes overlap in one container")

@@ -279,6 +279,7 @@ func (s *Service) startingPage(ctx context.Context, b *Batch, token string, page
 		x.Marker = page.NextMarker
 		if page.NextMarker == "" {
 			x.Phase, x.Marker, x.Status = PhaseDone, "", StatusRunning
+			x.Matched = x.Started + x.Refused // what the pages held, not what was counted before
 			return
 		}
 		// The next page is begun with this write; if this runner does not start it (its
@@ -379,10 +380,27 @@ func (s *Service) startPage(ctx context.Context, b *Batch, page SourcePage, sinc
 		slots    = make(chan struct{}, s.cfg.Concurrency)
 	)
 	first := b.Started == 0 && b.Marker == "" && since == nil
+	// BATCH_MAX_CHILDREN holds for what is started, not only for what was counted: the
+	// source may have grown between the two listings (review 12: 25 children of a
+	// batch limited to 5). The blobs past it are refused, and the batch says so.
+	room := s.cfg.MaxChildren - b.Started - b.Refused
+	aborted := s.abortWatch(ctx, b, adoptOnly)
 	for _, blob := range page.Blobs {
 		if !b.Filter.Matches(blob) {
 			continue
 		}
+		if aborted() {
+			break // the page's other children are not started; the abort ends the batch
+		}
+		if room <= 0 && !adoptOnly {
+			mu.Lock()
+			failures = append(failures, Failure{Blob: blob.Name, JobID: ChildID(b.ID, blob.Name), Status: copyjob.StatusStartFailed,
+				Description: fmt.Sprintf("%s: not copied: the source grew past %d matching blobs (BATCH_MAX_CHILDREN) after it was counted", CodeBatchTooLarge, s.cfg.MaxChildren)})
+			refused++
+			mu.Unlock()
+			continue
+		}
+		room--
 		slots <- struct{}{}
 		wg.Add(1)
 		start := func(name string) {
@@ -423,6 +441,40 @@ func (s *Service) startPage(ctx context.Context, b *Batch, page SourcePage, sinc
 	}
 	wg.Wait()
 	return started, refused, failures, retry
+}
+
+// abortCheckEvery bounds the children a page starts after its batch's abort was
+// recorded (by another request, maybe on another instance): the runner reads the batch
+// record again after the page's first child and then every abortCheckEvery children or
+// every second, one read per check (a page of 5,000 children pays 51).
+const abortCheckEvery = 100
+
+// abortWatch returns the check startPage makes before each child: whether the batch's
+// abort has been recorded since the page began. A failed read is not an abort.
+func (s *Service) abortWatch(ctx context.Context, b *Batch, adoptOnly bool) func() bool {
+	if adoptOnly {
+		return func() bool { return false } // recovering an aborted batch's page: nothing starts anew
+	}
+	launched, sinceCheck := 0, 0
+	last := s.cfg.Now()
+	seen := false
+	return func() bool {
+		if seen {
+			return true
+		}
+		due := launched == 1 || sinceCheck >= abortCheckEvery || s.cfg.Now().Sub(last) >= time.Second
+		launched++
+		sinceCheck++
+		if !due {
+			return false
+		}
+		sinceCheck, last = 0, s.cfg.Now()
+		if cur, err := s.store.Get(ctx, b.ID); err == nil && cur.AbortRequested {
+			s.log.InfoContext(ctx, "the batch was aborted while its page started; no further child starts", "batch", b.ID)
+			seen = true
+		}
+		return seen
+	}
 }
 
 func (s *Service) startChild(ctx context.Context, b *Batch, name string, since *time.Time, adoptOnly bool) (*copyjob.Job, error) {

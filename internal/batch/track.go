@@ -94,6 +94,11 @@ func (s *Service) track(ctx context.Context, b *Batch, token string, rep *TickRe
 			default:
 				x.Status = StatusFailed
 			}
+			if x.Callback != nil && x.Callback.DeliveryID == "" {
+				// Named in the write that ends the batch, as a copy's: every attempt of
+				// the one delivery carries it, even one whose record write failed.
+				x.Callback.DeliveryID = uuid.NewString()
+			}
 		}
 		if !x.Status.Terminal() || !x.Active() {
 			// The pass's last write gives the batch back in the same request; a batch
@@ -264,6 +269,18 @@ func (s *Service) resumeChildren(ctx context.Context, b *Batch, t *tracking, rep
 			job, err := s.records.Get(ctx, id)
 			if err != nil {
 				return
+			}
+			if b.AbortRequested {
+				// The batch is aborted: the child's start is ended, not attempted again,
+				// unless an earlier attempt started its copy (adopted below, then aborted).
+				aborted, err := s.copies.AbortChildStart(ctx, job)
+				if err != nil || aborted {
+					if err != nil {
+						s.log.WarnContext(ctx, "cannot end the start of a child of an aborted batch; the next tick tries again", "batch", b.ID, "jobId", id, "err", err)
+					}
+					t.set(job)
+					return
+				}
 			}
 			resumed, err := s.copies.ResumeChild(ctx, job)
 			if err != nil && job.Status == copyjob.StatusStarting {

@@ -219,6 +219,14 @@ func (s *Storage) Locate(raw string) (batch.Location, bool) {
 // URL implements batch.Storage.
 func (s *Storage) URL(ref copyjob.BlobRef) (string, error) { return s.Blobs.URL(ref) }
 
+// SameAccount implements batch.Storage: aliases whose hosts are the same name one
+// account.
+func (s *Storage) SameAccount(a, b string) bool {
+	ha, oka := s.Hosts[a]
+	hb, okb := s.Hosts[b]
+	return a == b || (oka && okb && strings.EqualFold(ha, hb))
+}
+
 // ListSource implements batch.Storage.
 func (s *Storage) ListSource(_ context.Context, loc batch.Location, marker string, max int) (batch.SourcePage, error) {
 	s.mu.Lock()
