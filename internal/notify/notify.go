@@ -91,13 +91,14 @@ func New(opts Options) *HTTP {
 func NewHTTP() *HTTP { return New(Options{}) }
 
 // Notify posts the job's outcome; any answer but 2xx is an error, a 3xx included. Errors
-// name the receiver without the URL's query, where receivers keep their credential.
+// name the receiver by its origin only: receivers keep their credential in the query or
+// in the path (Slack, Teams and Discord webhook URLs).
 func (n *HTTP) Notify(ctx context.Context, callbackURL string, job *copyjob.Job) error {
 	u, err := url.Parse(callbackURL)
 	if err != nil || u.Host == "" {
 		return errors.New("callback URL is not an absolute URL")
 	}
-	target := withoutQuery(u)
+	target := origin(u)
 	if u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname())) {
 		return fmt.Errorf("callback to %s refused: https only (plain http to loopback receivers only)", target)
 	}
@@ -155,10 +156,9 @@ func transportReason(err error) string {
 	return err.Error()
 }
 
-func withoutQuery(u *url.URL) string {
-	c := *u
-	c.RawQuery, c.Fragment, c.User = "", "", nil
-	return c.String()
+// origin is scheme://host[:port], all an error may say of a callback URL.
+func origin(u *url.URL) string {
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
 }
 
 func loopback(host string) bool {
