@@ -86,7 +86,9 @@ func (f Filter) Matches(b SourceBlob) bool {
 	if f.Suffix != "" && !hasSuffix(b.Name, f.Suffix) {
 		return false
 	}
-	if f.ModifiedSince != nil && b.LastModified.Before(*f.ModifiedSince) {
+	// Listings give last-modified times to the second (RFC 1123): a blob modified in the
+	// same second as ModifiedSince is kept, never dropped for the fraction it lost.
+	if f.ModifiedSince != nil && b.LastModified.Before(f.ModifiedSince.Truncate(time.Second)) {
 		return false
 	}
 	return true

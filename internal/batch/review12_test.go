@@ -259,3 +259,22 @@ func TestAbortedBatchAbortsTheCopyOfAChildInDoubt(t *testing.T) {
 		t.Fatalf("batch %s", got.Status)
 	}
 }
+
+// Review 12 (low): listings give last-modified times to the second, so a blob modified
+// after a sub-second modifiedSince in the same second read as modified before it.
+func TestModifiedSinceKeepsABlobOfTheSameSecond(t *testing.T) {
+	since := time.Date(2026, 11, 1, 12, 0, 0, 500_000_000, time.UTC)
+	f := batch.Filter{ModifiedSince: &since}
+	for _, tt := range []struct {
+		listed time.Time
+		want   bool
+	}{
+		{time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), true}, // modified at .700, listed as :00
+		{time.Date(2026, 11, 1, 11, 59, 59, 0, time.UTC), false},
+		{time.Date(2026, 11, 1, 12, 0, 1, 0, time.UTC), true},
+	} {
+		if got := f.Matches(batch.SourceBlob{Name: "x", LastModified: tt.listed}); got != tt.want {
+			t.Errorf("listed %s: Matches = %v, want %v", tt.listed, got, tt.want)
+		}
+	}
+}
