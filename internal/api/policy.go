@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -56,12 +57,12 @@ func (p *Policy) CheckSource(raw string) error {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return badRequest(string(copyjob.CodeInvalidRequest), "source", "source must be an absolute http(s) URL")
 	}
-	if config.UnambiguousPath(raw) != nil {
-		return badRequest(string(copyjob.CodeInvalidRequest), "source", `the source URL's path holds a backslash, which some HTTP stacks read as "/": write "/", or "%5C" for the character`)
-	}
-	// The host as storage will read it (see config.CanonicalHost): "ｅxample.com" is
-	// example.com for the allowlist too.
-	if u, err = config.CanonicalHost(u); err != nil {
+	// As storage will read it (see config.ReadAsStorage): "ｅxample.com" is example.com
+	// for the allowlist too.
+	if u, err = config.ReadAsStorage(raw, u); err != nil {
+		if errors.Is(err, config.ErrBackslashInPath) {
+			return badRequest(string(copyjob.CodeInvalidRequest), "source", `the source URL's path holds a backslash, which some HTTP stacks read as "/": write "/", or "%5C" for the character`)
+		}
 		return badRequest(string(copyjob.CodeInvalidRequest), "source", "the source URL's host is not a valid domain name or IP address")
 	}
 	host := u.Hostname()

@@ -130,14 +130,10 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	if u.User != nil {
 		return copyjob.PreparedSource{}, fmt.Errorf("%w: credentials in the URL's user info are not supported", copyjob.ErrInvalidSource)
 	}
-	if err := config.UnambiguousPath(source); err != nil {
-		return copyjob.PreparedSource{}, fmt.Errorf("%w: %w", copyjob.ErrInvalidSource, err)
-	}
-	// Checked and sent as storage reads it: a host spelled outside ASCII or as IPv4
-	// numbers in another form would name a configured account past every check below.
-	// Sent as written here (url.String), so that no other reading of the text reaches
-	// storage than the one checked.
-	if u, err = config.CanonicalHost(u); err != nil {
+	// Checked and sent as storage reads it: a backslash in the path, a host spelled
+	// outside ASCII or as IPv4 numbers in another form would name a configured account
+	// past every check below.
+	if u, err = config.ReadAsStorage(source, u); err != nil {
 		return copyjob.PreparedSource{}, fmt.Errorf("%w: %w", copyjob.ErrInvalidSource, err)
 	}
 	source = u.String()

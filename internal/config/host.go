@@ -37,6 +37,17 @@ func UnambiguousPath(raw string) error {
 	return nil
 }
 
+// ReadAsStorage is how every check must read a source URL: raw (its text) must have no
+// backslash in its path (UnambiguousPath), and u (raw parsed) comes back with its host
+// as storage reads it (CanonicalHost). Send the URL as u.String() then, so that no other
+// reading of the text reaches storage than the one checked.
+func ReadAsStorage(raw string, u *url.URL) (*url.URL, error) {
+	if err := UnambiguousPath(raw); err != nil {
+		return nil, err
+	}
+	return CanonicalHost(u)
+}
+
 // CanonicalHost returns u with its host written as an HTTP stack resolves it, so that
 // every check on the URL reads the name storage will read: a host with letters outside
 // ASCII in its ASCII form ("ｄev。example" is "dev.example", a soft hyphen vanishes,
@@ -95,14 +106,11 @@ func notDomainChar(r rune) bool {
 // endsInNumber is the WHATWG URL standard's test for a host the IPv4 parser reads: its
 // last label (a trailing dot aside) is decimal digits or 0x and hex digits.
 func endsInNumber(host string) bool {
-	labels := strings.Split(host, ".")
-	if labels[len(labels)-1] == "" {
-		if len(labels) == 1 {
-			return false
-		}
-		labels = labels[:len(labels)-1]
+	trimmed := strings.TrimSuffix(host, ".")
+	if trimmed == "" {
+		return false
 	}
-	last := labels[len(labels)-1]
+	last := trimmed[strings.LastIndexByte(trimmed, '.')+1:]
 	if last != "" && strings.Trim(last, "0123456789") == "" {
 		return true
 	}

@@ -233,7 +233,8 @@ func (s *Service) maxVisits() int64 {
 // maxVisitsWithoutRewrite times since its ticket was written has stalled: a visit's
 // Update failed all that time (storage refusing writes), an earlier version polled it
 // (it never rewrote steady messages), or its visits die. Only the last must poison, so
-// the visit first writes a probe (Stalls+1) and goes on; a failed probe poisons nothing.
+// the visit first writes a probe (Stalls+1, see visit) and goes on; a failed probe
+// poisons nothing.
 // A message that stalls again with a probe on it is poisoned: visits that die, about
 // 200 in a row (17 hours at the default interval, whatever the interval).
 const (
@@ -244,9 +245,22 @@ const (
 // rewrite updates the message with t, which records the visit count it is written at
 // (and that a visit finished: no stall).
 func (s *Service) rewrite(ctx context.Context, m Message, t ticket, visibleAfter time.Duration) (Message, error) {
+	next, _, err := s.writeTicket(ctx, m, t, 0, visibleAfter)
+	return next, err
+}
+
+// writeTicket updates the message with t as written at m's visit count with stalls, and
+// returns the message (its new pop receipt and text) and ticket to go on with.
+func (s *Service) writeTicket(ctx context.Context, m Message, t ticket, stalls int64, visibleAfter time.Duration) (Message, ticket, error) {
 	seen := m.DequeueCount
-	t.Seen, t.Stalls = &seen, 0
-	return s.queue.Update(ctx, m, t.encode(), visibleAfter)
+	t.Seen, t.Stalls = &seen, stalls
+	text := t.encode()
+	next, err := s.queue.Update(ctx, m, text, visibleAfter)
+	if err != nil {
+		return m, t, err
+	}
+	next.Text = text
+	return next, t, nil
 }
 
 // visitsWithoutRewrite counts the dequeues since t was written: since the message was
@@ -262,19 +276,6 @@ func visitsWithoutRewrite(m Message, t ticket) int64 {
 // stalled: see maxVisitsWithoutRewrite. A ticket of an earlier version never stalls.
 func stalled(m Message, t ticket) bool {
 	return t.Seen != nil && visitsWithoutRewrite(m, t) > maxVisitsWithoutRewrite
-}
-
-// probe writes that m's visit has begun (Stalls+1, Seen now) before the visit goes on,
-// and returns the message and ticket to go on with.
-func (s *Service) probe(ctx context.Context, m Message, t ticket) (Message, ticket, error) {
-	seen := m.DequeueCount
-	t.Seen, t.Stalls = &seen, t.Stalls+1
-	next, err := s.queue.Update(ctx, m, t.encode(), s.visitVisibility())
-	if err != nil {
-		return m, t, err
-	}
-	next.Text = t.encode()
-	return next, t, nil
 }
 
 // safeProcess turns a panic while processing one message into a counted failure.
@@ -338,8 +339,9 @@ func (s *Service) visit(ctx context.Context, m Message, t ticket, polled bool, s
 		return s.poison(ctx, m, job, s.exhaustedReason(m, t), log)
 	}
 	if stalled(m, t) {
+		// A probe: the visit has begun (Stalls+1, Seen now); a failed one poisons nothing.
 		var err error
-		if m, t, err = s.probe(ctx, m, t); err != nil {
+		if m, t, err = s.writeTicket(ctx, m, t, t.Stalls+1, s.visitVisibility()); err != nil {
 			log.WarnContext(ctx, "cannot write to a tracking message that has not been rewritten for many visits", "err", err)
 			return visitFailed(err)
 		}
@@ -601,10 +603,7 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 				log.DebugContext(ctx, "cannot mark the start tracked; the sweep may add a message", "err", err)
 			}
 		}
-		if waitingForDestination(job) && job.NextAttemptAt != nil {
-			return s.awaitNextAttempt(ctx, m, t, job, log)
-		}
-		return s.keepPolling(ctx, m, t, job.Progress, log)
+		return s.followStart(ctx, m, t, job, log)
 	}
 	if job.StartFailures >= 3*s.cfg.MaxFailures {
 		// Storage never let the start be finished nor told apart from a started copy:
@@ -633,12 +632,17 @@ func (s *Service) resumeIfAbandoned(ctx context.Context, m Message, t ticket, jo
 		// so that the next one follows it rather than starting another.
 		next.CopyID, next.Unrecorded = t.CopyID, true
 	}
-	if job.Status == StatusStarting && waitingForDestination(job) && job.NextAttemptAt != nil {
-		s.awaitNextAttempt(ctx, m, next, job, log)
-		return outResumed
-	}
-	s.keepPolling(ctx, m, next, job.Progress, log)
+	s.followStart(ctx, m, next, job, log)
 	return outResumed
+}
+
+// followStart reschedules the message of a job resumeIfAbandoned visited: until the
+// next attempt of a start that waits for its destination, else with the polls' backoff.
+func (s *Service) followStart(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
+	if job.Status == StatusStarting && waitingForDestination(job) && job.NextAttemptAt != nil {
+		return s.awaitNextAttempt(ctx, m, t, job, log)
+	}
+	return s.keepPolling(ctx, m, t, job.Progress, log)
 }
 
 // awaitNextAttempt hides the message of a start that waits for its destination until

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/blobcopy/blobcopy/internal/config"
 )
 
 // Rule maps blobs of one source area to copies. Rules come from COPY_RULES, a JSON array.
@@ -139,10 +141,5 @@ func ByName(rules []Rule, name string) (Rule, bool) {
 
 // badPrefix: a destination prefix no valid blob name can begin with, whatever follows.
 func badPrefix(prefix string) bool {
-	for seg := range strings.SplitSeq(prefix, "/") {
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return strings.ContainsFunc(prefix, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	return config.HasDotSegment(prefix) || strings.ContainsFunc(prefix, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

@@ -394,12 +394,8 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %q: %w", source, copyjob.ErrInvalidSource)
 	}
-	// As the adapter: no backslash in the path, the host as storage reads it (IDNA,
-	// IPv4 numbers), sent as Go writes the URL.
-	if err := config.UnambiguousPath(source); err != nil {
-		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %w: %w", copyjob.ErrInvalidSource, err)
-	}
-	if u, err = config.CanonicalHost(u); err != nil {
+	// As the adapter: read as storage reads it, sent as Go writes the URL.
+	if u, err = config.ReadAsStorage(source, u); err != nil {
 		return copyjob.PreparedSource{}, fmt.Errorf("copyjobtest: %w: %w", copyjob.ErrInvalidSource, err)
 	}
 	source = u.String()
