@@ -33,6 +33,7 @@ type results struct {
 	Peer     *peerFigure     `json:"peer,omitempty"`
 	Events   *eventFigure    `json:"eventDelivery,omitempty"`
 	Batch    *batchFigure    `json:"batch,omitempty"`
+	Lists    *listFigure     `json:"lists,omitempty"`
 }
 
 type config struct {
@@ -60,7 +61,7 @@ func main() {
 	out := flag.String("out", "bench/results", "where latest.json and latest.md go")
 	appDir := flag.String("app-dir", ".", "the function app folder (host.json, statusfn/function.json)")
 	quick := flag.Bool("quick", false, "small sizes, for trying the bench out")
-	figs := flag.String("figs", "1234567", "figures to run (digits 1-7)")
+	figs := flag.String("figs", "12345678", "figures to run (digits 1-8)")
 	profile := flag.Bool("profile", true, "write CPU profiles of 1,000 in-process starts and of the last young and steady 10,000-job ticks (and the Get Blob Properties baseline next to them) into -out")
 	compareHandler := flag.String("compare-handler", "", "figure 2 also times this handler binary in the same loop (e.g. one built from an earlier commit)")
 	compareEnv := flag.String("compare-env", "", "figure 2 also times the handler started with these extra settings (KEY=VALUE,KEY=VALUE; e.g. GOMAXPROCS=1)")
@@ -194,6 +195,18 @@ func run(handlerBin, azBin, out, appDir string, cfg config) error {
 			res.Batch.Sizes = append(res.Batch.Sizes, size)
 			done()
 		}
+	}
+
+	if has('8') {
+		done := step("8. lists")
+		n, iterations := cfg.sizes[len(cfg.sizes)-1], 9
+		if n < 10000 {
+			iterations = 3
+		}
+		if res.Lists, err = runLists(e, n, iterations); err != nil {
+			return fmt.Errorf("lists: %w", err)
+		}
+		done()
 	}
 
 	if has('3') {
