@@ -32,6 +32,15 @@ func isUnclassified(err error) bool {
 	return true
 }
 
+// refusedForCertain reports an error storage answered with a verdict on the request
+// itself (403, 404, 409, 400...): the operation certainly did not take place, and asking
+// again changes nothing until someone changes the resource or the app's permissions.
+// Storage being unavailable, a lost answer or an error nobody classified are not: the
+// operation may have taken place.
+func refusedForCertain(err error) bool {
+	return err != nil && !errors.Is(err, ErrUnavailable) && !isUnclassified(err)
+}
+
 // blobError classifies an error of a blob operation on target ("source", "destination").
 func blobError(target, msg string, err error) *Error {
 	switch {

@@ -3,6 +3,7 @@ package copyjob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/google/uuid"
@@ -87,8 +88,8 @@ func (s *Service) releaseFirst(ctx context.Context, job *Job, actor Actor, log *
 	}
 	lease := *job.Lease
 	probe := &Job{ID: job.ID, Lease: &lease, Source: job.Source}
-	if !s.releaseLease(ctx, probe, log) {
-		return nil // a transient failure: the effects claim retries it
+	if s.releaseLease(ctx, probe, log) != nil {
+		return nil // the effects claim retries it
 	}
 	return probe.Lease
 }
@@ -140,19 +141,24 @@ func (s *Service) callbackDue(j *Job) bool {
 // effects performs a terminal job's leftovers under the claim token, then records what
 // happened and gives the claim back. A crash or a failed write after the callback left
 // means the claim expires and a later tick delivers again: at least once, with the same
-// delivery id (Callback.DeliveryID) for receivers to deduplicate on.
-func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog.Logger) {
+// delivery id (Callback.DeliveryID) for receivers to deduplicate on. It returns the
+// release's error when storage refused it for certain (a 403: the app may lease no
+// more): asking again at every visit changes nothing, so the tick counts it towards
+// poisoning, and the poisoned record names the lease for an operator.
+func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog.Logger) (refused error) {
 	ctx, cancel := context.WithTimeout(ctx, s.effectsMargin())
 	defer cancel()
 	if s.inTime(job, token, s.effectsMargin()) {
-		s.releaseLease(ctx, job, log)
+		if err := s.releaseLease(ctx, job, log); refusedForCertain(err) {
+			refused = fmt.Errorf("storage refuses to release the source lease: %w", err)
+		}
 	}
 	if s.inTime(job, token, s.effectsMargin()) && snapshotLeft(job) && s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
 		job.DestinationSnapshot = ""
 	}
 	if !s.inTime(job, token, s.effectsMargin()) {
 		log.WarnContext(ctx, "the effects claim is running out; leaving the rest to whoever takes the job over")
-		return
+		return refused
 	}
 	s.notify(ctx, job, log)
 	lease, callback, snapshot := job.Lease, job.Callback, job.DestinationSnapshot
@@ -168,11 +174,13 @@ func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog
 		// when the claim expires a tick performs what the record says is left.
 		log.WarnContext(ctx, "cannot record the lease and callback state; the status tick takes them over when the claim expires", "err", err)
 	}
+	return refused
 }
 
 // performLeftovers performs a terminal job's leftovers under an effects claim, unless
 // there are none or another actor holds the job (it is performing them now). It fails
-// only when the claim could not be written; job holds the newest record afterwards.
+// when the claim could not be written, or when storage refused a leftover for certain
+// (see effects); job holds the newest record afterwards.
 func (s *Service) performLeftovers(ctx context.Context, job *Job, log *slog.Logger) error {
 	if !s.hasLeftovers(job) || s.claimLive(job) {
 		return nil
@@ -180,7 +188,7 @@ func (s *Service) performLeftovers(ctx context.Context, job *Job, log *slog.Logg
 	token, err := s.takeClaim(ctx, job, ActorTick, s.cfg.EffectsGrace, job.Status)
 	switch {
 	case err == nil:
-		s.effects(ctx, job, token, log)
+		return s.effects(ctx, job, token, log)
 	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
 	default:
 		return err
@@ -189,11 +197,11 @@ func (s *Service) performLeftovers(ctx context.Context, job *Job, log *slog.Logg
 }
 
 // releaseLease releases the job's source lease if it may be held, recording the new
-// state. It reports whether the lease is now certainly not held by this job. Callers
-// only call it once the copy is known not to be pending.
-func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) bool {
+// state. It returns nil when the lease is now certainly not held by this job, else why
+// not. Callers only call it once the copy is known not to be pending.
+func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) error {
 	if !leaseHeld(job) {
-		return true
+		return nil
 	}
 	acquiring := job.Lease.State == LeaseAcquiring
 	err := s.blobs.ReleaseLease(ctx, *job.Source.Ref, job.Lease.ID)
@@ -201,22 +209,22 @@ func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) 
 	case err == nil:
 		job.Lease.State = LeaseReleased
 		log.InfoContext(ctx, "source lease released", "leaseId", job.Lease.ID)
-		return true
+		return nil
 	case acquiring && (errors.Is(err, ErrLeaseNotHeld) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrLeaseConflict)):
 		job.Lease.State = LeaseNotAcquired
-		return true
+		return nil
 	case errors.Is(err, ErrLeaseNotHeld), errors.Is(err, ErrNotFound):
 		// Free already: released by an earlier run that crashed before recording it.
 		job.Lease.State = LeaseReleased
 		log.InfoContext(ctx, "source lease was already released", "leaseId", job.Lease.ID)
-		return true
+		return nil
 	case errors.Is(err, ErrLeaseConflict):
 		job.Lease.State = LeaseLost
 		log.WarnContext(ctx, "source lease was broken or replaced by someone else", "leaseId", job.Lease.ID)
-		return true
+		return nil
 	}
 	log.WarnContext(ctx, "cannot release the source lease; will retry", "leaseId", job.Lease.ID, "err", err)
-	return false
+	return err
 }
 
 // notify makes one delivery attempt of the completion callback; failures are counted

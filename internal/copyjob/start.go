@@ -438,8 +438,11 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 			return late()
 		}
 		if err := s.blobs.AcquireLease(actx, *job.Source.Ref, job.Lease.ID); err != nil {
-			if errors.Is(err, ErrLeaseConflict) || errors.Is(err, ErrNotFound) {
-				job.Lease.State = LeaseNotAcquired // never ours: nothing to release
+			if refusedForCertain(err) {
+				// Never ours (held by another, no source, or the app may not lease it: a 403):
+				// nothing to release. A release of a lease never acquired would be refused
+				// in the same way at every visit, and the job would never finish.
+				job.Lease.State = LeaseNotAcquired
 			}
 			return s.fail(ctx, job, token, leaseError(err), log)
 		}

@@ -475,7 +475,7 @@ func (s *Service) releaseOrphanLease(ctx context.Context, t ticket, log *slog.Lo
 		return true
 	}
 	orphan := &Job{ID: t.JobID, Source: Source{Ref: &t.Lease.Source}, Lease: &Lease{ID: t.Lease.ID, State: LeaseHeld}}
-	return s.releaseLease(ctx, orphan, log)
+	return s.releaseLease(ctx, orphan, log) == nil
 }
 
 // visitFailed classifies a failed visit: storage unavailable (not counted towards
@@ -560,7 +560,7 @@ func (s *Service) backoff(polls int64) time.Duration {
 func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act bool, log *slog.Logger) outcome {
 	if act {
 		if err := s.performLeftovers(ctx, job, log); err != nil {
-			log.WarnContext(ctx, "cannot claim the job's leftovers", "err", err)
+			log.WarnContext(ctx, "cannot finish the job's leftovers", "err", err)
 			return visitFailed(err)
 		}
 	}

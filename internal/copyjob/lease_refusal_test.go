@@ -1,0 +1,85 @@
+package copyjob_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+// TestLeaseNeverAcquiredIsNeverReleased (review R3): a source account the app's identity may read but not lease (docs/
+// permissions.md: "lease: false" per source account drops the custom lease role; Lease
+// Blob needs blobs/write): a start with leaseSource gets 403 from Acquire Lease, and is
+// rightly refused (403 AuthorizationFailure). But the lease stays recorded "acquiring",
+// and the refusal's effects try to release it: Release Lease needs the same permission
+// and answers 403 too. releaseLease treats ErrForbidden as a transient failure ("will
+// retry"), so the refused job keeps a leftover for ever: the tick takes an effects claim
+// and calls Release Lease again at every visit (every FirstPoll, never counted towards
+// poisoning), the tracking message is never deleted, and POST .../retry answered 409
+// CopyNotRetryable ("the last attempt is still being finished") for ever, although no
+// lease was ever acquired. Now an acquire storage refused for certain records the lease
+// as not acquired.
+func TestLeaseNeverAcquiredIsNeverReleased(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  copyjob.StartRequest
+	}{
+		{"unkeyed", leasedReq()},
+		{"keyed", keyed(leasedReq())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
+			h.Blobs.FailAlways(copyjobtest.OpAcquireLease, forbidden)
+			h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+			job, _, err := h.svc.Start(h.ctx, tc.req)
+			if copyjob.CodeOf(err) != copyjob.CodeForbidden || job == nil {
+				t.Fatalf("start: job %+v err %v, want refused %s", job, err, copyjob.CodeForbidden)
+			}
+			for range 30 {
+				h.tickAfter(time.Minute)
+			}
+			h.svc.Wait()
+			j := h.record(job.ID)
+			releases := h.Blobs.Calls(copyjobtest.OpReleaseLease)
+			if j.Lease != nil && (j.Lease.State == copyjob.LeaseAcquiring || j.Lease.State == copyjob.LeaseHeld) {
+				t.Errorf("30 minutes after a start refused because the source could not be leased: job %s, lease %s (never acquired), "+
+					"%d Release Lease calls, %d tracking message(s) left", j.Status, j.Lease.State, releases, len(h.Queue.Messages()))
+			}
+			if _, rerr := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{}); copyjob.CodeOf(rerr) == copyjob.CodeCopyNotRetryable {
+				t.Errorf("retry of the refused start: %v", rerr)
+			}
+		})
+	}
+}
+
+// TestLeaseReleaseRefusedForGoodIsPoisoned: a lease the start acquired, whose release
+// storage then refuses for good (the app's lease permission was removed while the copy
+// ran: 403 at every visit), was released again at every visit for ever, never counted
+// towards poisoning. Now such a refusal counts as a failed visit: after MaxFailures in a
+// row the message is poisoned and the record names the lease, still held, for an
+// operator (as for any other permanent failure).
+func TestLeaseReleaseRefusedForGoodIsPoisoned(t *testing.T) {
+	h := newHarness(t)
+	job := h.start(leasedReq())
+	h.tickAfter(h.svc.Config().FirstPoll)
+	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
+		t.Fatal(err)
+	}
+	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
+	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+	for range 30 {
+		h.tickAfter(time.Minute)
+	}
+	h.svc.Wait()
+	j := h.wantStatus(job.ID, copyjob.StatusSuccess)
+	releases := h.Blobs.Calls(copyjobtest.OpReleaseLease)
+	if p := h.Queue.Poisoned(); len(p) != 1 || releases > 2*h.svc.Config().MaxFailures+1 || len(h.Queue.Messages()) != 0 {
+		t.Fatalf("after 30 visits refused the release: %d poisoned, %d Release Lease calls, %d messages left", len(p), releases, len(h.Queue.Messages()))
+	}
+	if j.Lease == nil || j.Lease.State != copyjob.LeaseHeld || j.PoisonReason == "" {
+		t.Fatalf("the poisoned job must name its lease, still held: lease %+v, poison reason %q", j.Lease, j.PoisonReason)
+	}
+}
