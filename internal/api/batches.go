@@ -115,11 +115,11 @@ func (s responder) batchView(c Caller, b *batch.Batch) BatchView {
 		v.Error = &ErrorDetail{Code: string(b.Refusal.Code), Message: b.Refusal.Message}
 	}
 	if cb := b.Callback; cb != nil {
-		v.Callback = &CallbackView{URL: redactQuery(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,
+		v.Callback = &CallbackView{URL: redactCallback(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,
 			DeliveredAt: cb.DeliveredAt, LastError: redact.Text(cb.LastError), GaveUp: cb.GaveUp}
 	}
 	if b.ChildCallbackURL != "" {
-		v.ChildCallbackURL = redactQuery(b.ChildCallbackURL)
+		v.ChildCallbackURL = redactCallback(b.ChildCallbackURL)
 	}
 	if !b.Status.Terminal() {
 		v.AbortPostURI = s.prefix + "/batches/" + b.ID + "/abort"

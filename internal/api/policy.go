@@ -162,6 +162,23 @@ func hostAllowed(host string, allowed []string) bool {
 	return false
 }
 
+// aliasAccountName is the storage account name of a configured alias ("" or "default"
+// for the app's own account).
+func (p *Policy) aliasAccountName(alias string) (string, bool) {
+	if len(p.Accounts) == 0 {
+		return "", true // no accounts known: left unresolved (treated as any account)
+	}
+	if alias == "default" {
+		alias = ""
+	}
+	for _, a := range p.Accounts {
+		if strings.EqualFold(a.Alias, alias) {
+			return a.Name, true
+		}
+	}
+	return "", false
+}
+
 // accountName is Azure's storage account naming rule.
 var accountName = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
 
@@ -256,8 +273,13 @@ func (p *Policy) BindWebhookSource(rule rules.Rule, source string) (sourceURL, b
 }
 
 // CheckRules checks what the policy can check of the COPY_RULES before any event
-// arrives: each rule's destination and callback URL.
+// arrives: each rule's destination and callback URL, and, once each destination alias
+// is resolved to its storage account's name, that no rule or cycle of rules copies
+// without end (rules.Resolve). It names each rule's destination account in rs.
 func (p *Policy) CheckRules(rs []rules.Rule) error {
+	if err := rules.Resolve(rs, p.aliasAccountName); err != nil {
+		return err
+	}
 	for _, r := range rs {
 		if err := p.CheckDestination(DestinationInput{Account: r.Destination.Account, Container: r.Destination.Container}); err != nil {
 			return fmt.Errorf("COPY_RULES (%s): %w", r.Name, err)

@@ -83,7 +83,7 @@ func TestAnswersShowNoInternalFields(t *testing.T) {
 			}
 		}
 	}
-	if v.Callback == nil || v.Callback.URL != "https://hooks.example.com/done?api-version=REDACTED&code=REDACTED&sig=REDACTED" {
+	if v.Callback == nil || v.Callback.URL != "https://hooks.example.com/REDACTED?api-version=REDACTED&code=REDACTED&sig=REDACTED" {
 		t.Errorf("callback view %+v", v.Callback)
 	}
 	if v.Lease == nil || v.Lease.State == "" {

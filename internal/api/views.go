@@ -120,23 +120,26 @@ type ListView struct {
 	NextLink string    `json:"nextLink,omitempty"`
 }
 
-// redactQuery returns a URL with every query value replaced: a callback receiver may
-// keep its credential under any parameter name (sig=, code=, token=...).
-func redactQuery(raw string) string {
+// redactCallback is how answers show a callback URL: its origin, with the path and
+// every query value replaced. Receivers keep their credential in the query (sig=, code=,
+// token=...) or in the path (Slack, Teams and Discord webhook URLs), and answers reach
+// every caller who may read the job: for an Event Grid job, any function-key caller.
+func redactCallback(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return redact.Text(raw)
+	if err != nil || u.Host == "" {
+		return redact.Placeholder
 	}
-	c := *u
-	c.User = nil
-	if c.RawQuery != "" {
-		q := c.Query()
+	c := url.URL{Scheme: u.Scheme, Host: u.Host}
+	if u.Path != "" && u.Path != "/" {
+		c.Path = "/" + redact.Placeholder
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
 		for name := range q {
 			q[name] = []string{redact.Placeholder}
 		}
 		c.RawQuery = q.Encode()
 	}
-	c.Fragment = ""
 	return c.String()
 }
 
@@ -164,7 +167,7 @@ func newJobView(j *copyjob.Job, prefix string) JobView {
 		v.Lease = &LeaseView{State: j.Lease.State}
 	}
 	if cb := j.Callback; cb != nil {
-		v.Callback = &CallbackView{URL: redactQuery(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,
+		v.Callback = &CallbackView{URL: redactCallback(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,
 			DeliveredAt: cb.DeliveredAt, LastError: redact.Text(cb.LastError), GaveUp: cb.GaveUp}
 	}
 	if j.Status == copyjob.StatusSuccess && j.Progress.BytesTotal == 0 {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/blobcopy/blobcopy/internal/config"
@@ -29,6 +30,11 @@ type Rule struct {
 	// start copies, once the copy that raised them has succeeded. Off by default: such
 	// an event fires when a copy starts, and is how copy loops begin.
 	AcceptCopyEvents bool `json:"acceptCopyEvents,omitempty"`
+	// DestinationAccountName is the storage account name Destination.Account (an alias)
+	// stands for, set by Resolve from the app's configured accounts. Source accounts are
+	// storage account names (as in an event's topic) and aliases need not be: the loop
+	// checks compare names, never an alias with a name.
+	DestinationAccountName string `json:"-"`
 }
 
 // Destination is where a rule's copies go: the blob keeps its name below the source
@@ -91,9 +97,110 @@ func (r Rule) check(seen map[string]bool) error {
 		// none at its end): Azure's rules say no path segment ends with a dot, and the API
 		// refuses such a name (400), which Event Grid would drop.
 		return fmt.Errorf(`destination.prefix %q has a "." or ".." segment or a control character`, r.Destination.Prefix)
-	case r.Destination.Container == r.SourceContainer && r.Destination.Account == r.SourceAccount &&
-		strings.HasPrefix(r.Destination.Prefix, r.SourcePrefix):
-		return fmt.Errorf("the destination lies inside the source area: every copy would trigger the rule again")
+	case r.SourceAccount == "" && r.feedsItself():
+		// A source area in any account holds the destination's, whatever its alias names:
+		// refused now. Otherwise Resolve decides, once the alias names an account.
+		return errFeedsItself
+	}
+	return nil
+}
+
+var errFeedsItself = fmt.Errorf("the destination lies inside the source area: every copy would trigger the rule again")
+
+// feedsItself reports whether the blobs the rule's copies create could lie in its own
+// source area (an unresolved destination alias may be any account).
+func (r Rule) feedsItself() bool {
+	return r.Destination.Container == r.SourceContainer && strings.HasPrefix(r.Destination.Prefix, r.SourcePrefix) &&
+		r.destinationMayBe(r.SourceAccount)
+}
+
+// destinationMayBe reports whether the destination account may be the storage account
+// named account ("" for any account, as a rule's SourceAccount says).
+func (r Rule) destinationMayBe(account string) bool {
+	if account == "" || r.DestinationAccountName == "" {
+		return true // any account, or an alias not resolved yet
+	}
+	return strings.EqualFold(r.DestinationAccountName, account)
+}
+
+// sourceMayBe reports whether the rule's source area may be in the storage account
+// named account ("" for an unknown one).
+func (r Rule) sourceMayBe(account string) bool {
+	return r.SourceAccount == "" || account == "" || strings.EqualFold(r.SourceAccount, account)
+}
+
+// Resolve names each rule's destination account (accountName maps an alias, "" or
+// "default" for the app's account, to its storage account name) and refuses rules that
+// would copy without end: a rule whose copies land in its own source area, and rules
+// that accept copy events (acceptCopyEvents) and feed each other in a cycle, each
+// copy's BlobCreated starting the next rule's copy.
+func Resolve(rs []Rule, accountName func(alias string) (string, bool)) error {
+	for i := range rs {
+		name, ok := accountName(rs[i].Destination.Account)
+		if !ok {
+			return fmt.Errorf("COPY_RULES (%s): destination.account %q is not a configured account", rs[i].Name, rs[i].Destination.Account)
+		}
+		rs[i].DestinationAccountName = name
+		if rs[i].feedsItself() {
+			return fmt.Errorf("COPY_RULES (%s): %w", rs[i].Name, errFeedsItself)
+		}
+	}
+	if cycle := copyEventCycle(rs); cycle != nil {
+		return fmt.Errorf("COPY_RULES (%s): these rules accept copy events and feed each other: each copy would start the next rule's copy without end", strings.Join(cycle, " -> "))
+	}
+	return nil
+}
+
+// feeds reports whether a copy made by rule a raises an event rule b takes: b accepts
+// copy events and a's destination area overlaps b's source area.
+func feeds(a, b Rule) bool {
+	return b.AcceptCopyEvents && a.Destination.Container == b.SourceContainer &&
+		b.sourceMayBe(a.DestinationAccountName) &&
+		(strings.HasPrefix(a.Destination.Prefix, b.SourcePrefix) || strings.HasPrefix(b.SourcePrefix, a.Destination.Prefix))
+}
+
+// copyEventCycle returns the names along a cycle of rules feeding each other (the first
+// name repeated at the end), or nil. A rule never takes its own copies (Covers), so a
+// rule feeding itself is not a cycle here (feedsItself refuses the case that grows).
+func copyEventCycle(rs []Rule) []string {
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := make([]int, len(rs))
+	var path []int
+	var visit func(i int) []string
+	visit = func(i int) []string {
+		state[i] = open
+		path = append(path, i)
+		for j := range rs {
+			if j == i || !feeds(rs[i], rs[j]) {
+				continue
+			}
+			switch state[j] {
+			case open:
+				var names []string
+				for k := slices.Index(path, j); k < len(path); k++ {
+					names = append(names, rs[path[k]].Name)
+				}
+				return append(names, rs[j].Name)
+			case unseen:
+				if c := visit(j); c != nil {
+					return c
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[i] = done
+		return nil
+	}
+	for i := range rs {
+		if state[i] == unseen {
+			if c := visit(i); c != nil {
+				return c
+			}
+		}
 	}
 	return nil
 }
@@ -109,8 +216,7 @@ func (r Rule) Covers(account, container, blob string) bool {
 		return false
 	}
 	inDestination := r.Destination.Prefix != "" && r.Destination.Container == container &&
-		strings.HasPrefix(blob, r.Destination.Prefix) &&
-		(r.Destination.Account == "" || strings.EqualFold(r.Destination.Account, account))
+		strings.HasPrefix(blob, r.Destination.Prefix) && r.destinationMayBe(account)
 	return !inDestination
 }
 
