@@ -428,6 +428,11 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 			faultpoint.Hit("start:snapshotted")
 		case errors.Is(err, ErrNotFound):
 			// Nothing to protect: the destination does not exist yet.
+		case errors.Is(err, ErrPendingCopy):
+			// Storage refuses to snapshot a blob whose copy is pending: the same refusal
+			// Copy Blob would give, naming the job that owns that copy (or waiting for it,
+			// for an event), not a generic one.
+			return s.fail(ctx, job, token, s.pendingCopyError(ctx, job, err), log)
 		default:
 			return s.fail(ctx, job, token, blobError("destination", "cannot snapshot the destination", err), log)
 		}
