@@ -64,7 +64,7 @@ param maxFailures string = '5'
 @description('COPY_POLL_CONCURRENCY')
 param pollConcurrency string = '16'
 @description('COPY_MAX_CALLBACK_ATTEMPTS')
-param maxCallbackAttempts string = '5'
+param maxCallbackAttempts string = '8'
 @description('COPY_ALLOWED_DESTINATIONS: comma-separated account/container patterns; empty allows all configured accounts.')
 param allowedDestinations string = ''
 @description('''COPY_ALLOWED_SOURCE_HOSTS: comma-separated source hosts. Empty here means "the configured

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -227,7 +228,7 @@ func readBlobEvent(e eventgrid.Event) (be blobEvent, skip string) {
 		if err != nil {
 			return be, err.Error()
 		}
-		be = blobEvent{account: bc.Account, container: bc.Container, blob: eventgrid.DecodedName(bc.Blob),
+		be = blobEvent{account: bc.Account, container: bc.Container, blob: subjectBlobName(bc.Container, bc.Blob, bc.Data.URL),
 			dataURL: bc.Data.URL, versionKey: "etag:" + bc.Data.ETag, commit: eventgrid.CommitOf(bc.Data.API)}
 		if bc.Data.ETag == "" {
 			be.versionKey = "event:" + e.ID
@@ -244,7 +245,7 @@ func readBlobEvent(e eventgrid.Event) (be blobEvent, skip string) {
 		if err != nil {
 			return be, err.Error()
 		}
-		be = blobEvent{account: br.Account, container: br.Container, blob: eventgrid.DecodedName(br.Blob),
+		be = blobEvent{account: br.Account, container: br.Container, blob: subjectBlobName(br.Container, br.Blob, br.Data.DestinationURL),
 			dataURL: br.Data.DestinationURL, versionKey: "rename:" + br.Data.Sequencer, commit: eventgrid.Committed}
 		if br.Data.Sequencer == "" {
 			be.versionKey = "event:" + e.ID
@@ -252,6 +253,23 @@ func readBlobEvent(e eventgrid.Event) (be blobEvent, skip string) {
 		return be, ""
 	}
 	return be, "not a BlobCreated or BlobRenamed event"
+}
+
+// subjectBlobName reads the blob name of an event's subject. The subject spells the name
+// as it is, while data.url percent-encodes it: a blob named "50%25off.txt" has that
+// subject and a data.url ending "50%2525off.txt", and decoding the subject again named
+// another blob ("50%off.txt"), so the event was ignored and that blob never copied. A
+// subject that is itself percent-encoded is still read decoded when data.url does not
+// name it as written. Either way bindSource then requires data.url to name the blob.
+func subjectBlobName(container, blob, dataURL string) string {
+	decoded := eventgrid.DecodedName(blob)
+	if decoded == blob {
+		return blob
+	}
+	if u, err := eventgrid.BlobEndpointURL(dataURL); err == nil && strings.HasSuffix(u.Path, "/"+container+"/"+blob) {
+		return blob
+	}
+	return decoded
 }
 
 // bindSource derives the source from the topic's account and the subject's container

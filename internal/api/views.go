@@ -112,6 +112,8 @@ type CallbackView struct {
 	DeliveredAt *time.Time `json:"deliveredAt,omitempty"`
 	LastError   string     `json:"lastError,omitempty"`
 	GaveUp      bool       `json:"gaveUp,omitempty"`
+	// NextAttemptAt: when a failed delivery is attempted again.
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
 }
 
 // ListView is a page of jobs in Azure's list shape.
@@ -168,7 +170,7 @@ func newJobView(j *copyjob.Job, prefix string) JobView {
 	}
 	if cb := j.Callback; cb != nil {
 		v.Callback = &CallbackView{URL: redactCallback(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,
-			DeliveredAt: cb.DeliveredAt, LastError: redact.Text(cb.LastError), GaveUp: cb.GaveUp}
+			DeliveredAt: cb.DeliveredAt, LastError: redact.Text(cb.LastError), GaveUp: cb.GaveUp, NextAttemptAt: cb.NextAttemptAt}
 	}
 	if j.Status == copyjob.StatusSuccess && j.Progress.BytesTotal == 0 {
 		v.Percent = 100

@@ -31,7 +31,7 @@ var Settings = []Setting{
 	{"COPY_FULL_SWEEP_INTERVAL", "1h", "How often (once for all instances together) the sweep for crashed starts lists every `starting` record instead of asking the records' blob index.", true, false},
 	{"COPY_MAX_FAILURES", "5", "Failed visits in a row before a tracking message goes to the poison queue (storage being unavailable does not count), and transient start failures in a row before a start ends startFailed.", true, true},
 	{"COPY_POLL_CONCURRENCY", "16", "Copies polled at once by one status tick.", true, true},
-	{"COPY_MAX_CALLBACK_ATTEMPTS", "5", "Completion callback attempts before giving up.", true, true},
+	{"COPY_MAX_CALLBACK_ATTEMPTS", "8", "Completion callback attempts before giving up, spaced 5 s, 5 min, 30 min, 2 h, 5 h, then 10 h apart (8 span about 28 hours).", true, true},
 	{"COPY_ALLOWED_DESTINATIONS", "", "Comma-separated `account/container` patterns (`default` is the app's account, `*` wildcards); empty allows every configured account.", true, true},
 	{"COPY_ALLOWED_SOURCE_HOSTS", "", "Comma-separated source hosts (`*.blob.core.windows.net` style); empty allows any https host.", true, true},
 	{"COPY_ALLOW_HTTP_SOURCES", "false", "Allow plain-http sources on non-loopback hosts (development only).", true, true},

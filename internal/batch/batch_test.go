@@ -377,6 +377,7 @@ func TestBatchChildCallbacks(t *testing.T) {
 		t.Fatalf("the batch finished with child callbacks left to send: %+v", got)
 	}
 	h.env.Notifier.Heal(copyjobtest.OpNotify)
+	h.env.Clock.Advance(5 * time.Second) // a failed callback is attempted again 5 s later
 	h.tick(t)
 	got := h.store.Batch(b.ID)
 	if got.Status != batch.StatusSuccess {

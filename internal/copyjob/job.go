@@ -149,6 +149,8 @@ type Callback struct {
 	DeliveredAt *time.Time `json:"deliveredAt,omitempty"`
 	LastError   string     `json:"lastError,omitempty"`
 	GaveUp      bool       `json:"gaveUp,omitempty"`
+	// NextAttemptAt is when a failed delivery is attempted again (callbackRetryDelay).
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
 }
 
 // Job is the tracking record of one copy.

@@ -86,6 +86,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		return job, storageError("cannot record the new attempt", err)
 	}
 	log.InfoContext(ctx, "retrying the copy", "attempt", len(job.History)+1)
+	ctx = context.WithValue(ctx, followingKey{}, msg)
 	prepared, refused, err := s.prepareAgain(ctx, job, "")
 	if refused != nil {
 		err = s.refuse(ctx, job, claim.Token, refused, log)

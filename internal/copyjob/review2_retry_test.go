@@ -26,6 +26,7 @@ func TestReview2OldMessageHijacksRetriedAttempt(t *testing.T) {
 	if _, err := h.svc.Abort(h.ctx, job.ID, copyjob.AbortOptions{}); err == nil {
 		t.Fatalf("abort of an ended copy succeeded")
 	}
+	h.svc.Wait() // the outcome's callback is sent behind the abort's answer
 	h.wantStatus(job.ID, copyjob.StatusFailed)
 	h.Clock.Advance(7 * time.Second)
 	h.Blobs.FailAlways(copyjobtest.OpStartCopy, errBusy)
@@ -92,6 +93,7 @@ func TestReview2AbortRecordsStaleProgress(t *testing.T) {
 	if _, err := h.svc.Abort(h.ctx, job.ID, copyjob.AbortOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	h.svc.Wait() // the callback is sent behind the abort's answer
 	rec := h.wantStatus(job.ID, copyjob.StatusAborted)
 	d := h.Notifier.Deliveries()
 	t.Logf("live before abort %+v; recorded %+v; callback %+v", live.Progress, rec.Progress, d[len(d)-1].Job.Progress)

@@ -100,7 +100,7 @@ func (c Config) withDefaults() Config {
 		c.Concurrency = 16
 	}
 	if c.MaxCallbackAttempts <= 0 {
-		c.MaxCallbackAttempts = 5
+		c.MaxCallbackAttempts = 8
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -65,9 +66,48 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 	log.InfoContext(ctx, "copy outcome recorded", "status", job.Status, "description", job.StatusDescription, "actor", actor,
 		"bytesCopied", job.Progress.BytesCopied, "bytesTotal", job.Progress.BytesTotal)
 	if claim != nil {
-		s.effects(bctx, job, claim.Token, log)
+		if actor != ActorTick && s.callbackDue(job) {
+			s.effectsBehind(ctx, job, claim.Token, log)
+		} else {
+			s.effects(bctx, job, claim.Token, log)
+		}
 	}
 	return nil
+}
+
+// followingKey holds the tracking message a retry's attempt is followed by (a start's
+// is in its tracker): effectsBehind deletes it once nothing is left for the tick.
+type followingKey struct{}
+
+// effectsBehind performs, behind the request's answer, the effects of a transition a
+// request made (a start whose copy ended at once or was refused, an abort, a retry) when
+// they include a callback. A receiver may take the notifier's whole timeout (10 s) to
+// answer, and the request must not wait for it: an Event Grid delivery's answer added
+// each begun event's callback on top of its 20 s budget, past Event Grid's 30 s, and a
+// receiver that was down made every start and abort 10 s slower. The claim written with
+// the transition keeps the effects to exactly one performer; a process that dies first
+// leaves them to the tick once the claim expires (the start enqueued a tracking message
+// for them, which the work below deletes once nothing is left). The work runs on a copy
+// of the job: the caller answers with job meanwhile.
+func (s *Service) effectsBehind(ctx context.Context, job *Job, token string, log *slog.Logger) {
+	held := cloneJob(job)
+	var msg *Message
+	if tr, ok := ctx.Value(trackerKey{}).(*tracker); ok && tr.enqueued {
+		m := tr.msg
+		msg = &m
+	} else if m, ok := ctx.Value(followingKey{}).(Message); ok {
+		msg = &m
+	}
+	s.background.add(1) // counted from now: Wait waits for it while it is held
+	leave(ctx, func() {
+		defer s.background.add(-1)
+		bctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		s.effects(bctx, held, token, log)
+		if msg != nil && !s.hasLeftovers(held) && held.Claim == nil {
+			s.dropMessage(bctx, *msg, log) // nothing left for the tick: save it a visit
+		}
+	})
 }
 
 // releaseFirst releases the source lease of a pending job whose copy a poll saw end,
@@ -138,6 +178,30 @@ func (s *Service) callbackDue(j *Job) bool {
 	return s.notifier != nil && j.Status.Terminal() && j.Callback != nil && j.Callback.DeliveredAt == nil && !j.Callback.GaveUp
 }
 
+// callbackReady tells whether a due callback may be attempted now: its first attempt,
+// or a later one whose backoff has passed.
+func (s *Service) callbackReady(j *Job) bool {
+	return s.callbackDue(j) && (j.Callback.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Callback.NextAttemptAt))
+}
+
+// leftoversReady tells whether any of a terminal job's leftovers may be performed now.
+func (s *Service) leftoversReady(j *Job) bool {
+	return leaseHeld(j) || s.callbackReady(j) || snapshotLeft(j)
+}
+
+// callbackRetrySchedule spaces the attempts of a failed delivery as Standard Webhooks
+// senders do (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h): the 8 attempts of the default
+// COPY_MAX_CALLBACK_ATTEMPTS span about 28 hours, so a receiver down for a deployment, a
+// restart or a night still gets the outcome. Attempted again at every visit, the 5
+// attempts the default allowed were spent in 2.5 minutes.
+var callbackRetrySchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour}
+
+// callbackRetryDelay is how long after its failed attempt number attempts a delivery is
+// attempted again.
+func callbackRetryDelay(attempts int) time.Duration {
+	return callbackRetrySchedule[min(max(attempts, 1), len(callbackRetrySchedule))-1]
+}
+
 // effects performs a terminal job's leftovers under the claim token, then records what
 // happened and gives the claim back. A crash or a failed write after the callback left
 // means the claim expires and a later tick delivers again: at least once, with the same
@@ -182,8 +246,8 @@ func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog
 // when the claim could not be written, or when storage refused a leftover for certain
 // (see effects); job holds the newest record afterwards.
 func (s *Service) performLeftovers(ctx context.Context, job *Job, log *slog.Logger) error {
-	if !s.hasLeftovers(job) || s.claimLive(job) {
-		return nil
+	if !s.leftoversReady(job) || s.claimLive(job) {
+		return nil // none, none due yet (a callback backing off), or another actor's
 	}
 	token, err := s.takeClaim(ctx, job, ActorTick, s.cfg.EffectsGrace, job.Status)
 	switch {
@@ -231,7 +295,7 @@ func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) 
 // and retried by later ticks up to MaxCallbackAttempts. Only the holder of the job's
 // effects claim calls it.
 func (s *Service) notify(ctx context.Context, job *Job, log *slog.Logger) {
-	if !s.callbackDue(job) {
+	if !s.callbackReady(job) {
 		return
 	}
 	cb := job.Callback
@@ -242,11 +306,16 @@ func (s *Service) notify(ctx context.Context, job *Job, log *slog.Logger) {
 	if err := s.notifier.Notify(ctx, cb.URL, job); err != nil {
 		cb.LastError = redact.Text(err.Error())
 		cb.GaveUp = cb.Attempts >= s.cfg.MaxCallbackAttempts
-		log.WarnContext(ctx, "completion callback failed", "attempt", cb.Attempts, "gaveUp", cb.GaveUp, "deliveryId", cb.DeliveryID, "err", err)
+		cb.NextAttemptAt = nil
+		if !cb.GaveUp {
+			next := s.cfg.Now().UTC().Add(callbackRetryDelay(cb.Attempts))
+			cb.NextAttemptAt = &next
+		}
+		log.WarnContext(ctx, "completion callback failed", "attempt", cb.Attempts, "gaveUp", cb.GaveUp, "nextAttemptAt", cb.NextAttemptAt, "deliveryId", cb.DeliveryID, "err", err)
 		return
 	}
 	now := s.cfg.Now().UTC()
 	cb.DeliveredAt = &now
-	cb.LastError = ""
+	cb.LastError, cb.NextAttemptAt = "", nil
 	log.InfoContext(ctx, "completion callback delivered", "attempt", cb.Attempts, "deliveryId", cb.DeliveryID)
 }

@@ -441,13 +441,19 @@ func TestStartCallbackKeepsMessage(t *testing.T) {
 	h := newHarness(t)
 	h.Blobs.SetStartStatus(copyjob.StatusSuccess)
 	job := h.start(copyjob.StartRequest{Source: srcURL, Destination: dstRef, CallbackURL: "https://hook.example/done"})
-	if job.Callback == nil || job.Callback.DeliveredAt == nil {
+	if job.Callback == nil || job.Callback.DeliveryID == "" {
 		t.Fatalf("callback = %+v", job.Callback)
 	}
+	// The callback is sent behind the answer (a slow receiver must not hold the answer up),
+	// and its message deleted once it is delivered.
+	h.svc.Wait()
 	if d := h.Notifier.Deliveries(); len(d) != 1 || d[0].URL != "https://hook.example/done" || d[0].Job.Status != copyjob.StatusSuccess {
 		t.Fatalf("deliveries = %+v", d)
 	}
-	// Whether Start dropped it or not, the next tick leaves nothing behind.
+	if cb := h.record(job.ID).Callback; cb.DeliveredAt == nil || cb.DeliveryID != job.Callback.DeliveryID {
+		t.Fatalf("recorded callback = %+v", cb)
+	}
+	h.wantMessages(0)
 	h.tickAfter(time.Minute)
 	h.wantMessages(0)
 	if n := len(h.Notifier.Deliveries()); n != 1 {

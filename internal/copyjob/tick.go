@@ -570,6 +570,8 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 		wait := s.cfg.FirstPoll
 		if s.claimLive(job) {
 			wait = max(wait, job.Claim.Until.Sub(s.cfg.Now()))
+		} else if !s.leftoversReady(job) && job.Callback != nil && job.Callback.NextAttemptAt != nil {
+			wait = max(wait, job.Callback.NextAttemptAt.Sub(s.cfg.Now())) // a callback backing off
 		}
 		if _, err := s.rewrite(ctx, m, ticketFor(job), wait); err != nil {
 			return visitFailed(err)
