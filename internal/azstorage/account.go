@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 
 	"github.com/blobcopy/blobcopy/internal/config"
+	"github.com/blobcopy/blobcopy/internal/copyjob"
 )
 
 // Options configure the SDK clients of every account.
@@ -127,17 +128,27 @@ func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, v
 		// HTTPS-only, so it cannot be used, or leak, over an unencrypted connection.
 		v.Protocol = sas.ProtocolHTTPSandHTTP
 	}
+	// A snapshot or version the caller wrote that is no time is a bad request, which no
+	// retry cures (Azure answers it 400 InvalidQueryParameterValue): refused here, as an
+	// invalid source, before anything is signed for it.
 	if snapshot != "" {
 		t, perr := time.Parse(time.RFC3339Nano, snapshot)
 		if perr != nil {
-			return "", "", fmt.Errorf("snapshot %q: %w", snapshot, perr)
+			return "", "", fmt.Errorf("%w: snapshot %q is not a snapshot time (2006-01-02T15:04:05.0000000Z): %w", copyjob.ErrInvalidSource, snapshot, perr)
 		}
 		v.SnapshotTime = t
 	}
+	if versionID != "" {
+		if _, perr := time.Parse(time.RFC3339Nano, versionID); perr != nil {
+			return "", "", fmt.Errorf("%w: versionid %q is not a version id (2006-01-02T15:04:05.0000000Z): %w", copyjob.ErrInvalidSource, versionID, perr)
+		}
+	}
+	// Signing is computed here from the values above: an error is the same on every try,
+	// so it is a permanent refusal, never storage being unavailable.
 	if a.sharedKey != nil {
 		p, err := v.SignWithSharedKey(a.sharedKey)
 		if err != nil {
-			return "", "", fmt.Errorf("sign SAS: %w", err)
+			return "", "", fmt.Errorf("%w: sign SAS: %w", copyjob.ErrInvalidSource, err)
 		}
 		return p.Encode(), "accountKey", nil
 	}
@@ -147,7 +158,7 @@ func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, v
 	}
 	p, err := v.SignWithUserDelegation(cred)
 	if err != nil {
-		return "", "", fmt.Errorf("sign user-delegation SAS: %w", err)
+		return "", "", fmt.Errorf("%w: sign user-delegation SAS: %w", copyjob.ErrInvalidSource, err)
 	}
 	return p.Encode(), "userDelegation", nil
 }
@@ -171,7 +182,8 @@ func (a *Account) userDelegation(ctx context.Context, start, expiry time.Time) (
 	}
 	client, err := a.delegationClient()
 	if err != nil {
-		return nil, err
+		// The account's configured endpoint: the same on every try.
+		return nil, fmt.Errorf("%w: account %q: user-delegation client: %w", copyjob.ErrInvalidSource, a.Config.Name, err)
 	}
 	cred, err := client.GetUserDelegationCredential(ctx, info, nil)
 	if err != nil {

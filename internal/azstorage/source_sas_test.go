@@ -1,0 +1,177 @@
+package azstorage_test
+
+// The source SAS the app signs (account key or user-delegation key) as the copy sends
+// it. These tests need no emulator: a fake transport answers what Azure answers to Get
+// User Delegation Key and Copy Blob, and records the Copy Blob requests.
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/blobcopy/blobcopy/internal/azstorage"
+	"github.com/blobcopy/blobcopy/internal/config"
+	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+)
+
+const sasTestKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+type fakeToken struct{}
+
+func (fakeToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: "fake-token", ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// fakeStorage answers like Azure: Get User Delegation Key gives a key valid for what
+// was asked (at most 7 days, which Azure enforces); Copy Blob (and Copy Blob From URL)
+// answers 202 success. It records every x-ms-copy-source it received.
+type fakeStorage struct {
+	mu      sync.Mutex
+	sources []string
+	syncs   []bool
+	udkAsks int
+	// revoked: keys handed out before were revoked (Revoke User Delegation Keys); a
+	// Copy Blob whose source SAS was signed with one is refused 403 CannotVerifyCopySource.
+	generation int
+}
+
+// revoke revokes every user-delegation key handed out so far.
+func (s *fakeStorage) revoke() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.generation++
+}
+
+func (s *fakeStorage) Do(req *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp := &http.Response{Request: req, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(""))}
+	resp.Header.Set("x-ms-request-id", "r")
+	resp.Header.Set("x-ms-version", "2025-01-05")
+	q := req.URL.Query()
+	switch {
+	case req.Method == http.MethodPost && q.Get("comp") == "userdelegationkey":
+		s.udkAsks++
+		body, _ := io.ReadAll(req.Body)
+		start := between(string(body), "<Start>", "</Start>")
+		expiry := between(string(body), "<Expiry>", "</Expiry>")
+		ts, _ := time.Parse(time.RFC3339, start)
+		te, _ := time.Parse(time.RFC3339, expiry)
+		if te.Sub(time.Now()) > 7*24*time.Hour {
+			resp.StatusCode = http.StatusBadRequest
+			resp.Header.Set("x-ms-error-code", "InvalidInput")
+			return resp, nil
+		}
+		xml := fmt.Sprintf(`<?xml version="1.0" encoding="utf-8"?><UserDelegationKey><SignedOid>gen-%d</SignedOid><SignedTid>00000000-0000-0000-0000-000000000002</SignedTid><SignedStart>%s</SignedStart><SignedExpiry>%s</SignedExpiry><SignedService>b</SignedService><SignedVersion>2025-01-05</SignedVersion><Value>%s</Value></UserDelegationKey>`,
+			s.generation, ts.UTC().Format(time.RFC3339), te.UTC().Format(time.RFC3339), base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")))
+		resp.StatusCode = http.StatusOK
+		resp.Header.Set("Content-Type", "application/xml")
+		resp.Body = io.NopCloser(strings.NewReader(xml))
+		return resp, nil
+	case req.Method == http.MethodPut && hdr(req, "x-ms-copy-source") != "":
+		s.sources = append(s.sources, hdr(req, "x-ms-copy-source"))
+		if src, err := url.Parse(hdr(req, "x-ms-copy-source")); err == nil {
+			if oid := src.Query().Get("skoid"); oid != "" && oid != fmt.Sprintf("gen-%d", s.generation) {
+				resp.StatusCode = http.StatusForbidden
+				resp.Header.Set("x-ms-error-code", "CannotVerifyCopySource")
+				resp.Body = io.NopCloser(strings.NewReader(`<?xml version="1.0" encoding="utf-8"?><Error><Code>CannotVerifyCopySource</Code><Message>This request is not authorized to perform this operation.</Message></Error>`))
+				return resp, nil
+			}
+		}
+		s.syncs = append(s.syncs, hdr(req, "x-ms-requires-sync") == "true")
+		resp.StatusCode = http.StatusAccepted
+		resp.Header.Set("x-ms-copy-id", "11111111-2222-3333-4444-555555555555")
+		resp.Header.Set("x-ms-copy-status", "success")
+		resp.Header.Set("ETag", `"0x1"`)
+		resp.Header.Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+		return resp, nil
+	}
+	resp.StatusCode = http.StatusNotImplemented
+	return resp, nil
+}
+
+// hdr reads a request header however the SDK spelled its name (azblob sets x-ms-*
+// headers without canonicalizing them).
+func hdr(req *http.Request, name string) string {
+	for k, v := range req.Header {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+func between(s, a, b string) string {
+	_, rest, _ := strings.Cut(s, a)
+	v, _, _ := strings.Cut(rest, b)
+	return v
+}
+
+// sasTestService: the app's own account "" (Shared Key, the destination), account
+// "entra" (an Entra identity only: the app signs user-delegation SAS for it), both
+// answered by st; records and queue are the in-memory fakes.
+func sasTestService(t *testing.T, st *fakeStorage) (*copyjob.Service, *azstorage.Blobs) {
+	t.Helper()
+	opts := azstorage.Options{ClientOptions: azcore.ClientOptions{Transport: st, Retry: policy.RetryOptions{MaxRetries: -1}},
+		Credential: fakeToken{}}
+	own, err := azstorage.NewAccount("", config.StorageAccount{Name: "appacct", BlobEndpoint: "https://appacct.blob.core.windows.net", AccountKey: sasTestKey}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entra, err := azstorage.NewAccount("entra", config.StorageAccount{Name: "entraacct", BlobEndpoint: "https://entraacct.blob.core.windows.net",
+		Identity: &config.Identity{Credential: "managedidentity"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := azstorage.NewBlobs(own, entra)
+	env := copyjobtest.NewEnv()
+	env.Clock.Set(time.Now().UTC())
+	svc := copyjob.NewService(blobs, env.Records, env.Queue, nil, copyjob.Config{Now: env.Clock.Now}, nil)
+	return svc, blobs
+}
+
+// A source the app signs for whose ?snapshot= or ?versionid= is not a time is a bad
+// request, which no retry cures (Azure answers such a value 400
+// InvalidQueryParameterValue). It is refused as an invalid source (400), not taken for
+// storage being unavailable (503 + Retry-After, an Event Grid delivery redelivered for a
+// day, a keyed start attempted again by the tick until StartRetriesExhausted), and no
+// Copy Blob is sent; with an account key and with a user-delegation key alike.
+func TestMalformedSnapshotOrVersionOfASignedSourceIsABadRequest(t *testing.T) {
+	for _, tt := range []struct{ source, dstAccount string }{
+		{"https://entraacct.blob.core.windows.net/photos/cat.jpg?snapshot=yesterday", ""},
+		{"https://entraacct.blob.core.windows.net/photos/cat.jpg?versionid=latest", ""},
+		{"https://appacct.blob.core.windows.net/photos/cat.jpg?snapshot=yesterday", "entra"},
+		{"https://appacct.blob.core.windows.net/photos/cat.jpg?versionid=2026-13-01T00:00:00.0000000Z", "entra"},
+	} {
+		st := &fakeStorage{}
+		svc, _ := sasTestService(t, st)
+		_, _, err := svc.Start(context.Background(), copyjob.StartRequest{
+			Origin:      "api",
+			Source:      tt.source,
+			Destination: copyjob.BlobRef{Account: tt.dstAccount, Container: "copies", Blob: "cat.jpg"},
+			Options:     copyjob.Options{Overwrite: true},
+		})
+		switch {
+		case err == nil:
+			t.Errorf("%s: accepted", tt.source)
+		case copyjob.Retryable(err):
+			t.Errorf("%s: answered as retryable (%s, HTTP 503 + Retry-After), not a 400: %v", tt.source, copyjob.CodeOf(err), err)
+		case copyjob.CodeOf(err) != copyjob.CodeInvalidRequest:
+			t.Errorf("%s: %v, want %s (400)", tt.source, err, copyjob.CodeInvalidRequest)
+		}
+		if len(st.sources) != 0 {
+			t.Errorf("%s: Copy Blob sent for it: %v", tt.source, st.sources)
+		}
+	}
+}
