@@ -47,7 +47,8 @@ type Account struct {
 
 	udkMu     sync.Mutex
 	udk       *service.UserDelegationCredential
-	udkExpiry time.Time
+	udkExpiry time.Time // the key's end, as asked (to the second, as sent)
+	udkAt     time.Time // when it was fetched
 }
 
 // NewAccount builds the blob clients for an account.
@@ -110,10 +111,13 @@ func tokenCredential(cfg config.StorageAccount, opts Options) (azcore.TokenCrede
 // CanSign reports whether the app can sign a SAS for this account's blobs.
 func (a *Account) CanSign() bool { return a.sharedKey != nil || a.token != nil }
 
-// signRead returns a read-only SAS query for one blob valid until expiry. It signs with
-// the account key when it holds one, otherwise with a user-delegation key (cached, so a
-// burst of copies costs one Get User Delegation Key).
-func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, versionID string, start, expiry time.Time) (query string, kind string, err error) {
+// signRead returns a read-only SAS query for one blob valid for lifetime from now
+// (starting 5 minutes back, for clock skew), and when it ends. It signs with the account
+// key when it holds one, otherwise with a user-delegation key (cached, so a burst of
+// copies costs one Get User Delegation Key); a user-delegation SAS ends at its key's end
+// when the key ends first (see userDelegation), and expiry says so.
+func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, versionID string, now time.Time, lifetime time.Duration) (query, kind string, expiry time.Time, err error) {
+	start, expiry := now.Add(-5*time.Minute), now.Add(lifetime)
 	v := sas.BlobSignatureValues{
 		Protocol:      sas.ProtocolHTTPS,
 		StartTime:     start,
@@ -134,13 +138,13 @@ func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, v
 	if snapshot != "" {
 		t, perr := time.Parse(time.RFC3339Nano, snapshot)
 		if perr != nil {
-			return "", "", fmt.Errorf("%w: snapshot %q is not a snapshot time (2006-01-02T15:04:05.0000000Z): %w", copyjob.ErrInvalidSource, snapshot, perr)
+			return "", "", time.Time{}, fmt.Errorf("%w: snapshot %q is not a snapshot time (2006-01-02T15:04:05.0000000Z): %w", copyjob.ErrInvalidSource, snapshot, perr)
 		}
 		v.SnapshotTime = t
 	}
 	if versionID != "" {
 		if _, perr := time.Parse(time.RFC3339Nano, versionID); perr != nil {
-			return "", "", fmt.Errorf("%w: versionid %q is not a version id (2006-01-02T15:04:05.0000000Z): %w", copyjob.ErrInvalidSource, versionID, perr)
+			return "", "", time.Time{}, fmt.Errorf("%w: versionid %q is not a version id (2006-01-02T15:04:05.0000000Z): %w", copyjob.ErrInvalidSource, versionID, perr)
 		}
 	}
 	// Signing is computed here from the values above: an error is the same on every try,
@@ -148,34 +152,53 @@ func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, v
 	if a.sharedKey != nil {
 		p, err := v.SignWithSharedKey(a.sharedKey)
 		if err != nil {
-			return "", "", fmt.Errorf("%w: sign SAS: %w", copyjob.ErrInvalidSource, err)
+			return "", "", time.Time{}, fmt.Errorf("%w: sign SAS: %w", copyjob.ErrInvalidSource, err)
 		}
-		return p.Encode(), "accountKey", nil
+		return p.Encode(), "accountKey", expiry, nil
 	}
-	cred, err := a.userDelegation(ctx, start, expiry)
+	cred, keyEnd, err := a.userDelegation(ctx, now, expiry)
 	if err != nil {
-		return "", "", err
+		return "", "", time.Time{}, err
+	}
+	if keyEnd.Before(expiry) {
+		// Storage refuses a SAS that outlives its key, and grants no key past 7 days from
+		// now: a lifetime up to MaxSASLifetime (168h) ends with the key, a few minutes
+		// short. Refusing it instead would refuse the advertised maximum.
+		expiry = keyEnd
+		v.ExpiryTime = expiry
 	}
 	p, err := v.SignWithUserDelegation(cred)
 	if err != nil {
-		return "", "", fmt.Errorf("%w: sign user-delegation SAS: %w", copyjob.ErrInvalidSource, err)
+		return "", "", time.Time{}, fmt.Errorf("%w: sign user-delegation SAS: %w", copyjob.ErrInvalidSource, err)
 	}
-	return p.Encode(), "userDelegation", nil
+	return p.Encode(), "userDelegation", expiry, nil
 }
 
-// MaxUserDelegationKey is the longest validity Azure grants a user-delegation key.
-const MaxUserDelegationKey = 7 * 24 * time.Hour
+const (
+	// MaxUserDelegationKey is the longest validity Azure grants a user-delegation key,
+	// counted from storage's own clock.
+	MaxUserDelegationKey = 7 * 24 * time.Hour
+	// udkMargin: a key is asked to end this much short of 7 days from the app's clock, so
+	// storage, whose clock may be behind, does not refuse it as too long.
+	udkMargin = 5 * time.Minute
+	// udkReuseWithin: a SAS asking more than the cached key covers gets a fresh key,
+	// unless the cached key was fetched this recently; it then ends with that key, at most
+	// this much earlier than with a fresh one, so a burst of 168h copies costs one
+	// Get User Delegation Key, not one each.
+	udkReuseWithin = time.Minute
+)
 
-func (a *Account) userDelegation(ctx context.Context, start, expiry time.Time) (*service.UserDelegationCredential, error) {
+// userDelegation returns a user-delegation key that covers a SAS until expiry when it
+// can, and the key's end: a fresh key ends 7 days less udkMargin from now, so a SAS
+// asked to end later ends with it (signRead caps it).
+func (a *Account) userDelegation(ctx context.Context, now, expiry time.Time) (*service.UserDelegationCredential, time.Time, error) {
 	a.udkMu.Lock()
 	defer a.udkMu.Unlock()
-	if a.udk != nil && !a.udkExpiry.Before(expiry) {
-		return a.udk, nil
+	if a.udk != nil && (!a.udkExpiry.Before(expiry) || now.Sub(a.udkAt) < udkReuseWithin) {
+		return a.udk, a.udkExpiry, nil
 	}
-	keyExpiry := start.Add(MaxUserDelegationKey - time.Minute)
-	if keyExpiry.Before(expiry) {
-		return nil, fmt.Errorf("a user-delegation SAS cannot outlive its key (7 days); asked until %s", expiry.Format(time.RFC3339))
-	}
+	start := now.Add(-5 * time.Minute) // clock skew, as the SAS
+	keyExpiry := now.Add(MaxUserDelegationKey - udkMargin).Truncate(time.Second)
 	info := service.KeyInfo{
 		Start:  to.Ptr(start.UTC().Format(sas.TimeFormat)),
 		Expiry: to.Ptr(keyExpiry.UTC().Format(sas.TimeFormat)),
@@ -183,14 +206,14 @@ func (a *Account) userDelegation(ctx context.Context, start, expiry time.Time) (
 	client, err := a.delegationClient()
 	if err != nil {
 		// The account's configured endpoint: the same on every try.
-		return nil, fmt.Errorf("%w: account %q: user-delegation client: %w", copyjob.ErrInvalidSource, a.Config.Name, err)
+		return nil, time.Time{}, fmt.Errorf("%w: account %q: user-delegation client: %w", copyjob.ErrInvalidSource, a.Config.Name, err)
 	}
 	cred, err := client.GetUserDelegationCredential(ctx, info, nil)
 	if err != nil {
-		return nil, fmt.Errorf("get user delegation key for %q: %w", a.Config.Name, mapBlobErr(err))
+		return nil, time.Time{}, fmt.Errorf("get user delegation key for %q: %w", a.Config.Name, mapBlobErr(err))
 	}
-	a.udk, a.udkExpiry = cred, keyExpiry
-	return cred, nil
+	a.udk, a.udkExpiry, a.udkAt = cred, keyExpiry, now
+	return cred, keyExpiry, nil
 }
 
 // delegationClient is the client Get User Delegation Key goes through. azblob (v1.8.3)

@@ -173,9 +173,7 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	if ref.Account == dst.Account {
 		rec.Kind = copyjob.SourceSameAccount
 	}
-	now := b.now().UTC()
-	start, expiry := now.Add(-5*time.Minute), now.Add(lifetime) // start in the past: clock skew
-	q, kind, err := a.signRead(ctx, ref.Container, ref.Blob, ref.Snapshot, ref.VersionID, start, expiry)
+	q, kind, expiry, err := a.signRead(ctx, ref.Container, ref.Blob, ref.Snapshot, ref.VersionID, b.now().UTC(), lifetime)
 	if err != nil {
 		return copyjob.PreparedSource{}, err
 	}

@@ -175,3 +175,54 @@ func TestMalformedSnapshotOrVersionOfASignedSourceIsABadRequest(t *testing.T) {
 		}
 	}
 }
+
+// Every sasLifetime the API accepts (up to MaxSASLifetime, 168h) is signed with a
+// user-delegation key too. Storage grants no key past 7 days from its now and refuses a
+// SAS that outlives its key, so a SAS the key cannot cover ends with the key, a few
+// minutes short of 168h, and the recorded expiry is the SAS's true one. Before, such a
+// lifetime was refused with an error the copy service took for storage being
+// unavailable: 503 + Retry-After, retried by the client and the tick until
+// StartRetriesExhausted, for a request no retry could make succeed. A burst of such
+// copies shares one key.
+func TestUserDelegationSASUpToTheAdvertisedMaximumEndsWithItsKey(t *testing.T) {
+	for _, lifetime := range []time.Duration{24 * time.Hour, 167 * time.Hour, 168 * time.Hour} {
+		st := &fakeStorage{}
+		svc, _ := sasTestService(t, st)
+		for i, blob := range []string{"cat.jpg", "dog.jpg"} {
+			before := time.Now()
+			job, _, err := svc.Start(context.Background(), copyjob.StartRequest{
+				Origin:      "api",
+				Source:      "https://entraacct.blob.core.windows.net/photos/" + blob,
+				Destination: copyjob.BlobRef{Container: "copies", Blob: blob},
+				Options:     copyjob.Options{Overwrite: true, SASLifetime: copyjob.Duration(lifetime)},
+			})
+			after := time.Now()
+			switch {
+			case err != nil && copyjob.Retryable(err):
+				t.Errorf("sasLifetime %s (accepted by the API, at most MaxSASLifetime %s): answered as retryable (%s, HTTP 503 + Retry-After) "+
+					"though no retry can succeed: %v", lifetime, svc.Config().MaxSASLifetime, copyjob.CodeOf(err), err)
+				continue
+			case err != nil:
+				t.Errorf("sasLifetime %s refused: %v", lifetime, err)
+				continue
+			case job.Status != copyjob.StatusSuccess || job.Source.SASKind != "userDelegation" || job.Source.SASExpiresAt == nil:
+				t.Errorf("sasLifetime %s: job %s sas %s expires %v", lifetime, job.Status, job.Source.SASKind, job.Source.SASExpiresAt)
+				continue
+			}
+			u, _ := url.Parse(st.sources[i])
+			se, perr := time.Parse(time.RFC3339, u.Query().Get("se"))
+			got := *job.Source.SASExpiresAt
+			// The SAS ends when asked, or with its key: never later than asked, never more
+			// than a few minutes (udkMargin, udkReuseWithin) earlier.
+			if perr != nil || !se.Equal(got.Truncate(time.Second)) || got.After(after.Add(lifetime)) || got.Before(before.Add(lifetime-10*time.Minute)) {
+				t.Errorf("sasLifetime %s: SAS se=%s (%v), recorded expiry %s, asked %s", lifetime, u.Query().Get("se"), perr, got, before.Add(lifetime))
+			}
+			if lifetime <= 167*time.Hour && got.Before(before.Add(lifetime)) {
+				t.Errorf("sasLifetime %s: a key could cover it, yet the SAS ends at %s", lifetime, got)
+			}
+		}
+		if st.udkAsks != 1 {
+			t.Errorf("sasLifetime %s: two copies in a row asked for %d user-delegation keys, want 1", lifetime, st.udkAsks)
+		}
+	}
+}
