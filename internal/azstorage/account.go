@@ -186,6 +186,12 @@ const (
 	// this much earlier than with a fresh one, so a burst of 168h copies costs one
 	// Get User Delegation Key, not one each.
 	udkReuseWithin = time.Minute
+	// udkMaxAge: a cached key signs for this long after it was fetched, then a fresh
+	// one is fetched (one request). Revoke User Delegation Keys invalidates every SAS
+	// signed with a key handed out before, and nothing tells the app: a key kept for its
+	// 7 days would have every copy from the account refused (CannotVerifyCopySource)
+	// until it expired, whenever the adapter cannot see the refusal (dropKey).
+	udkMaxAge = time.Hour
 )
 
 // userDelegation returns a user-delegation key that covers a SAS until expiry when it
@@ -194,7 +200,8 @@ const (
 func (a *Account) userDelegation(ctx context.Context, now, expiry time.Time) (*service.UserDelegationCredential, time.Time, error) {
 	a.udkMu.Lock()
 	defer a.udkMu.Unlock()
-	if a.udk != nil && (!a.udkExpiry.Before(expiry) || now.Sub(a.udkAt) < udkReuseWithin) {
+	age := now.Sub(a.udkAt)
+	if a.udk != nil && age >= 0 && age < udkMaxAge && (!a.udkExpiry.Before(expiry) || age < udkReuseWithin) {
 		return a.udk, a.udkExpiry, nil
 	}
 	start := now.Add(-5 * time.Minute) // clock skew, as the SAS
@@ -214,6 +221,17 @@ func (a *Account) userDelegation(ctx context.Context, now, expiry time.Time) (*s
 	}
 	a.udk, a.udkExpiry, a.udkAt = cred, keyExpiry, now
 	return cred, keyExpiry, nil
+}
+
+// dropKey forgets the cached user-delegation key if it is the one ending at keyEnd (the
+// SAS's ske): storage refused a copy source signed with it, as after Revoke User
+// Delegation Keys. The next SAS is signed with a fresh key; a key fetched since is kept.
+func (a *Account) dropKey(keyEnd time.Time) {
+	a.udkMu.Lock()
+	defer a.udkMu.Unlock()
+	if a.udk != nil && a.udkExpiry.Equal(keyEnd) {
+		a.udk, a.udkExpiry, a.udkAt = nil, time.Time{}, time.Time{}
+	}
 }
 
 // delegationClient is the client Get User Delegation Key goes through. azblob (v1.8.3)

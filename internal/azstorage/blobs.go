@@ -216,9 +216,41 @@ func (b *Blobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readURL stri
 			state, err = b.startCopy(ctx, bc, readURL, opts, access, tier)
 		}
 	}
+	if err != nil {
+		b.dropRefusedKey(readURL, err)
+	}
 	// Copy Blob's answer carries no length: a copy that finished at once has none here
 	// (issue 13: a read for it cost every such start a request; see copyjob.adopt).
 	return state, err
+}
+
+// dropRefusedKey forgets the user-delegation key a refused copy source was signed with.
+// Storage answers CannotVerifyCopySource 401 or 403 when it cannot read the source with
+// the SAS given, e.g. after the source account's user-delegation keys were revoked;
+// without this, every copy (and every retry, whose "fresh" SAS would be signed with the
+// same key) would be refused until the key's age ran out (udkMaxAge).
+func (b *Blobs) dropRefusedKey(readURL string, err error) {
+	if !bloberror.HasCode(err, bloberror.CannotVerifyCopySource) {
+		return
+	}
+	if status := statusCode(err); status != 401 && status != 403 {
+		return
+	}
+	u, perr := url.Parse(readURL)
+	if perr != nil {
+		return
+	}
+	q := u.Query()
+	if q.Get("skoid") == "" {
+		return // not a user-delegation SAS
+	}
+	keyEnd, perr := time.Parse(time.RFC3339, q.Get("ske"))
+	if perr != nil {
+		return
+	}
+	if ref, ok := b.Locate(u); ok {
+		b.accounts[ref.Account].dropKey(keyEnd)
+	}
 }
 
 func (b *Blobs) startCopy(ctx context.Context, bc *blob.Client, readURL string, opts copyjob.StartCopyOptions, access *blob.AccessConditions, tier *blob.AccessTier) (copyjob.CopyState, error) {

@@ -226,3 +226,65 @@ func TestUserDelegationSASUpToTheAdvertisedMaximumEndsWithItsKey(t *testing.T) {
 		}
 	}
 }
+
+// After the source account's user-delegation keys are revoked (Revoke User Delegation
+// Keys: "all Identity SAS tokens generated from the user delegation keys will also be
+// revoked"), the copy signed with the cached key is refused with CannotVerifyCopySource
+// and the key is dropped: POST /api/copies/{id}/retry, advertised for a copy that failed
+// because "a key was rotated" ("a new attempt ... with a fresh SAS"), signs with a fresh
+// key and succeeds. Before, the key was kept for up to 7 days and every copy from the
+// account, retries included, was refused until it expired or the process restarted.
+func TestRetryAfterRevokedDelegationKeysSignsWithAFreshKey(t *testing.T) {
+	st := &fakeStorage{}
+	svc, _ := sasTestService(t, st)
+	ctx := context.Background()
+	start := func(blob string) (*copyjob.Job, error) {
+		job, _, err := svc.Start(ctx, copyjob.StartRequest{
+			Origin: "api", Source: "https://entraacct.blob.core.windows.net/photos/" + blob,
+			Destination: copyjob.BlobRef{Container: "copies", Blob: blob}, Options: copyjob.Options{Overwrite: true},
+		})
+		return job, err
+	}
+	if _, err := start("before.jpg"); err != nil {
+		t.Fatalf("first copy: %v", err)
+	}
+	st.revoke() // an operator revokes the source account's user-delegation keys
+	job, err := start("after.jpg")
+	if err == nil || job == nil || job.Status != copyjob.StatusStartFailed {
+		t.Fatalf("copy signed with the revoked key: job %+v err %v, want startFailed CannotVerifyCopySource", job, err)
+	}
+	job, err = svc.Retry(ctx, job.ID, copyjob.RetryOptions{})
+	if err != nil || job.Status != copyjob.StatusSuccess || st.udkAsks != 2 {
+		t.Errorf("retry after the revocation (the README's \"a key was rotated\" case): status %s, err %v; "+
+			"Get User Delegation Key was asked %d time(s): the retry's \"fresh\" SAS was signed with the revoked key", job.Status, err, st.udkAsks)
+	}
+}
+
+// A cached user-delegation key signs for at most an hour after it was fetched: a
+// revocation the adapter cannot see (a copy refused later, while pending) stops costing
+// copies after that hour, not after the key's 7 days. Within the hour, copies share it.
+func TestCachedDelegationKeyIsRenewedWithinAnHour(t *testing.T) {
+	st := &fakeStorage{}
+	svc, blobs := sasTestService(t, st)
+	// The adapter's clock starts in the past: the fake grants no key ending more than 7
+	// days after the real now.
+	at := time.Now().Add(-3 * time.Hour)
+	blobs.SetNow(func() time.Time { return at })
+	for _, step := range []struct {
+		after time.Duration
+		asks  int
+	}{{0, 1}, {30 * time.Minute, 1}, {59 * time.Minute, 1}, {61 * time.Minute, 2}, {90 * time.Minute, 2}, {122 * time.Minute, 3}} {
+		at = time.Now().Add(-3 * time.Hour).Add(step.after)
+		blob := fmt.Sprintf("b%d.jpg", int(step.after.Minutes()))
+		job, _, err := svc.Start(context.Background(), copyjob.StartRequest{
+			Origin: "api", Source: "https://entraacct.blob.core.windows.net/photos/" + blob,
+			Destination: copyjob.BlobRef{Container: "copies", Blob: blob}, Options: copyjob.Options{Overwrite: true},
+		})
+		if err != nil || job.Status != copyjob.StatusSuccess {
+			t.Fatalf("copy at +%s: %v", step.after, err)
+		}
+		if st.udkAsks != step.asks {
+			t.Errorf("copy at +%s: %d user-delegation keys asked so far, want %d", step.after, st.udkAsks, step.asks)
+		}
+	}
+}
