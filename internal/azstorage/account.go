@@ -135,17 +135,8 @@ func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, v
 	// A snapshot or version the caller wrote that is no time is a bad request, which no
 	// retry cures (Azure answers it 400 InvalidQueryParameterValue): refused here, as an
 	// invalid source, before anything is signed for it.
-	if snapshot != "" {
-		t, perr := time.Parse(time.RFC3339Nano, snapshot)
-		if perr != nil {
-			return "", "", time.Time{}, fmt.Errorf("%w: snapshot %q is not a snapshot time (2006-01-02T15:04:05.0000000Z): %w", copyjob.ErrInvalidSource, snapshot, perr)
-		}
-		v.SnapshotTime = t
-	}
-	if versionID != "" {
-		if _, perr := time.Parse(time.RFC3339Nano, versionID); perr != nil {
-			return "", "", time.Time{}, fmt.Errorf("%w: versionid %q is not a version id (2006-01-02T15:04:05.0000000Z): %w", copyjob.ErrInvalidSource, versionID, perr)
-		}
+	if v.SnapshotTime, err = snapshotTime(snapshot, versionID); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("%w: %w", copyjob.ErrInvalidSource, err)
 	}
 	// Signing is computed here from the values above: an error is the same on every try,
 	// so it is a permanent refusal, never storage being unavailable.
@@ -172,6 +163,24 @@ func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, v
 		return "", "", time.Time{}, fmt.Errorf("%w: sign user-delegation SAS: %w", copyjob.ErrInvalidSource, err)
 	}
 	return p.Encode(), "userDelegation", expiry, nil
+}
+
+// snapshotTime parses a blob's snapshot (zero when none) and checks its version id:
+// both are times (2006-01-02T15:04:05.0000000Z).
+func snapshotTime(snapshot, versionID string) (time.Time, error) {
+	var t time.Time
+	if snapshot != "" {
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, snapshot); err != nil {
+			return time.Time{}, fmt.Errorf("snapshot %q is not a snapshot time (2006-01-02T15:04:05.0000000Z): %w", snapshot, err)
+		}
+	}
+	if versionID != "" {
+		if _, err := time.Parse(time.RFC3339Nano, versionID); err != nil {
+			return time.Time{}, fmt.Errorf("versionid %q is not a version id (2006-01-02T15:04:05.0000000Z): %w", versionID, err)
+		}
+	}
+	return t, nil
 }
 
 const (

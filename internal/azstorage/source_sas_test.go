@@ -288,3 +288,63 @@ func TestCachedDelegationKeyIsRenewedWithinAnHour(t *testing.T) {
 		}
 	}
 }
+
+// Copy Blob From URL (requiresSync) reads its source only when it "is either public or
+// authorized with a shared access signature" (Copy Blob From URL, REST reference); unlike
+// the asynchronous Copy Blob, the destination request's Shared Key does not authorize a
+// source in the same account. A synchronous copy within a Shared Key account is sent
+// with a read-only SAS for its source, signed with the account key for that one call
+// (minutes, not sasLifetime); an asynchronous one still goes without any SAS (Copy
+// Blob's Shared Key reads it). Before, every requiresSync copy within such an account of
+// a private container was refused by Azure (CannotVerifyCopySource).
+func TestSyncCopyWithinTheAccountCarriesASAS(t *testing.T) {
+	for _, sync := range []bool{true, false} {
+		st := &fakeStorage{}
+		svc, _ := sasTestService(t, st)
+		before := time.Now()
+		job, _, err := svc.Start(context.Background(), copyjob.StartRequest{
+			Origin:      "api",
+			Source:      "https://appacct.blob.core.windows.net/source/hello.txt?snapshot=2026-01-01T00:00:00.0000000Z",
+			Destination: copyjob.BlobRef{Container: "backup", Blob: "hello.txt"},
+			Options:     copyjob.Options{Overwrite: true, RequiresSync: sync},
+		})
+		if err != nil {
+			t.Fatalf("requiresSync %v: start: %v", sync, err)
+		}
+		if len(st.sources) != 1 || st.syncs[0] != sync {
+			t.Fatalf("requiresSync %v: copy requests: %v sync %v", sync, st.sources, st.syncs)
+		}
+		u, _ := url.Parse(st.sources[0])
+		q := u.Query()
+		switch {
+		case job.Source.Kind != copyjob.SourceSameAccount:
+			t.Errorf("requiresSync %v: source kind %s", sync, job.Source.Kind)
+		case q.Get("snapshot") != "2026-01-01T00:00:00.0000000Z":
+			t.Errorf("requiresSync %v: x-ms-copy-source %q lost the snapshot", sync, st.sources[0])
+		case !sync && q.Get("sig") != "":
+			t.Errorf("Copy Blob (asynchronous) within the account was sent a SAS it needs not: %q", st.sources[0])
+		case sync && q.Get("sig") == "":
+			t.Errorf("Copy Blob From URL (x-ms-requires-sync) was sent x-ms-copy-source %q with no SAS: "+
+				"Azure reads a Copy Blob From URL source only when it is public or carries a SAS, so this copy is refused there", st.sources[0])
+		case sync:
+			se, perr := time.Parse(time.RFC3339, q.Get("se"))
+			if q.Get("sp") != "r" || q.Get("sr") != "bs" || perr != nil || se.After(before.Add(15*time.Minute)) || se.Before(before.Add(5*time.Minute)) {
+				t.Errorf("Copy Blob From URL's source SAS: %v; want read-only, for the snapshot, for the one call (5 to 15 minutes)", q)
+			}
+		}
+	}
+
+	// A snapshot that is no time: 400, as storage would answer it, and nothing sent.
+	st := &fakeStorage{}
+	svc, _ := sasTestService(t, st)
+	_, _, err := svc.Start(context.Background(), copyjob.StartRequest{
+		Origin:      "api",
+		Source:      "https://appacct.blob.core.windows.net/source/hello.txt?snapshot=yesterday",
+		Destination: copyjob.BlobRef{Container: "backup", Blob: "hello.txt"},
+		Options:     copyjob.Options{Overwrite: true, RequiresSync: true},
+	})
+	if copyjob.CodeOf(err) != copyjob.CodeInvalidRequest || len(st.sources) != 0 {
+		t.Errorf("requiresSync copy of a snapshot that is no time: %v (code %s), copy requests %v; want %s, none sent",
+			err, copyjob.CodeOf(err), st.sources, copyjob.CodeInvalidRequest)
+	}
+}
