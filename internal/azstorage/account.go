@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 
 	"github.com/blobcopy/blobcopy/internal/config"
+	"github.com/blobcopy/blobcopy/internal/copyjob"
 )
 
 // Options configure the SDK clients of every account.
@@ -46,7 +47,8 @@ type Account struct {
 
 	udkMu     sync.Mutex
 	udk       *service.UserDelegationCredential
-	udkExpiry time.Time
+	udkExpiry time.Time // the key's end, as asked (to the second, as sent)
+	udkAt     time.Time // when it was fetched
 }
 
 // NewAccount builds the blob clients for an account.
@@ -109,10 +111,13 @@ func tokenCredential(cfg config.StorageAccount, opts Options) (azcore.TokenCrede
 // CanSign reports whether the app can sign a SAS for this account's blobs.
 func (a *Account) CanSign() bool { return a.sharedKey != nil || a.token != nil }
 
-// signRead returns a read-only SAS query for one blob valid until expiry. It signs with
-// the account key when it holds one, otherwise with a user-delegation key (cached, so a
-// burst of copies costs one Get User Delegation Key).
-func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, versionID string, start, expiry time.Time) (query string, kind string, err error) {
+// signRead returns a read-only SAS query for one blob valid for lifetime from now
+// (starting 5 minutes back, for clock skew), and when it ends. It signs with the account
+// key when it holds one, otherwise with a user-delegation key (cached, so a burst of
+// copies costs one Get User Delegation Key); a user-delegation SAS ends at its key's end
+// when the key ends first (see userDelegation), and expiry says so.
+func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, versionID string, now time.Time, lifetime time.Duration) (query, kind string, expiry time.Time, err error) {
+	start, expiry := now.Add(-5*time.Minute), now.Add(lifetime)
 	v := sas.BlobSignatureValues{
 		Protocol:      sas.ProtocolHTTPS,
 		StartTime:     start,
@@ -127,58 +132,115 @@ func (a *Account) signRead(ctx context.Context, container, blobName, snapshot, v
 		// HTTPS-only, so it cannot be used, or leak, over an unencrypted connection.
 		v.Protocol = sas.ProtocolHTTPSandHTTP
 	}
-	if snapshot != "" {
-		t, perr := time.Parse(time.RFC3339Nano, snapshot)
-		if perr != nil {
-			return "", "", fmt.Errorf("snapshot %q: %w", snapshot, perr)
-		}
-		v.SnapshotTime = t
+	// A snapshot or version the caller wrote that is no time is a bad request, which no
+	// retry cures (Azure answers it 400 InvalidQueryParameterValue): refused here, as an
+	// invalid source, before anything is signed for it.
+	if v.SnapshotTime, err = snapshotTime(snapshot, versionID); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("%w: %w", copyjob.ErrInvalidSource, err)
 	}
+	// Signing is computed here from the values above: an error is the same on every try,
+	// so it is a permanent refusal, never storage being unavailable.
 	if a.sharedKey != nil {
 		p, err := v.SignWithSharedKey(a.sharedKey)
 		if err != nil {
-			return "", "", fmt.Errorf("sign SAS: %w", err)
+			return "", "", time.Time{}, fmt.Errorf("%w: sign SAS: %w", copyjob.ErrInvalidSource, err)
 		}
-		return p.Encode(), "accountKey", nil
+		return p.Encode(), "accountKey", expiry, nil
 	}
-	cred, err := a.userDelegation(ctx, start, expiry)
+	cred, keyEnd, err := a.userDelegation(ctx, now, expiry)
 	if err != nil {
-		return "", "", err
+		return "", "", time.Time{}, err
+	}
+	if keyEnd.Before(expiry) {
+		// Storage refuses a SAS that outlives its key, and grants no key past 7 days from
+		// now: a lifetime up to MaxSASLifetime (168h) ends with the key, a few minutes
+		// short. Refusing it instead would refuse the advertised maximum.
+		expiry = keyEnd
+		v.ExpiryTime = expiry
 	}
 	p, err := v.SignWithUserDelegation(cred)
 	if err != nil {
-		return "", "", fmt.Errorf("sign user-delegation SAS: %w", err)
+		return "", "", time.Time{}, fmt.Errorf("%w: sign user-delegation SAS: %w", copyjob.ErrInvalidSource, err)
 	}
-	return p.Encode(), "userDelegation", nil
+	return p.Encode(), "userDelegation", expiry, nil
 }
 
-// MaxUserDelegationKey is the longest validity Azure grants a user-delegation key.
-const MaxUserDelegationKey = 7 * 24 * time.Hour
+// snapshotTime parses a blob's snapshot (zero when none) and checks its version id:
+// both are times (2006-01-02T15:04:05.0000000Z).
+func snapshotTime(snapshot, versionID string) (time.Time, error) {
+	var t time.Time
+	if snapshot != "" {
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, snapshot); err != nil {
+			return time.Time{}, fmt.Errorf("snapshot %q is not a snapshot time (2006-01-02T15:04:05.0000000Z): %w", snapshot, err)
+		}
+	}
+	if versionID != "" {
+		if _, err := time.Parse(time.RFC3339Nano, versionID); err != nil {
+			return time.Time{}, fmt.Errorf("versionid %q is not a version id (2006-01-02T15:04:05.0000000Z): %w", versionID, err)
+		}
+	}
+	return t, nil
+}
 
-func (a *Account) userDelegation(ctx context.Context, start, expiry time.Time) (*service.UserDelegationCredential, error) {
+const (
+	// MaxUserDelegationKey is the longest validity Azure grants a user-delegation key,
+	// counted from storage's own clock.
+	MaxUserDelegationKey = 7 * 24 * time.Hour
+	// udkMargin: a key is asked to end this much short of 7 days from the app's clock, so
+	// storage, whose clock may be behind, does not refuse it as too long.
+	udkMargin = 5 * time.Minute
+	// udkReuseWithin: a SAS asking more than the cached key covers gets a fresh key,
+	// unless the cached key was fetched this recently; it then ends with that key, at most
+	// this much earlier than with a fresh one, so a burst of 168h copies costs one
+	// Get User Delegation Key, not one each.
+	udkReuseWithin = time.Minute
+	// udkMaxAge: a cached key signs for this long after it was fetched, then a fresh
+	// one is fetched (one request). Revoke User Delegation Keys invalidates every SAS
+	// signed with a key handed out before, and nothing tells the app: a key kept for its
+	// 7 days would have every copy from the account refused (CannotVerifyCopySource)
+	// until it expired, whenever the adapter cannot see the refusal (dropKey).
+	udkMaxAge = time.Hour
+)
+
+// userDelegation returns a user-delegation key that covers a SAS until expiry when it
+// can, and the key's end: a fresh key ends 7 days less udkMargin from now, so a SAS
+// asked to end later ends with it (signRead caps it).
+func (a *Account) userDelegation(ctx context.Context, now, expiry time.Time) (*service.UserDelegationCredential, time.Time, error) {
 	a.udkMu.Lock()
 	defer a.udkMu.Unlock()
-	if a.udk != nil && !a.udkExpiry.Before(expiry) {
-		return a.udk, nil
+	age := now.Sub(a.udkAt)
+	if a.udk != nil && age >= 0 && age < udkMaxAge && (!a.udkExpiry.Before(expiry) || age < udkReuseWithin) {
+		return a.udk, a.udkExpiry, nil
 	}
-	keyExpiry := start.Add(MaxUserDelegationKey - time.Minute)
-	if keyExpiry.Before(expiry) {
-		return nil, fmt.Errorf("a user-delegation SAS cannot outlive its key (7 days); asked until %s", expiry.Format(time.RFC3339))
-	}
+	start := now.Add(-5 * time.Minute) // clock skew, as the SAS
+	keyExpiry := now.Add(MaxUserDelegationKey - udkMargin).Truncate(time.Second)
 	info := service.KeyInfo{
 		Start:  to.Ptr(start.UTC().Format(sas.TimeFormat)),
 		Expiry: to.Ptr(keyExpiry.UTC().Format(sas.TimeFormat)),
 	}
 	client, err := a.delegationClient()
 	if err != nil {
-		return nil, err
+		// The account's configured endpoint: the same on every try.
+		return nil, time.Time{}, fmt.Errorf("%w: account %q: user-delegation client: %w", copyjob.ErrInvalidSource, a.Config.Name, err)
 	}
 	cred, err := client.GetUserDelegationCredential(ctx, info, nil)
 	if err != nil {
-		return nil, fmt.Errorf("get user delegation key for %q: %w", a.Config.Name, mapBlobErr(err))
+		return nil, time.Time{}, fmt.Errorf("get user delegation key for %q: %w", a.Config.Name, mapBlobErr(err))
 	}
-	a.udk, a.udkExpiry = cred, keyExpiry
-	return cred, nil
+	a.udk, a.udkExpiry, a.udkAt = cred, keyExpiry, now
+	return cred, keyExpiry, nil
+}
+
+// dropKey forgets the cached user-delegation key if it is the one ending at keyEnd (the
+// SAS's ske): storage refused a copy source signed with it, as after Revoke User
+// Delegation Keys. The next SAS is signed with a fresh key; a key fetched since is kept.
+func (a *Account) dropKey(keyEnd time.Time) {
+	a.udkMu.Lock()
+	defer a.udkMu.Unlock()
+	if a.udk != nil && a.udkExpiry.Equal(keyEnd) {
+		a.udk, a.udkExpiry, a.udkAt = nil, time.Time{}, time.Time{}
+	}
 }
 
 // delegationClient is the client Get User Delegation Key goes through. azblob (v1.8.3)

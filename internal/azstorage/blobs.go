@@ -162,7 +162,9 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	}
 	a := b.accounts[ref.Account]
 	if ref.Account == dst.Account && a.sharedKey != nil {
-		// Shared Key on the destination authorizes a source in the same account.
+		// Shared Key on the destination authorizes a source in the same account for
+		// Copy Blob; Copy Blob From URL (requiresSync) needs a SAS, which StartCopy signs
+		// for that one call (syncSource).
 		rec.Kind = copyjob.SourceSameAccount
 		return copyjob.PreparedSource{ReadURL: source, Source: rec}, nil
 	}
@@ -173,13 +175,17 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	if ref.Account == dst.Account {
 		rec.Kind = copyjob.SourceSameAccount
 	}
-	now := b.now().UTC()
-	start, expiry := now.Add(-5*time.Minute), now.Add(lifetime) // start in the past: clock skew
-	q, kind, err := a.signRead(ctx, ref.Container, ref.Blob, ref.Snapshot, ref.VersionID, start, expiry)
+	q, kind, expiry, err := a.signRead(ctx, ref.Container, ref.Blob, ref.Snapshot, ref.VersionID, b.now().UTC(), lifetime)
 	if err != nil {
 		return copyjob.PreparedSource{}, err
 	}
 	rec.SASExpiresAt, rec.SASKind = &expiry, kind
+	return copyjob.PreparedSource{ReadURL: withSAS(u, q), Source: rec}, nil
+}
+
+// withSAS is the blob's URL as storage reads it through a SAS the app signed: its
+// snapshot or version, and the SAS query; any other query is dropped.
+func withSAS(u *url.URL, sasQuery string) string {
 	read := *u
 	keep := url.Values{}
 	for _, k := range []string{"snapshot", "versionid"} {
@@ -191,8 +197,47 @@ func (b *Blobs) PrepareSource(ctx context.Context, source string, dst copyjob.Bl
 	if read.RawQuery != "" {
 		read.RawQuery += "&"
 	}
-	read.RawQuery += q
-	return copyjob.PreparedSource{ReadURL: read.String(), Source: rec}, nil
+	read.RawQuery += sasQuery
+	return read.String()
+}
+
+// syncSASLifetime: the SAS a synchronous copy within a Shared Key account reads its
+// source with (syncSource) serves that one Copy Blob From URL call, which lasts at most
+// copyTryTimeout; the rest is margin for clock skew.
+const syncSASLifetime = copyTryTimeout + 5*time.Minute
+
+// syncSource returns what Copy Blob From URL should read for readURL. Unlike the
+// asynchronous Copy Blob, Copy Blob From URL reads its source only when it is public
+// or authorized by a SAS (or x-ms-copy-source-authorization): the destination request's
+// Shared Key does not authorize a source in the same account, and Azure answers
+// CannotVerifyCopySource. PrepareSource sends such a source (SourceSameAccount) without
+// a SAS, as async Copy Blob needs none; it does not know the copy's kind, so the SAS is
+// signed here, with the account key, for this one call. Every other source is read as
+// prepared: an outside URL or a caller's SAS as given, another account's blob or an
+// identity-only account's through the SAS PrepareSource signed.
+func (b *Blobs) syncSource(ctx context.Context, dst copyjob.BlobRef, readURL string) (string, error) {
+	u, err := url.Parse(readURL)
+	if err != nil || queryValueFold(u, "sig") != "" {
+		return readURL, nil
+	}
+	ref, ok := b.Locate(u)
+	if !ok || ref.Account != dst.Account {
+		return readURL, nil
+	}
+	a := b.accounts[ref.Account]
+	if a.sharedKey == nil {
+		return readURL, nil
+	}
+	if _, err := snapshotTime(ref.Snapshot, ref.VersionID); err != nil {
+		// What storage answers such a value (400 InvalidQueryParameterValue) when it is
+		// sent without a SAS, as an asynchronous copy's is.
+		return "", fmt.Errorf("%w: %w", copyjob.ErrInvalidValue, err)
+	}
+	q, _, _, err := a.signRead(ctx, ref.Container, ref.Blob, ref.Snapshot, ref.VersionID, b.now().UTC(), syncSASLifetime)
+	if err != nil {
+		return "", err
+	}
+	return withSAS(u, q), nil
 }
 
 // StartCopy starts Copy Blob (or the synchronous Copy Blob From URL).
@@ -209,6 +254,11 @@ func (b *Blobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readURL stri
 	if opts.Tier != "" {
 		tier = to.Ptr(blob.AccessTier(opts.Tier))
 	}
+	if opts.RequiresSync {
+		if readURL, err = b.syncSource(ctx, dst, readURL); err != nil {
+			return copyjob.CopyState{}, err
+		}
+	}
 	state, err := b.startCopy(ctx, bc, readURL, opts, access, tier)
 	if opts.CreateContainer && errors.Is(err, copyjob.ErrNotFound) && bloberror.HasCode(err, bloberror.ContainerNotFound) {
 		// Like AzCopy, create a missing destination container (the allowlist has
@@ -218,9 +268,41 @@ func (b *Blobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readURL stri
 			state, err = b.startCopy(ctx, bc, readURL, opts, access, tier)
 		}
 	}
+	if err != nil {
+		b.dropRefusedKey(readURL, err)
+	}
 	// Copy Blob's answer carries no length: a copy that finished at once has none here
 	// (issue 13: a read for it cost every such start a request; see copyjob.adopt).
 	return state, err
+}
+
+// dropRefusedKey forgets the user-delegation key a refused copy source was signed with.
+// Storage answers CannotVerifyCopySource 401 or 403 when it cannot read the source with
+// the SAS given, e.g. after the source account's user-delegation keys were revoked;
+// without this, every copy (and every retry, whose "fresh" SAS would be signed with the
+// same key) would be refused until the key's age ran out (udkMaxAge).
+func (b *Blobs) dropRefusedKey(readURL string, err error) {
+	if !bloberror.HasCode(err, bloberror.CannotVerifyCopySource) {
+		return
+	}
+	if status := statusCode(err); status != 401 && status != 403 {
+		return
+	}
+	u, perr := url.Parse(readURL)
+	if perr != nil {
+		return
+	}
+	q := u.Query()
+	if q.Get("skoid") == "" {
+		return // not a user-delegation SAS
+	}
+	keyEnd, perr := time.Parse(time.RFC3339, q.Get("ske"))
+	if perr != nil {
+		return
+	}
+	if ref, ok := b.Locate(u); ok {
+		b.accounts[ref.Account].dropKey(keyEnd)
+	}
 }
 
 func (b *Blobs) startCopy(ctx context.Context, bc *blob.Client, readURL string, opts copyjob.StartCopyOptions, access *blob.AccessConditions, tier *blob.AccessTier) (copyjob.CopyState, error) {
