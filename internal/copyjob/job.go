@@ -53,7 +53,7 @@ func (s Status) Valid() bool {
 type SourceKind string
 
 const (
-	SourceSameAccount  SourceKind = "sameAccount"  // authorized by the destination's own credential
+	SourceSameAccount  SourceKind = "sameAccount"  // authorized by the destination's own credential (a synchronous copy's: a SAS the adapter signs for the call)
 	SourceOtherAccount SourceKind = "otherAccount" // a configured account: the service signs a read-only SAS
 	SourceCallerSAS    SourceKind = "callerSas"    // the caller supplied a SAS in the URL
 	SourceExternal     SourceKind = "external"     // any URL readable with an anonymous GET

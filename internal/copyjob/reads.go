@@ -82,6 +82,13 @@ func (s *Service) outcome(job *Job, state CopyState, err error) (CopyState, bool
 			Description: "the destination blob was deleted while the copy was pending"}, true, nil
 	case err != nil:
 		return CopyState{}, false, err
+	case state.CopyID == "" && job.CopyID != "":
+		// Azure drops a blob's copy properties when it is written after its copy ended
+		// (Set Blob Properties, Put Blob, Put Block List): a copy that succeeded and then
+		// had its content type set reads like an overwrite, so the record says both.
+		return CopyState{Status: StatusCopyIDMismatch, Progress: job.Progress,
+			Description: fmt.Sprintf("the destination shows no copy properties: it was overwritten, or written after copy %q ended "+
+				"(Set Blob Properties, Put Blob and Put Block List drop them), so whether this copy succeeded cannot be read", job.CopyID)}, true, nil
 	case state.CopyID != job.CopyID:
 		return CopyState{Status: StatusCopyIDMismatch, Progress: job.Progress,
 			Description: fmt.Sprintf("the destination now carries copy %q (or was overwritten); this job's copy %q is gone", state.CopyID, job.CopyID)}, true, nil

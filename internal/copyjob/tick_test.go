@@ -103,6 +103,8 @@ func TestTickOutcomes(t *testing.T) {
 			act: func(h *harness) { h.Blobs.ForeignCopy(dstRef, externalURL); _ = h.Blobs.CompleteCopy(dstRef) }},
 		{name: "overwritten by a plain write", want: copyjob.StatusCopyIDMismatch, wantDesc: "overwritten",
 			act: func(h *harness) { h.Blobs.Put(dstRef, 5, nil) }},
+		{name: "written after its copy ended (no copy properties)", want: copyjob.StatusCopyIDMismatch, wantDesc: "shows no copy properties",
+			act: func(h *harness) { _ = h.Blobs.CompleteCopy(dstRef); h.Blobs.Put(dstRef, 10, nil) }},
 	}
 	for _, tt := range tests {
 		for _, polledFirst := range []bool{false, true} {
