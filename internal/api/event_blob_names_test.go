@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/blobcopy/blobcopy/internal/api"
@@ -49,5 +50,27 @@ func TestPercentEncodedSubjectIsStillRead(t *testing.T) {
 	}
 	if calls := f.env.Blobs.StartCopyCalls(); len(calls) != 1 || calls[0].Dst.Blob != name {
 		t.Fatalf("copies = %+v, want one to %q", calls, name)
+	}
+}
+
+// TestPageAndAppendBlobsCreatedEmptyAreNotCopied: Put Blob creates a page or an append
+// blob with no content (Put Page and Append Block write it later and raise no event), so
+// its BlobCreated is acknowledged and ignored instead of copying an empty blob; a block
+// blob's is copied.
+func TestPageAndAppendBlobsCreatedEmptyAreNotCopied(t *testing.T) {
+	f := newFixture(t, api.Policy{}, []rules.Rule{rule("uploads", "uploads", "mirror", "", false)})
+	app := "https://" + copyjobtest.DefaultHost
+	var events []string
+	for _, kind := range []string{"PageBlob", "AppendBlob", "BlockBlob"} {
+		name := "in/" + kind + ".bin"
+		f.env.Blobs.Put(copyjob.BlobRef{Container: "uploads", Blob: name}, 5, nil)
+		e := blobCreated(kind, "app", "uploads", name, "PutBlob", app+"/uploads/"+name, `"0x1"`)
+		events = append(events, strings.Replace(e, `"blobType":"BlockBlob"`, `"blobType":"`+kind+`"`, 1))
+	}
+	res := deliveryResult(t, f.do(t, http.MethodPost, "/api/copies", batch(events...), eventGridHeaders))
+	for kind, want := range map[string]string{"PageBlob": api.OutcomeIgnored, "AppendBlob": api.OutcomeIgnored, "BlockBlob": api.OutcomeStarted} {
+		if res[kind].Outcome != want {
+			t.Errorf("%s created by PutBlob: outcome %s (%s), want %s", kind, res[kind].Outcome, res[kind].Reason, want)
+		}
 	}
 }

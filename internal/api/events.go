@@ -239,6 +239,11 @@ func readBlobEvent(e eventgrid.Event) (be blobEvent, skip string) {
 		case eventgrid.CommitUnknown:
 			return be, "api " + bc.Data.API + " does not say the blob is committed"
 		}
+		if strings.EqualFold(bc.Data.API, "PutBlob") && (strings.EqualFold(bc.Data.BlobType, "PageBlob") || strings.EqualFold(bc.Data.BlobType, "AppendBlob")) {
+			// Put Blob creates a page or append blob empty; its content comes from Put Page
+			// or Append Block, which raise no event: a copy now would copy an empty blob.
+			return be, "a " + bc.Data.BlobType + " created by PutBlob holds no content yet (Put Page and Append Block, which write it, raise no event)"
+		}
 		return be, ""
 	case eventgrid.TypeBlobRenamed:
 		br, err := eventgrid.ParseBlobRenamed(e)
