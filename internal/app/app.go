@@ -345,6 +345,15 @@ func serviceConfig(s funchost.Settings, host funchost.HostConfig) (copyjob.Confi
 			*n.dst = p
 		}
 	}
+	if v := s.Get("COPY_CALLBACK_RETRY_DELAYS", ""); v != "" {
+		for _, part := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(part))
+			if err != nil || d <= 0 || d >= 7*24*time.Hour {
+				return cfg, fmt.Errorf("setting COPY_CALLBACK_RETRY_DELAYS: %q is not a comma-separated list of positive durations under 7 days such as \"5s,5m,30m\"", v)
+			}
+			cfg.CallbackRetryDelays = append(cfg.CallbackRetryDelays, d)
+		}
+	}
 	// A dequeue hides a message for the longest poll interval (copyjob's visitVisibility),
 	// and Azure Queue takes at most 7 days: every tick would fail.
 	if cfg.MaxPollInterval >= 7*24*time.Hour {

@@ -51,7 +51,7 @@ func (r *receiver) outcomes() []notify.Outcome {
 }
 
 func TestCompletionCallbacks(t *testing.T) {
-	h := newHarness(t, map[string]string{"COPY_MAX_CALLBACK_ATTEMPTS": "3"})
+	h := newHarness(t, map[string]string{"COPY_MAX_CALLBACK_ATTEMPTS": "3", "COPY_CALLBACK_RETRY_DELAYS": "1s"})
 	h.sim.PutBlob(simAccount, "src", "cb.bin", []byte("callback me"), nil)
 	tests := []struct {
 		name      string

@@ -24,6 +24,8 @@ func TestSecuritySettingsAreCheckedAtStartUp(t *testing.T) {
 		{"concurrency", "COPY_EVENT_CONCURRENCY", "0", "COPY_EVENT_CONCURRENCY"},
 		// Azure Queue hides a message for at most 7 days: every tick's dequeue would fail.
 		{"poll interval of a week", "COPY_MAX_POLL_INTERVAL", "168h", "COPY_MAX_POLL_INTERVAL"},
+		{"callback delays not durations", "COPY_CALLBACK_RETRY_DELAYS", "5s,soon", "COPY_CALLBACK_RETRY_DELAYS"},
+		{"a callback delay of a week", "COPY_CALLBACK_RETRY_DELAYS", "5s,168h", "COPY_CALLBACK_RETRY_DELAYS"},
 		{"rule callback over http", "COPY_RULES", `[{"name":"r","sourceContainer":"in","destination":{"container":"out"},"callbackUrl":"http://hooks.example.com/x"}]`, "COPY_RULES"},
 		{"rule callback elsewhere", "COPY_RULES", `[{"name":"r","sourceContainer":"in","destination":{"container":"out"},"callbackUrl":"https://evil.example.com/x"}]`, "COPY_RULES"},
 	}

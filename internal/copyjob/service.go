@@ -48,6 +48,9 @@ type Config struct {
 	ProcessingVisibility time.Duration
 	// MaxCallbackAttempts bounds completion callback deliveries.
 	MaxCallbackAttempts int
+	// CallbackRetryDelays are the waits after the 1st, 2nd, ... failed attempt of a
+	// delivery before the next; the last repeats (default: callbackRetrySchedule).
+	CallbackRetryDelays []time.Duration
 	Now                 func() time.Time
 	// InternalContainers are the app's own containers (its records), named by every
 	// account alias of the app's own storage account; Blob is ignored. They are never a
@@ -98,6 +101,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
+	}
+	if len(c.CallbackRetryDelays) == 0 {
+		c.CallbackRetryDelays = callbackRetrySchedule
 	}
 	if c.MaxCallbackAttempts <= 0 {
 		c.MaxCallbackAttempts = 8

@@ -189,17 +189,18 @@ func (s *Service) leftoversReady(j *Job) bool {
 	return leaseHeld(j) || s.callbackReady(j) || snapshotLeft(j)
 }
 
-// callbackRetrySchedule spaces the attempts of a failed delivery as Standard Webhooks
-// senders do (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h): the 8 attempts of the default
+// callbackRetrySchedule, the default CallbackRetryDelays, spaces the attempts of a
+// failed delivery as Standard Webhooks senders do (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h): the 8 attempts of the default
 // COPY_MAX_CALLBACK_ATTEMPTS span about 28 hours, so a receiver down for a deployment, a
 // restart or a night still gets the outcome. Attempted again at every visit, the 5
 // attempts the default allowed were spent in 2.5 minutes.
 var callbackRetrySchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour}
 
 // callbackRetryDelay is how long after its failed attempt number attempts a delivery is
-// attempted again.
-func callbackRetryDelay(attempts int) time.Duration {
-	return callbackRetrySchedule[min(max(attempts, 1), len(callbackRetrySchedule))-1]
+// attempted again (CallbackRetryDelays; the last repeats).
+func (s *Service) callbackRetryDelay(attempts int) time.Duration {
+	delays := s.cfg.CallbackRetryDelays
+	return delays[min(max(attempts, 1), len(delays))-1]
 }
 
 // effects performs a terminal job's leftovers under the claim token, then records what
@@ -308,7 +309,7 @@ func (s *Service) notify(ctx context.Context, job *Job, log *slog.Logger) {
 		cb.GaveUp = cb.Attempts >= s.cfg.MaxCallbackAttempts
 		cb.NextAttemptAt = nil
 		if !cb.GaveUp {
-			next := s.cfg.Now().UTC().Add(callbackRetryDelay(cb.Attempts))
+			next := s.cfg.Now().UTC().Add(s.callbackRetryDelay(cb.Attempts))
 			cb.NextAttemptAt = &next
 		}
 		log.WarnContext(ctx, "completion callback failed", "attempt", cb.Attempts, "gaveUp", cb.GaveUp, "nextAttemptAt", cb.NextAttemptAt, "deliveryId", cb.DeliveryID, "err", err)
