@@ -154,10 +154,11 @@ var _ batch.Storage = (*BatchStorage)(nil)
 // NewBatchStorage returns the batch listings over the accounts of b.
 func NewBatchStorage(b *Blobs) *BatchStorage { return &BatchStorage{blobs: b} }
 
-// Locate maps a container URL, with an optional prefix path, onto a configured account.
+// Locate maps a container URL, with an optional prefix path, onto a configured account;
+// a URL with user info is refused, as Blobs.PrepareSource refuses a single copy's.
 func (s *BatchStorage) Locate(raw string) (batch.Location, bool) {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.User != nil {
 		return batch.Location{}, false
 	}
 	for _, a := range s.blobs.order {

@@ -144,7 +144,7 @@ type Batch struct {
 	Owner       string            `json:"owner,omitempty"`
 	RequestHash string            `json:"requestHash,omitempty"`
 	Source      Location          `json:"source"`
-	SourceURL   string            `json:"sourceUrl"` // as requested, without any query
+	SourceURL   string            `json:"sourceUrl"` // as requested, without any query or user info
 	Destination Location          `json:"destination"`
 	Options     copyjob.Options   `json:"options"`
 	Filter      Filter            `json:"filter"`
@@ -291,7 +291,7 @@ type CopyPage struct {
 // Storage is what batches need from blob storage beyond copyjob.Blobs.
 type Storage interface {
 	// Locate maps a container URL (with an optional prefix path) onto a configured
-	// account; ok is false for any other URL.
+	// account; ok is false for any other URL, and for one with user info.
 	Locate(rawURL string) (Location, bool)
 	// URL is a blob's URL without any SAS (what a child's start reads).
 	URL(ref copyjob.BlobRef) (string, error)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
 // Codes of the batch refusals, beside copyjob's.
@@ -125,6 +126,11 @@ type SubmitRequest struct {
 	ChildCallbackURL string
 }
 
+// UserInfoRefused is why a source URL with user info (https://user:password@host/...) is
+// refused, in a single copy's words (azstorage Blobs.PrepareSource): a password there
+// would be kept in the batch record, shown in answers and logged.
+const UserInfoRefused = "invalid source: credentials in the URL's user info are not supported"
+
 func invalid(target, msg string) *copyjob.Error {
 	return &copyjob.Error{Code: copyjob.CodeInvalidRequest, Target: target, Message: msg}
 }
@@ -151,7 +157,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*Batch, bool, 
 	if err != nil {
 		return nil, false, unavailable("cannot write the batch record", err)
 	}
-	s.log.InfoContext(ctx, "batch submitted", "batch", b.ID, "source", b.SourceURL, "destinationContainer", b.Destination.Container)
+	s.log.InfoContext(ctx, "batch submitted", "batch", b.ID, "source", redact.URL(b.SourceURL), "destinationContainer", b.Destination.Container)
 	return b, true, nil
 }
 
@@ -159,6 +165,9 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	u, err := url.Parse(req.Source)
 	if err != nil || u.Host == "" {
 		return nil, invalid("source", "source must be a container URL, optionally with a prefix path")
+	}
+	if u.User != nil {
+		return nil, invalid("source", UserInfoRefused)
 	}
 	if u.RawQuery != "" {
 		// A caller's SAS would have to be kept until the last child starts, in a record:

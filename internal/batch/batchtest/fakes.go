@@ -200,7 +200,7 @@ func NewStorage(b *copyjobtest.Blobs) *Storage {
 // Locate implements batch.Storage.
 func (s *Storage) Locate(raw string) (batch.Location, bool) {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.User != nil {
 		return batch.Location{}, false
 	}
 	for alias, host := range s.Hosts {
