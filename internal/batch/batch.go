@@ -237,7 +237,9 @@ type Page struct {
 }
 
 // Store keeps batch records with compare-and-swap writes. Errors wrap copyjob's
-// sentinels: ErrExists, ErrNotFound, ErrConflict, ErrUnavailable.
+// sentinels: ErrExists, ErrNotFound, ErrConflict, ErrUnavailable, and the other storage
+// refusals (ErrForbidden, ErrInvalidValue, ErrRefused...); List answers a marker it did
+// not write with copyjob.ErrInvalidMarker.
 type Store interface {
 	Create(ctx context.Context, b *Batch) error
 	Get(ctx context.Context, id string) (*Batch, error)
