@@ -93,7 +93,9 @@ type BatchListView struct {
 }
 
 func (s responder) batchView(c Caller, b *batch.Batch) BatchView {
-	v := BatchView{ID: b.ID, Source: b.SourceURL, Options: optionsView(b.Options), Status: b.Status, Phase: b.Phase,
+	// As a copy's source (views.go newJobView): a record written before user info was
+	// refused may hold a password.
+	v := BatchView{ID: b.ID, Source: redact.URL(b.SourceURL), Options: optionsView(b.Options), Status: b.Status, Phase: b.Phase,
 		Destination: BatchDestinationInput{Account: b.Destination.Account, Container: b.Destination.Container, Prefix: b.Destination.Prefix},
 		Matched:     b.Matched, Started: b.Started, Refused: b.Refused, Counts: map[copyjob.Status]int{},
 		Progress: ProgressView{BytesCopied: b.BytesCopied, BytesTotal: b.BytesTotal}, AbortRequested: b.AbortRequested,
@@ -213,6 +215,9 @@ func (s *Server) buildSubmit(req *BatchRequest) (batch.SubmitRequest, error) {
 	}
 	if err := s.policy.CheckSource(req.Source); err != nil {
 		return batch.SubmitRequest{}, err
+	}
+	if u, err := url.Parse(req.Source); err == nil && u.User != nil {
+		return batch.SubmitRequest{}, bad("source", batch.UserInfoRefused)
 	}
 	if err := s.policy.CheckDestination(DestinationInput{Account: d.Account, Container: d.Container}); err != nil {
 		return batch.SubmitRequest{}, err

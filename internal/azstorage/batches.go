@@ -2,10 +2,13 @@ package azstorage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -17,9 +20,10 @@ import (
 
 // BatchRecords stores batch records as JSON blobs ("batches/<id>.json") in the records
 // container, written with ETag compare-and-swap. Whether the tick still has work on a
-// batch ("active") and its owner are mirrored in blob metadata, so the tick's listing
-// reads only the active batches' documents. A batch's children are the job records
-// "jobs/<batch id>-…": ListChildren reads their status from metadata, not documents.
+// batch ("active"), its owner and its creation time are mirrored in blob metadata, so a
+// listing reads only its page's documents (the tick's, active batches' only). A batch's
+// children are the job records "jobs/<batch id>-…": ListChildren reads their status
+// from metadata, not documents.
 type BatchRecords struct {
 	container *container.Client
 }
@@ -37,9 +41,10 @@ func (r *BatchRecords) blob(id string) *blockblob.Client {
 	return r.container.NewBlockBlobClient(batchPrefix + id + ".json")
 }
 
-// batchMetadata is what a batch listing filters on.
+// batchMetadata is what a batch listing filters and orders on.
 func batchMetadata(b *batch.Batch) map[string]*string {
-	md := map[string]*string{"active": to.Ptr(strconv.FormatBool(b.Active())), "status": to.Ptr(string(b.Status))}
+	md := map[string]*string{"active": to.Ptr(strconv.FormatBool(b.Active())), "status": to.Ptr(string(b.Status)),
+		"created": to.Ptr(b.CreatedAt.UTC().Format(time.RFC3339Nano))}
 	if b.Owner != "" {
 		md["owner"] = to.Ptr(url.QueryEscape(b.Owner))
 	}
@@ -71,46 +76,79 @@ func (r *BatchRecords) Update(ctx context.Context, b *batch.Batch) error {
 	return err
 }
 
-// List pages through batches, filtered on metadata before any document is read.
+// List pages through batches as copyjob.PageOf pages jobs: newest first (created time,
+// then id), a page holds up to Limit of the batches the options select and NextMarker
+// ("<created>|<id>" of the page's last batch, never a List Blobs marker) is set only
+// while more follow; a marker this store did not write is copyjob.ErrInvalidMarker.
+// The owner, the creation time and whether the batch is active come from the metadata
+// each record is written with: one List Blobs request reads 5,000 records' metadata,
+// and only the page's documents are read. A page is cut after the filters, so another
+// owner's batches never empty it, and its marker names the caller's own last batch only.
 func (r *BatchRecords) List(ctx context.Context, opts batch.ListOptions) (batch.Page, error) {
-	var marker *string
-	if opts.Marker != "" {
-		marker = to.Ptr(opts.Marker)
-	}
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	var entries []copyjob.ListEntry
 	pager := r.container.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
-		Prefix: to.Ptr(batchPrefix), Marker: marker, MaxResults: to.Ptr(int32(limit)),
+		Prefix: to.Ptr(batchPrefix), MaxResults: to.Ptr(int32(5000)),
 		Include: container.ListBlobsInclude{Metadata: true},
 	})
-	resp, err := pager.NextPage(ctx)
-	if err != nil {
-		return batch.Page{}, fmt.Errorf("list batch records: %w", mapBlobErr(err))
-	}
-	var page batch.Page
-	for _, item := range resp.Segment.BlobItems {
-		if item.Name == nil {
-			continue
-		}
-		if opts.Active && metadataValue(item.Metadata, "active") != "true" {
-			continue
-		}
-		if opts.ByOwner && metadataOwner(item.Metadata) != opts.Owner {
-			continue
-		}
-		b, err := r.Get(ctx, strings.TrimSuffix(strings.TrimPrefix(*item.Name, batchPrefix), ".json"))
+	for pager.More() {
+		resp, err := pager.NextPage(ctx)
 		if err != nil {
-			continue // deleted between list and read
+			return batch.Page{}, fmt.Errorf("list batch records: %w", mapBlobErr(err))
 		}
-		if opts.ByOwner && b.Owner != opts.Owner {
+		for _, item := range resp.Segment.BlobItems {
+			if item.Name == nil || (opts.Active && metadataValue(item.Metadata, "active") != "true") {
+				continue
+			}
+			entries = append(entries, batchEntry(item))
+		}
+	}
+	ids, next, err := copyjob.PageOf(entries, copyjob.ListOptions{Marker: opts.Marker, Limit: opts.Limit, ByOwner: opts.ByOwner, Owner: opts.Owner})
+	if err != nil {
+		return batch.Page{}, err
+	}
+	batches := make([]*batch.Batch, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			batches[i], errs[i] = r.Get(ctx, id)
+		}()
+	}
+	wg.Wait()
+	page := batch.Page{NextMarker: next}
+	for i, b := range batches {
+		switch {
+		case errors.Is(errs[i], copyjob.ErrUnavailable):
+			return batch.Page{}, errs[i]
+		case errs[i] != nil:
+			continue // deleted between the listing and the read, or not JSON
+		}
+		// The listing saw one version, the read may see a newer one: a batch that no
+		// longer matches is left out.
+		if (opts.ByOwner && b.Owner != opts.Owner) || (opts.Active && !b.Active()) {
 			continue
 		}
 		page.Batches = append(page.Batches, b)
 	}
-	page.NextMarker = deref(resp.NextMarker)
 	return page, nil
+}
+
+// batchEntry reads what List needs from a batch record's metadata. A record written
+// before "created" was kept has the blob's creation time instead (the record is
+// created with the batch).
+func batchEntry(item *container.BlobItem) copyjob.ListEntry {
+	e := copyjob.ListEntry{ID: strings.TrimSuffix(strings.TrimPrefix(*item.Name, batchPrefix), ".json"), Owner: metadataOwner(item.Metadata)}
+	if at, err := time.Parse(time.RFC3339Nano, metadataValue(item.Metadata, "created")); err == nil {
+		e.CreatedAt = at
+	} else if item.Properties != nil && item.Properties.CreationTime != nil {
+		e.CreatedAt = *item.Properties.CreationTime
+	}
+	return e
 }
 
 // ListChildren lists one page (up to 5,000) of the batch's child records, with the
@@ -154,10 +192,11 @@ var _ batch.Storage = (*BatchStorage)(nil)
 // NewBatchStorage returns the batch listings over the accounts of b.
 func NewBatchStorage(b *Blobs) *BatchStorage { return &BatchStorage{blobs: b} }
 
-// Locate maps a container URL, with an optional prefix path, onto a configured account.
+// Locate maps a container URL, with an optional prefix path, onto a configured account;
+// a URL with user info is refused, as Blobs.PrepareSource refuses a single copy's.
 func (s *BatchStorage) Locate(raw string) (batch.Location, bool) {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.User != nil {
 		return batch.Location{}, false
 	}
 	for _, a := range s.blobs.order {

@@ -144,7 +144,7 @@ type Batch struct {
 	Owner       string            `json:"owner,omitempty"`
 	RequestHash string            `json:"requestHash,omitempty"`
 	Source      Location          `json:"source"`
-	SourceURL   string            `json:"sourceUrl"` // as requested, without any query
+	SourceURL   string            `json:"sourceUrl"` // as requested, without any query or user info
 	Destination Location          `json:"destination"`
 	Options     copyjob.Options   `json:"options"`
 	Filter      Filter            `json:"filter"`
@@ -237,7 +237,9 @@ type Page struct {
 }
 
 // Store keeps batch records with compare-and-swap writes. Errors wrap copyjob's
-// sentinels: ErrExists, ErrNotFound, ErrConflict, ErrUnavailable.
+// sentinels: ErrExists, ErrNotFound, ErrConflict, ErrUnavailable, and the other storage
+// refusals (ErrForbidden, ErrInvalidValue, ErrRefused...); List answers a marker it did
+// not write with copyjob.ErrInvalidMarker.
 type Store interface {
 	Create(ctx context.Context, b *Batch) error
 	Get(ctx context.Context, id string) (*Batch, error)
@@ -291,7 +293,7 @@ type CopyPage struct {
 // Storage is what batches need from blob storage beyond copyjob.Blobs.
 type Storage interface {
 	// Locate maps a container URL (with an optional prefix path) onto a configured
-	// account; ok is false for any other URL.
+	// account; ok is false for any other URL, and for one with user info.
 	Locate(rawURL string) (Location, bool)
 	// URL is a blob's URL without any SAS (what a child's start reads).
 	URL(ref copyjob.BlobRef) (string, error)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/redact"
 )
 
 // Codes of the batch refusals, beside copyjob's.
@@ -125,6 +126,11 @@ type SubmitRequest struct {
 	ChildCallbackURL string
 }
 
+// UserInfoRefused is why a source URL with user info (https://user:password@host/...) is
+// refused, in a single copy's words (azstorage Blobs.PrepareSource): a password there
+// would be kept in the batch record, shown in answers and logged.
+const UserInfoRefused = "invalid source: credentials in the URL's user info are not supported"
+
 func invalid(target, msg string) *copyjob.Error {
 	return &copyjob.Error{Code: copyjob.CodeInvalidRequest, Target: target, Message: msg}
 }
@@ -140,7 +146,7 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*Batch, bool, 
 	if errors.Is(err, copyjob.ErrExists) {
 		existing, gerr := s.store.Get(ctx, b.ID)
 		if gerr != nil {
-			return nil, false, unavailable("cannot read the existing batch", gerr)
+			return nil, false, storeError("cannot read the existing batch", gerr)
 		}
 		if req.RequestHash != "" && existing.RequestHash != "" && existing.RequestHash != req.RequestHash {
 			return nil, false, &copyjob.Error{Code: copyjob.CodeIdempotencyMismatch, Target: "Idempotency-Key",
@@ -149,9 +155,9 @@ func (s *Service) Submit(ctx context.Context, req SubmitRequest) (*Batch, bool, 
 		return existing, false, nil
 	}
 	if err != nil {
-		return nil, false, unavailable("cannot write the batch record", err)
+		return nil, false, storeError("cannot write the batch record", err)
 	}
-	s.log.InfoContext(ctx, "batch submitted", "batch", b.ID, "source", b.SourceURL, "destinationContainer", b.Destination.Container)
+	s.log.InfoContext(ctx, "batch submitted", "batch", b.ID, "source", redact.URL(b.SourceURL), "destinationContainer", b.Destination.Container)
 	return b, true, nil
 }
 
@@ -159,6 +165,9 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	u, err := url.Parse(req.Source)
 	if err != nil || u.Host == "" {
 		return nil, invalid("source", "source must be a container URL, optionally with a prefix path")
+	}
+	if u.User != nil {
+		return nil, invalid("source", UserInfoRefused)
 	}
 	if u.RawQuery != "" {
 		// A caller's SAS would have to be kept until the last child starts, in a record:
@@ -211,12 +220,40 @@ func (s *Service) newBatch(req SubmitRequest) (*Batch, error) {
 	return b, nil
 }
 
-func unavailable(msg string, err error) *copyjob.Error {
-	code := copyjob.CodeStorageUnavailable
-	if !errors.Is(err, copyjob.ErrUnavailable) && copyjob.CodeOf(err) != "" {
+// storeError classifies a failure of the batch store (the app's own records) as copyjob
+// answers for its records: StorageUnavailable (503 + Retry-After) only when a retry can
+// succeed (storage unavailable, a write that lost to concurrent writers every time, or
+// an error no adapter classified); a domain error keeps its code; any other permanent
+// refusal of storage is an internal error (500: a misconfiguration, such as a role the
+// app lacks, that no retry fixes).
+func storeError(msg string, err error) *copyjob.Error {
+	code := copyjob.CodeInternal
+	switch {
+	case errors.Is(err, copyjob.ErrUnavailable):
+		code = copyjob.CodeStorageUnavailable
+	case copyjob.CodeOf(err) != "":
 		code = copyjob.CodeOf(err)
+	case errors.Is(err, copyjob.ErrConflict), unclassified(err):
+		code = copyjob.CodeStorageUnavailable
 	}
 	return &copyjob.Error{Code: code, Message: msg, Err: err}
+}
+
+// storageSentinels are the errors adapters classify storage's answers with (copyjob's
+// errors.go); an error wrapping none of them has no verdict and counts as transient, as
+// in copyjob.
+var storageSentinels = []error{copyjob.ErrNotFound, copyjob.ErrExists, copyjob.ErrConflict, copyjob.ErrPendingCopy,
+	copyjob.ErrNoPendingCopy, copyjob.ErrCopyIDMismatch, copyjob.ErrSourceUnreadable, copyjob.ErrLeaseConflict,
+	copyjob.ErrLeaseNotHeld, copyjob.ErrForbidden, copyjob.ErrInvalidSource, copyjob.ErrUnknownAccount,
+	copyjob.ErrSourceNotFound, copyjob.ErrDestinationLeased, copyjob.ErrInvalidValue, copyjob.ErrRefused}
+
+func unclassified(err error) bool {
+	for _, s := range storageSentinels {
+		if errors.Is(err, s) {
+			return false
+		}
+	}
+	return true
 }
 
 // Get returns a batch as last recorded by the tick.
@@ -226,7 +263,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Batch, error) {
 		return nil, &copyjob.Error{Code: CodeBatchNotFound, Target: "id", Message: "no batch with id " + id, Err: err}
 	}
 	if err != nil {
-		return nil, unavailable("cannot read the batch record", err)
+		return nil, storeError("cannot read the batch record", err)
 	}
 	return b, nil
 }
@@ -237,8 +274,13 @@ func (s *Service) List(ctx context.Context, opts ListOptions) (Page, error) {
 		opts.Limit = 100
 	}
 	page, err := s.store.List(ctx, opts)
+	if errors.Is(err, copyjob.ErrInvalidMarker) {
+		// As GET /api/copies (copyjob.Service.List): bad input, never worth a retry.
+		return Page{}, &copyjob.Error{Code: copyjob.CodeInvalidRequest, Target: "marker",
+			Message: "the marker is not one a listing of this service returned", Err: err}
+	}
 	if err != nil {
-		return Page{}, unavailable("cannot list batches", err)
+		return Page{}, storeError("cannot list batches", err)
 	}
 	return page, nil
 }
@@ -278,7 +320,7 @@ func (s *Service) Abort(ctx context.Context, id string, allow func(*Batch) error
 		return b, err
 	}
 	if err != nil {
-		return b, unavailable("cannot record the abort", err)
+		return b, storeError("cannot record the abort", err)
 	}
 	s.log.InfoContext(ctx, "batch abort requested", "batch", id)
 	return b, nil

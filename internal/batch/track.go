@@ -358,7 +358,7 @@ func (s *Service) callback(ctx context.Context, b *Batch) {
 		dst, _ := s.storage.URL(copyjob.BlobRef{Account: b.Destination.Account, Container: b.Destination.Container, Blob: b.Destination.Prefix})
 		view := &copyjob.Job{ID: b.ID, Status: copyjob.Status(b.Status), StatusDescription: b.Summary(),
 			Progress: copyjob.Progress{BytesCopied: b.BytesCopied, BytesTotal: b.BytesTotal},
-			Source:   copyjob.Source{URL: b.SourceURL}, Destination: copyjob.Destination{URL: dst},
+			Source:   copyjob.Source{URL: redact.URL(b.SourceURL)}, Destination: copyjob.Destination{URL: dst},
 			CompletedAt: b.CompletedAt, Callback: &cb}
 		if err := s.notifier.Notify(ctx, cb.URL, view); err != nil {
 			cb.LastError = redact.Text(err.Error())

@@ -117,10 +117,15 @@ var (
 	secretInText = regexp.MustCompile(`(?i)\b(sig|skoid|sktid|skt|ske|sks|skv|saoid|suoid|code|access_token|token|api-key|apikey|password|secret)=([^&\s"'<>;]*)`)
 	keyInText    = regexp.MustCompile(`(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey)=([^;\s"']*)`)
 	bearerInText = regexp.MustCompile(`(?i)\bBearer\s+[A-Za-z0-9\-_.~+/]+=*`)
+	// userInText is a URL's "user:password@": the user (which may hold an '@', as Go's
+	// url.Parse reads it) up to the first ':', the password up to the authority's last
+	// '@' (greedy, within the authority: no '/', '?', '#' or white space).
+	userInText = regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*://[^/?#\s:"'<>]*):[^/?#\s"'<>]*@`)
 )
 
 // Text scrubs credentials from free text such as an error message that embeds a URL or
-// a connection string.
+// a connection string: credential-bearing parameters, connection-string keys, bearer
+// tokens and the password of a URL's user info (https://user:password@host).
 func Text(s string) string {
 	if !mayHoldSecret(s) {
 		return s
@@ -128,12 +133,13 @@ func Text(s string) string {
 	return scrub(s)
 }
 
-// mayHoldSecret is Text's fast path (issue 13: the three patterns cost about 13 µs per
-// log line, and every line of every start went through them). Each pattern needs an
-// '=' (a parameter or a connection-string field) or the word "bearer", whose letters
-// have no other case folding than ASCII's, so a string with neither cannot match.
+// mayHoldSecret is Text's fast path (issue 13: the patterns cost about 13 µs per log
+// line, and every line of every start went through them). Each pattern needs an '='
+// (a parameter or a connection-string field), the word "bearer", whose letters have no
+// other case folding than ASCII's, or "://" and an '@' (a URL's user info), which have
+// none either, so a string with none of them cannot match.
 func mayHoldSecret(s string) bool {
-	if strings.IndexByte(s, '=') >= 0 {
+	if strings.IndexByte(s, '=') >= 0 || (strings.IndexByte(s, '@') >= 0 && strings.Contains(s, "://")) {
 		return true
 	}
 	for i := strings.IndexAny(s, "bB"); i >= 0 && i+len("bearer") <= len(s); {
@@ -153,6 +159,7 @@ func mayHoldSecret(s string) bool {
 func scrub(s string) string {
 	s = secretInText.ReplaceAllString(s, "${1}="+Placeholder)
 	s = keyInText.ReplaceAllString(s, "${1}="+Placeholder)
+	s = userInText.ReplaceAllString(s, "${1}:"+Placeholder+"@")
 	return bearerInText.ReplaceAllString(s, "Bearer "+Placeholder)
 }
 

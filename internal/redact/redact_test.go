@@ -62,6 +62,28 @@ func TestText(t *testing.T) {
 	}
 }
 
+// TestTextScrubsUserInfoPasswords: a URL's "user:password@" in free text (a log line, an
+// error quoting the URL) keeps its user and loses its password, as URL does for a URL,
+// whatever the password holds within the authority; what only looks alike is left alone.
+func TestTextScrubsUserInfoPasswords(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"source=https://svc:S3cretPassw0rd@acct.blob.core.windows.net/src/in/",
+			"source=https://svc:REDACTED@acct.blob.core.windows.net/src/in/"},
+		{`batch submitted source="HTTP://svc:pw@h/c"`, `batch submitted source="HTTP://svc:REDACTED@h/c"`},
+		{"get https://u:p@ss:w@h:443/c?x=1 failed", "get https://u:REDACTED@h:443/c?x=1 failed"}, // url.Parse: up to the last '@'
+		{"sftp://a@b.c:pw@h/x", "sftp://a@b.c:REDACTED@h/x"},                                     // url.Parse: the user holds an '@'
+		{"https://:pw@h/c", "https://:REDACTED@h/c"},
+		{"two https://a:1@h and http://b:2@k", "two https://a:REDACTED@h and http://b:REDACTED@k"},
+		{"https://user@h:8080/c mail me@x.y", "https://user@h:8080/c mail me@x.y"}, // no password
+		{"https://h:443/c/a@b.txt", "https://h:443/c/a@b.txt"},                     // an '@' past the authority
+		{"note: a:b@c", "note: a:b@c"},                                             // no URL
+	} {
+		if got := Text(tt.in); got != tt.want {
+			t.Errorf("Text(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestHandlerRedactsEveryAttr(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(NewHandler(slog.NewJSONHandler(&buf, nil)))
@@ -87,6 +109,7 @@ func FuzzTextSkipsOnlyWhatCannotMatch(f *testing.F) {
 		"", "plain text", "Bearer abc.def", "xBEARER  tok", "bearer", "b", "bearerbearer tok",
 		"ſig=abc", "AccountKey=x", "accountkey=x", "ToKen=1", "a=b", "Authorization: bEaReR\tq.w.e",
 		"https://a/c/b?" + sas, "copy outcome recorded", "/api/copies", "babbage bearer\nx",
+		"https://u:p@h/c", "ſftp://u:p@h", "Khttp://a@b:c@d/e", "x://@:@", "a://b", "me@x.y", ":// @",
 	} {
 		f.Add(s)
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
 )
 
-// Store is an in-memory batch.Store. List orders by id.
+// Store is an in-memory batch.Store. List orders newest first, as azstorage's.
 type Store struct {
 	mu      sync.Mutex
 	docs    map[string][]byte
@@ -128,33 +127,28 @@ func (s *Store) Modify(id string, fn func(*batch.Batch)) {
 	s.docs[id], s.etags[id] = data, strconv.Itoa(s.seq)
 }
 
-// List implements batch.Store; the marker is the last id returned.
+// List implements batch.Store as azstorage.BatchRecords does: copyjob.PageOf's order
+// (newest first), pages cut after the filters and its "<created>|<id>" markers
+// (copyjob.ErrInvalidMarker for any other).
 func (s *Store) List(_ context.Context, opts batch.ListOptions) (batch.Page, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.Listings++
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	ids := make([]string, 0, len(s.docs))
+	entries := make([]copyjob.ListEntry, 0, len(s.docs))
 	for id := range s.docs {
-		if id > opts.Marker {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	var page batch.Page
-	for _, id := range ids {
 		b := s.getLocked(id)
-		if (opts.ByOwner && b.Owner != opts.Owner) || (opts.Active && !b.Active()) {
+		if opts.Active && !b.Active() {
 			continue
 		}
-		if len(page.Batches) == limit {
-			page.NextMarker = page.Batches[limit-1].ID
-			break
-		}
-		page.Batches = append(page.Batches, b)
+		entries = append(entries, copyjob.ListEntry{ID: id, CreatedAt: b.CreatedAt, Owner: b.Owner})
+	}
+	ids, next, err := copyjob.PageOf(entries, copyjob.ListOptions{Marker: opts.Marker, Limit: opts.Limit, ByOwner: opts.ByOwner, Owner: opts.Owner})
+	if err != nil {
+		return batch.Page{}, fmt.Errorf("batchtest: list batches: %w", err)
+	}
+	page := batch.Page{NextMarker: next}
+	for _, id := range ids {
+		page.Batches = append(page.Batches, s.getLocked(id))
 		s.Reads++
 	}
 	return page, nil
@@ -200,7 +194,7 @@ func NewStorage(b *copyjobtest.Blobs) *Storage {
 // Locate implements batch.Storage.
 func (s *Storage) Locate(raw string) (batch.Location, bool) {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.User != nil {
 		return batch.Location{}, false
 	}
 	for alias, host := range s.Hosts {
