@@ -188,7 +188,7 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 		return nil, err
 	}
 	srv := api.NewServer(a.Copies, api.Options{
-		RoutePrefix: a.Host.RoutePrefix,
+		RoutePrefix: api.HostRoutePrefix(a.Host.RoutePrefix), // "" in host.json: no prefix
 		Policy:      policy,
 		Auth:        auth,
 		Rules:       copyRules,
