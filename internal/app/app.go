@@ -204,7 +204,8 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	mux.Handle("/"+StatusFunction, srv.RequireKey(funchost.TimerHandler(StatusFunction, timer.Name, a.runTickOnce, log)))
 	// Paths match as the host's routes do; storage-bound requests wait for setup.
 	routes := append(srv.Paths(), "/"+StatusFunction)
-	a.handler = funchost.InvocationContext(funchost.HostRoutes(routes, srv.NotFound())(a.gate.middleware(mux)))
+	// The host's worker pings (GET /) are answered first, quietly.
+	a.handler = funchost.HostPings(funchost.InvocationContext(funchost.HostRoutes(routes, srv.NotFound())(a.gate.middleware(mux))))
 	return a, nil
 }
 
