@@ -30,7 +30,9 @@ type HostConfig struct {
 // ForwardsHTTP reports whether the host hands HTTP requests to the handler
 // at their own path (either setting); without it the host would POST
 // invocation payloads to /<functionName>, which this handler does not serve
-// for HTTP functions (DefaultHttpWorkerService.cs InvokeAsync).
+// for HTTP functions (DefaultHttpWorkerService.cs InvokeAsync). With both set,
+// a host that knows enableProxyingHttpRequest proxies (InvokeAsync asks it
+// first) and an older host, which ignores it, forwards.
 func (c HostConfig) ForwardsHTTP() bool {
 	return c.EnableProxyingHTTPRequest || c.EnableForwardingHTTPRequest
 }
