@@ -309,10 +309,11 @@ func TestHostTimerInvocations(t *testing.T) {
 			t.Errorf("%s: lines of a successful invocation also went to stdout: %q", name, dup)
 		}
 		// The poisoned message is an Error line: on stderr (the host logs it at Error),
-		// once, and not also in Logs. Nothing else of a successful invocation is there.
+		// once, and not also in Logs. Nothing but Warn and Error lines of a successful
+		// invocation is there.
 		for _, l := range linesWith(p.stderr.String(), id) {
-			if !strings.Contains(l, `"level":"ERROR"`) {
-				t.Errorf("%s: a non-error line of a successful invocation on stderr: %s", name, l)
+			if !strings.Contains(l, `"level":"ERROR"`) && !strings.Contains(l, `"level":"WARN"`) {
+				t.Errorf("%s: an Info line of a successful invocation on stderr: %s", name, l)
 			}
 			if strings.Contains(strings.Join(out.Logs, "\n"), "moved to the poison queue") {
 				t.Errorf("%s: the error line is in Logs too", name)
@@ -323,9 +324,10 @@ func TestHostTimerInvocations(t *testing.T) {
 
 // TestHostFailingInvocation mirrors ProcessDefaultInvocationRequest's
 // EnsureSuccessStatusCode (a non-2xx body is never read, so its Logs are lost) and
-// WorkerProcess.cs ParseErrorMessageAndLog (stderr lines containing "error" are
-// logged at Error): each failure line appears once, on stderr, with the id; the
-// invocation's other lines go to stdout once.
+// WorkerProcess.cs ParseErrorMessageAndLog (a custom handler's stderr line is logged
+// at Warning when it contains "warn", at Error otherwise): each failure line appears
+// once, on stderr, with the id, and so do the tick's warnings; the invocation's other
+// lines go to stdout once.
 func TestHostFailingInvocation(t *testing.T) {
 	az := azurite.Start(t, azurite.Options{})
 	p, _ := startHosted(t, baseEnv(az))
@@ -345,15 +347,15 @@ func TestHostFailingInvocation(t *testing.T) {
 	seen := map[string]bool{}
 	for _, l := range errLines {
 		var rec struct{ Level, Msg string }
-		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Level != "ERROR" {
-			t.Errorf("stderr line is not an Error record: %s", l)
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Level != "ERROR" && rec.Level != "WARN" {
+			t.Errorf("stderr line is not a Warn or Error record: %s", l)
 		}
 		if seen[rec.Msg] {
-			t.Errorf("failure line %q appears twice on stderr", rec.Msg)
+			t.Errorf("line %q appears twice on stderr", rec.Msg)
 		}
 		seen[rec.Msg] = true
-		if strings.Contains(strings.ToLower(l), "warn") {
-			t.Errorf("the host would log this stderr line at Warning: %s", l)
+		if warns := strings.Contains(strings.ToLower(l), "warn"); warns != (rec.Level == "WARN") {
+			t.Errorf("the host would log this %s line at %s: %s", rec.Level, map[bool]string{true: "Warning", false: "Error"}[warns], l)
 		}
 	}
 	t.Logf("the failed invocation's Error lines on stderr: %q", errLines)
@@ -364,8 +366,8 @@ func TestHostFailingInvocation(t *testing.T) {
 	// checks that a failed invocation's Info lines reach stdout once.)
 	flushStdout(t, p)
 	for _, l := range linesWith(p.stdout.String(), id) {
-		if strings.Contains(l, `"level":"ERROR"`) {
-			t.Errorf("a failure line also went to stdout: %s", l)
+		if strings.Contains(l, `"level":"ERROR"`) || strings.Contains(l, `"level":"WARN"`) {
+			t.Errorf("a failure or warning line also went to stdout: %s", l)
 		}
 	}
 }

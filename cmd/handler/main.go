@@ -53,9 +53,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// Error lines to stderr, which the host logs at Error level; the rest to stdout
-	// (Information). Every line is redacted and carries the invocation id its
-	// context names.
+	// Warn and Error lines to stderr, which the host logs at Warning and Error level;
+	// Info and Debug to stdout (Information). Every line is redacted and carries the
+	// invocation id its context names.
 	log := slog.New(redact.NewHandler(funchost.NewContextHandler(
 		funchost.NewStreamsHandler(os.Stdout, os.Stderr, &slog.HandlerOptions{Level: logLevel(settings)}))))
 	slog.SetDefault(log)

@@ -35,7 +35,11 @@ type Server struct {
 
 // Options configure a Server.
 type Options struct {
-	RoutePrefix string // "api" by default
+	// RoutePrefix is the host's route prefix (extensions.http.routePrefix) the routes are
+	// served under, with or without slashes: "api", "v1/blobcopy". The zero value means the
+	// host's default, "api"; NoRoutePrefix serves the routes at the root, as host.json's
+	// "routePrefix": "" makes the host route them (HostRoutePrefix converts).
+	RoutePrefix string
 	Policy      Policy
 	Auth        Auth
 	// Rules are the COPY_RULES, used by Event Grid deliveries and the webhook form.
@@ -46,14 +50,25 @@ type Options struct {
 	Batches *batch.Service
 }
 
+// NoRoutePrefix is the Options.RoutePrefix of routes served at the root (/copies).
+const NoRoutePrefix = "/"
+
+// HostRoutePrefix returns the Options.RoutePrefix for the host's route prefix as
+// host.json spells it once read (funchost.HostConfig.RoutePrefix: "api" when unset): ""
+// there is no prefix at all, which the zero value of Options.RoutePrefix does not mean.
+func HostRoutePrefix(hostPrefix string) string {
+	if strings.Trim(hostPrefix, "/") == "" {
+		return NoRoutePrefix
+	}
+	return hostPrefix
+}
+
 // NewServer returns the HTTP layer over a copy service.
 func NewServer(copies *copyjob.Service, opts Options) *Server {
-	prefix := "/" + strings.Trim(opts.RoutePrefix, "/")
-	if opts.RoutePrefix == "" {
-		prefix = "/api"
-	}
-	if prefix == "/" {
-		prefix = ""
+	prefix := "/api"
+	if opts.RoutePrefix != "" {
+		// "/" (NoRoutePrefix) leaves "": the routes are /copies, /openapi.json, ...
+		prefix = strings.TrimSuffix("/"+strings.Trim(opts.RoutePrefix, "/"), "/")
 	}
 	log := opts.Logger
 	if log == nil {

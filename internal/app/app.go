@@ -82,7 +82,8 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	}
 	a := &App{Settings: s, Log: log}
 	var err error
-	if a.Host, err = funchost.LoadHost(appDir); err != nil {
+	// host.json as the host runs it: with the AzureFunctionsJobHost__* app settings over it.
+	if a.Host, err = funchost.LoadHost(appDir, s); err != nil {
 		return nil, err
 	}
 	if a.Status, err = funchost.LoadFunction(appDir, StatusFunction); err != nil {
@@ -96,7 +97,7 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 		return nil, err
 	}
 	if a.hosted && !a.Host.ForwardsHTTP() {
-		log.Error("host.json sets neither customHandler.enableProxyingHttpRequest nor enableForwardingHttpRequest: the host will not forward HTTP requests to their paths")
+		log.Error("host.json (with its AzureFunctionsJobHost__ app settings) sets neither customHandler.enableProxyingHttpRequest nor enableForwardingHttpRequest: the host will not forward HTTP requests to their paths")
 	}
 	if a.Schedule, err = statusSchedule(s, timer); err != nil {
 		if !a.hosted {
@@ -188,7 +189,7 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 		return nil, err
 	}
 	srv := api.NewServer(a.Copies, api.Options{
-		RoutePrefix: a.Host.RoutePrefix,
+		RoutePrefix: api.HostRoutePrefix(a.Host.RoutePrefix), // "" in host.json: no prefix
 		Policy:      policy,
 		Auth:        auth,
 		Rules:       copyRules,
@@ -203,7 +204,8 @@ func New(appDir string, s funchost.Settings, opts Options) (*App, error) {
 	mux.Handle("/"+StatusFunction, srv.RequireKey(funchost.TimerHandler(StatusFunction, timer.Name, a.runTickOnce, log)))
 	// Paths match as the host's routes do; storage-bound requests wait for setup.
 	routes := append(srv.Paths(), "/"+StatusFunction)
-	a.handler = funchost.InvocationContext(funchost.HostRoutes(routes, srv.NotFound())(a.gate.middleware(mux)))
+	// The host's worker pings (GET /) are answered first, quietly.
+	a.handler = funchost.HostPings(funchost.InvocationContext(funchost.HostRoutes(routes, srv.NotFound())(a.gate.middleware(mux))))
 	return a, nil
 }
 

@@ -48,4 +48,5 @@ var Settings = []Setting{
 	{"BLOBCOPY_TRUST_CLIENT_PRINCIPAL", "false", "Read the caller's identity from `X-MS-CLIENT-PRINCIPAL` (README \"Callers and owners\"). Under the host it takes effect only while App Service Authentication is on (`WEBSITE_AUTH_ENABLED=True`, which the platform sets); standalone only on a loopback address, for tests. Otherwise the header is ignored: a client could forge it.", true, true},
 	{"WEBSITE_AUTH_ENABLED", "", "Set by App Service when App Service Authentication is on (read-only); the handler trusts `X-MS-CLIENT-PRINCIPAL` under the host only then.", false, false},
 	{"BLOBCOPY_LOG_LEVEL", "info", "debug, info, warn or error.", true, true},
+	{"AzureFunctionsJobHost__<path>", "", "Overrides the host.json value at `<path>` (`__` or `:` between sections, any case), for the host and, for every value it reads (`functionTimeout`, `extensions__http__routePrefix`, `customHandler__enableProxyingHttpRequest` / `__enableForwardingHttpRequest` / `__description__defaultExecutablePath`), for the handler too: e.g. `AzureFunctionsJobHost__functionTimeout=00:05:00`.", false, false},
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -29,7 +30,9 @@ type HostConfig struct {
 // ForwardsHTTP reports whether the host hands HTTP requests to the handler
 // at their own path (either setting); without it the host would POST
 // invocation payloads to /<functionName>, which this handler does not serve
-// for HTTP functions (DefaultHttpWorkerService.cs InvokeAsync).
+// for HTTP functions (DefaultHttpWorkerService.cs InvokeAsync). With both set,
+// a host that knows enableProxyingHttpRequest proxies (InvokeAsync asks it
+// first) and an older host, which ignores it, forwards.
 func (c HostConfig) ForwardsHTTP() bool {
 	return c.EnableProxyingHTTPRequest || c.EnableForwardingHTTPRequest
 }
@@ -37,8 +40,49 @@ func (c HostConfig) ForwardsHTTP() bool {
 // DefaultRoutePrefix is the host's HTTP route prefix when host.json sets none.
 const DefaultRoutePrefix = "api"
 
-// LoadHost reads <appDir>/host.json.
-func LoadHost(appDir string) (HostConfig, error) {
+// JobHostSettingPrefix begins the app settings the Functions host reads as host.json
+// values: it reads host.json through .NET configuration as the section
+// "AzureFunctionsJobHost" (ConfigurationSectionNames.JobHost), and app settings
+// (environment variables) named AzureFunctionsJobHost__<path> are read after it, so they
+// win (Microsoft's host.json reference, "Override host.json values"). Keys are
+// case-insensitive and "__" stands for the section separator ':', which may be written
+// too: AzureFunctionsJobHost__extensions__http__routePrefix,
+// AzureFunctionsJobHost:functionTimeout.
+const JobHostSettingPrefix = "AzureFunctionsJobHost"
+
+// hostSetting is an app setting overriding one host.json value.
+type hostSetting struct{ name, value string }
+
+// hostJSONOverrides returns the settings overriding host.json values, keyed by the
+// value's path folded to lower case with ':' between its parts
+// ("extensions:http:routeprefix"). Two spellings of one path with different values are
+// an error: the host would take either.
+func hostJSONOverrides(s Settings) (map[string]hostSetting, error) {
+	prefix := strings.ToLower(JobHostSettingPrefix) + ":"
+	names := make([]string, 0)
+	for key := range s.byFold {
+		if strings.HasPrefix(strings.ReplaceAll(key, "__", ":"), prefix) {
+			names = append(names, key)
+		}
+	}
+	sort.Strings(names)
+	out := map[string]hostSetting{}
+	for _, key := range names {
+		v := s.byFold[key]
+		path := strings.TrimPrefix(strings.ReplaceAll(key, "__", ":"), prefix)
+		if prev, dup := out[path]; dup && prev.value != v.value {
+			return nil, fmt.Errorf("app settings %s (%q) and %s (%q) both override host.json's %s, differently", prev.name, prev.value, v.name, v.value, path)
+		}
+		out[path] = hostSetting{name: v.name, value: v.value}
+	}
+	return out, nil
+}
+
+// LoadHost reads <appDir>/host.json and applies the app settings that override its
+// values under the host (JobHostSettingPrefix), so the handler sees the configuration
+// the host runs with: every value HostConfig holds but Version, which the host reads
+// from the file alone.
+func LoadHost(appDir string, s Settings) (HostConfig, error) {
 	path := filepath.Join(appDir, "host.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -64,6 +108,39 @@ func LoadHost(appDir string) (HostConfig, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return HostConfig{}, fmt.Errorf("parse %s: %w", path, err)
 	}
+	overrides, err := hostJSONOverrides(s)
+	if err != nil {
+		return HostConfig{}, err
+	}
+	timeoutFrom := path
+	if o, ok := overrides["functiontimeout"]; ok {
+		raw.FunctionTimeout, timeoutFrom = o.value, "app setting "+o.name
+	}
+	if o, ok := overrides["extensions:http:routeprefix"]; ok {
+		v := o.value
+		raw.Extensions.HTTP.RoutePrefix = &v
+	}
+	if o, ok := overrides["customhandler:description:defaultexecutablepath"]; ok {
+		raw.CustomHandler.Description.DefaultExecutablePath = o.value
+	}
+	for key, dst := range map[string]*bool{
+		"customhandler:enableforwardinghttprequest": &raw.CustomHandler.EnableForwardingHTTPRequest,
+		"customhandler:enableproxyinghttprequest":   &raw.CustomHandler.EnableProxyingHTTPRequest,
+	} {
+		o, ok := overrides[key]
+		if !ok || strings.TrimSpace(o.value) == "" {
+			continue
+		}
+		// .NET's bool.Parse: true or false in any case.
+		switch v := strings.TrimSpace(o.value); {
+		case strings.EqualFold(v, "true"):
+			*dst = true
+		case strings.EqualFold(v, "false"):
+			*dst = false
+		default:
+			return HostConfig{}, fmt.Errorf("app setting %s: %q is not true or false", o.name, o.value)
+		}
+	}
 	cfg := HostConfig{
 		Version:                     raw.Version,
 		DefaultExecutablePath:       raw.CustomHandler.Description.DefaultExecutablePath,
@@ -77,10 +154,10 @@ func LoadHost(appDir string) (HostConfig, error) {
 	if t := strings.TrimSpace(raw.FunctionTimeout); t != "" && t != "-1" {
 		d, err := parseTimeSpan(t)
 		if err != nil {
-			return HostConfig{}, fmt.Errorf("%s: functionTimeout: %w", path, err)
+			return HostConfig{}, fmt.Errorf("%s: functionTimeout: %w", timeoutFrom, err)
 		}
 		if d <= 0 {
-			return HostConfig{}, fmt.Errorf("%s: functionTimeout %q must be positive or -1", path, t)
+			return HostConfig{}, fmt.Errorf("%s: functionTimeout %q must be positive or -1", timeoutFrom, t)
 		}
 		cfg.FunctionTimeout = d
 	}

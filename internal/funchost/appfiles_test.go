@@ -62,7 +62,78 @@ func TestLoadHost(t *testing.T) {
 			if tt.hostJSON != "" {
 				writeFile(t, filepath.Join(dir, "host.json"), tt.hostJSON)
 			}
-			got, err := LoadHost(dir)
+			got, err := LoadHost(dir, NewSettings(nil))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadHostAppliesAppSettingOverrides: the host reads host.json through .NET
+// configuration, where an app setting AzureFunctionsJobHost__<path> overrides the value
+// at <path> (ConfigurationSectionNames.JobHost; HttpWorkerOptionsSetup reads
+// customHandler from that section, ScriptJobHostOptionsSetup functionTimeout; Microsoft's
+// host.json reference, "Override host.json values"). Keys are case-insensitive, "__" and
+// ':' both separate sections, and every value HostConfig holds but Version follows them.
+func TestLoadHostAppliesAppSettingOverrides(t *testing.T) {
+	const hostJSON = `{"version":"2.0","functionTimeout":"00:10:00","extensions":{"http":{"routePrefix":"api"}},
+		"customHandler":{"description":{"defaultExecutablePath":"handler"},"enableProxyingHttpRequest":true}}`
+	fromFile := HostConfig{Version: "2.0", DefaultExecutablePath: "handler", EnableProxyingHTTPRequest: true, RoutePrefix: "api", FunctionTimeout: 10 * time.Minute}
+	with := func(change func(*HostConfig)) HostConfig {
+		c := fromFile
+		change(&c)
+		return c
+	}
+	tests := []struct {
+		name     string
+		settings map[string]string
+		want     HostConfig
+		wantErr  string
+	}{
+		{name: "none", want: fromFile},
+		{name: "unrelated settings", settings: map[string]string{"AzureFunctionsJobHostX": "1", "AzureWebJobsStorage": "x", "functionTimeout": "00:01:00"}, want: fromFile},
+		{name: "functionTimeout", settings: map[string]string{"AzureFunctionsJobHost__functionTimeout": "00:05:00"},
+			want: with(func(c *HostConfig) { c.FunctionTimeout = 5 * time.Minute })},
+		{name: "functionTimeout, any case, ':' separator", settings: map[string]string{"azurefunctionsjobhost:FUNCTIONTIMEOUT": "01:00:00"},
+			want: with(func(c *HostConfig) { c.FunctionTimeout = time.Hour })},
+		{name: "functionTimeout -1 is no limit", settings: map[string]string{"AzureFunctionsJobHost__functionTimeout": "-1"},
+			want: with(func(c *HostConfig) { c.FunctionTimeout = 0 })},
+		{name: "routePrefix", settings: map[string]string{"AzureFunctionsJobHost__extensions__http__routePrefix": "v1"},
+			want: with(func(c *HostConfig) { c.RoutePrefix = "v1" })},
+		{name: "routePrefix empty is no prefix", settings: map[string]string{"AzureFunctionsJobHost__extensions__http__routePrefix": ""},
+			want: with(func(c *HostConfig) { c.RoutePrefix = "" })},
+		{name: "routePrefix, mixed separators", settings: map[string]string{"AZUREFUNCTIONSJOBHOST:Extensions__HTTP:RoutePrefix": "/v2/"},
+			want: with(func(c *HostConfig) { c.RoutePrefix = "v2" })},
+		{name: "proxying off, forwarding on", settings: map[string]string{
+			"AzureFunctionsJobHost__customHandler__enableProxyingHttpRequest":   "False",
+			"AzureFunctionsJobHost__customHandler__enableForwardingHttpRequest": "TRUE"},
+			want: with(func(c *HostConfig) { c.EnableProxyingHTTPRequest, c.EnableForwardingHTTPRequest = false, true })},
+		{name: "executable", settings: map[string]string{"AzureFunctionsJobHost__customHandler__description__defaultExecutablePath": "bin/handler"},
+			want: with(func(c *HostConfig) { c.DefaultExecutablePath = "bin/handler" })},
+		{name: "two spellings, same value", settings: map[string]string{"AzureFunctionsJobHost__functionTimeout": "00:05:00", "AzureFunctionsJobHost:functionTimeout": "00:05:00"},
+			want: with(func(c *HostConfig) { c.FunctionTimeout = 5 * time.Minute })},
+		{name: "two spellings, different values", settings: map[string]string{"AzureFunctionsJobHost__functionTimeout": "00:05:00", "AzureFunctionsJobHost:functionTimeout": "00:06:00"},
+			wantErr: "both override host.json's functiontimeout"},
+		{name: "bad timeout names the setting", settings: map[string]string{"AzureFunctionsJobHost__functionTimeout": "five"},
+			wantErr: "app setting AzureFunctionsJobHost__functionTimeout"},
+		{name: "bad flag names the setting", settings: map[string]string{"AzureFunctionsJobHost__customHandler__enableProxyingHttpRequest": "yes"},
+			wantErr: "AzureFunctionsJobHost__customHandler__enableProxyingHttpRequest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "host.json"), hostJSON)
+			got, err := LoadHost(dir, NewSettings(tt.settings))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)

@@ -13,15 +13,17 @@ import (
 // host reads them, so that each line shows in the host's log stream exactly
 // once and at its level:
 //
-//   - Error records go at once to the base logger, whose handler
-//     (NewStreamsHandler) writes them to stderr; the host logs stderr at Error
-//     level (WorkerProcess.cs, ParseErrorMessageAndLog).
-//   - Info and Warn records are kept as Lines for the Logs of a 2xx answer,
-//     which the host logs at Information (DefaultHttpWorkerService.cs,
-//     ProcessLogsFromHttpResponse). They do not also go to stdout.
+//   - Warn and Error records go at once to the base logger, whose handler
+//     (NewStreamsHandler) writes them to stderr; the host logs a stderr line
+//     containing "warn" at Warning and any other at Error (WorkerProcess.cs,
+//     ParseErrorMessageAndLog).
+//   - Info records are kept as Lines for the Logs of a 2xx answer, which the
+//     host logs at Information (DefaultHttpWorkerService.cs,
+//     ProcessLogsFromHttpResponse: LogInformation for every entry, whatever it
+//     says; Logs cannot carry a level). They do not also go to stdout.
 //   - When the invocation fails, the host reads nothing of a non-2xx body
 //     (EnsureSuccessStatusCode in ProcessDefaultInvocationRequest), so Finish
-//     writes the kept records to the base logger (stdout) instead.
+//     writes the kept Info records to the base logger (stdout) instead.
 //   - Debug records go straight to the base logger.
 //
 // A direct log (the standalone scheduler, which has no host to read Logs)
@@ -37,8 +39,10 @@ type InvocationLog struct {
 }
 
 type logLine struct {
-	text    string
-	isError bool
+	text string
+	// streamed is true for a Warn or Error line, which went to the base logger
+	// (stderr) and is left out of Lines.
+	streamed bool
 }
 
 type keptRecord struct {
@@ -101,20 +105,20 @@ func (l *InvocationLog) Error(msg string, args ...any) {
 	l.logger.Log(context.Background(), slog.LevelError, msg, args...)
 }
 
-// Lines returns the lines for the Logs of a 2xx answer: every Info and Warn
-// line so far, not the Error lines, which went to stderr.
+// Lines returns the lines for the Logs of a 2xx answer: every Info line so
+// far, not the Warn and Error lines, which went to stderr.
 func (l *InvocationLog) Lines() []string { return l.collect(false) }
 
-// AllLines returns every line so far, Error lines included, for the body of
-// a failed answer (which the host does not read, but other callers do).
+// AllLines returns every line so far, Warn and Error lines included, for the
+// body of a failed answer (which the host does not read, but other callers do).
 func (l *InvocationLog) AllLines() []string { return l.collect(true) }
 
-func (l *InvocationLog) collect(withErrors bool) []string {
+func (l *InvocationLog) collect(withStreamed bool) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]string, 0, len(l.lines))
 	for _, line := range l.lines {
-		if withErrors || !line.isError {
+		if withStreamed || !line.streamed {
 			out = append(out, line.text)
 		}
 	}
@@ -155,8 +159,9 @@ func (l *InvocationLog) keep(base slog.Handler, r slog.Record) bool {
 func (l *InvocationLog) appendLine(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// The line handler drops the time, so each line starts with its level.
-	l.lines = append(l.lines, logLine{text: line, isError: strings.HasPrefix(line, "level=ERROR")})
+	// The line handler drops the time, so each line starts with its level
+	// ("level=WARN", "level=ERROR", or one of those with "+n").
+	l.lines = append(l.lines, logLine{text: line, streamed: strings.HasPrefix(line, "level=WARN") || strings.HasPrefix(line, "level=ERROR")})
 }
 
 // invocationHandler is the slog.Handler behind InvocationLog.Logger.
@@ -172,10 +177,10 @@ func (h *invocationHandler) Enabled(ctx context.Context, level slog.Level) bool 
 
 func (h *invocationHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelInfo && !h.log.direct {
-		// Error lines are collected too, for AllLines; Lines leaves them out.
+		// Warn and Error lines are collected too, for AllLines; Lines leaves them out.
 		_ = h.lines.Handle(ctx, r)
 	}
-	if r.Level >= slog.LevelError || r.Level < slog.LevelInfo || !h.log.keep(h.base, r) {
+	if r.Level >= stderrLevel || r.Level < slog.LevelInfo || !h.log.keep(h.base, r) {
 		if !h.base.Enabled(ctx, r.Level) {
 			return nil
 		}

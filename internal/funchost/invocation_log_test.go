@@ -15,7 +15,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
 
-// streams is a logger like cmd/handler's: Error to stderr, the rest to stdout.
+// streams is a logger like cmd/handler's: Warn and Error to stderr, the rest to stdout.
 func streams(level slog.Level) (*slog.Logger, *syncbuf.Buffer, *syncbuf.Buffer) {
 	var out, errOut syncbuf.Buffer
 	return slog.New(redact.NewHandler(NewContextHandler(NewStreamsHandler(&out, &errOut, &slog.HandlerOptions{Level: level})))), &out, &errOut
@@ -25,15 +25,16 @@ func TestInvocationLogRoutesLinesWhereTheHostReadsThem(t *testing.T) {
 	tests := []struct {
 		name               string
 		failed, direct     bool
-		wantLines          int // Info + Warn lines in Lines()
+		wantLines          int // Info lines in Lines()
 		wantStdout, wantSt int // records on stdout / stderr
 	}{
-		// A 2xx answer: Info and Warn only in Logs, Error only on stderr.
-		{name: "success", wantLines: 21, wantStdout: 1 /* debug */, wantSt: 1},
-		// A failed answer: the host drops Logs, so Info and Warn go to stdout.
-		{name: "failure", failed: true, wantLines: 21, wantStdout: 22, wantSt: 1},
+		// A 2xx answer: Info only in Logs (the host logs them at Information), Warn and
+		// Error only on stderr (the host logs them at Warning and Error).
+		{name: "success", wantLines: 20, wantStdout: 1 /* debug */, wantSt: 2},
+		// A failed answer: the host drops Logs, so Info goes to stdout.
+		{name: "failure", failed: true, wantLines: 20, wantStdout: 21, wantSt: 2},
 		// Standalone timer: no host reads Logs, everything goes out at once.
-		{name: "direct", direct: true, wantLines: 0, wantStdout: 22, wantSt: 1},
+		{name: "direct", direct: true, wantLines: 0, wantStdout: 21, wantSt: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,18 +58,21 @@ func TestInvocationLogRoutesLinesWhereTheHostReadsThem(t *testing.T) {
 				t.Fatalf("got %d lines, want %d: %q", len(lines), tt.wantLines, lines)
 			}
 			for _, l := range lines {
-				if strings.Contains(l, "ERROR") || strings.Contains(l, "time=") {
-					t.Errorf("line %q: Error lines and times stay out of Logs", l)
+				if strings.Contains(l, "ERROR") || strings.Contains(l, "WARN") || strings.Contains(l, "time=") {
+					t.Errorf("line %q: Warn and Error lines and times stay out of Logs", l)
 				}
 			}
 			if n := countLines(out.String()); n != tt.wantStdout {
 				t.Errorf("stdout has %d records, want %d:\n%s", n, tt.wantStdout, out)
 			}
-			if n := countLines(errOut.String()); n != tt.wantSt || !strings.Contains(errOut.String(), `"level":"ERROR"`) {
-				t.Errorf("stderr has %d records, want %d Error ones:\n%s", n, tt.wantSt, errOut)
+			if n := countLines(errOut.String()); n != tt.wantSt || strings.Count(errOut.String(), `"level":"ERROR"`) != 1 || strings.Count(errOut.String(), `"level":"WARN"`) != 1 {
+				t.Errorf("stderr has %d records, want %d (one Warn, one Error):\n%s", n, tt.wantSt, errOut)
 			}
-			if all := log.AllLines(); !tt.direct && len(all) != tt.wantLines+1 {
-				t.Errorf("AllLines has %d lines, want %d", len(all), tt.wantLines+1)
+			if strings.Contains(out.String(), `"level":"WARN"`) || strings.Contains(out.String(), `"level":"ERROR"`) {
+				t.Errorf("a Warn or Error record also went to stdout:\n%s", out)
+			}
+			if all := log.AllLines(); !tt.direct && len(all) != tt.wantLines+2 {
+				t.Errorf("AllLines has %d lines, want %d", len(all), tt.wantLines+2)
 			}
 		})
 	}
@@ -97,6 +101,7 @@ func TestInvocationHandlerTagsEveryLineWithTheHostsInvocationID(t *testing.T) {
 		base, out, errOut := streams(slog.LevelInfo)
 		h := TimerHandler("statusfn", "timer", func(ctx context.Context, _ TimerInfo, log *InvocationLog) error {
 			log.Info("tick step")
+			log.Warn("tick step slow")
 			base.InfoContext(ctx, "a line from code that logs with the context")
 			if fail {
 				return errors.New("queue unreachable")
@@ -123,7 +128,9 @@ func TestInvocationHandlerTagsEveryLineWithTheHostsInvocationID(t *testing.T) {
 			}
 			continue
 		}
-		if rec.Code != http.StatusOK || len(resp.Logs) != 1 || strings.Contains(out.String(), "tick step") || errOut.String() != "" {
+		// Success: the Info line in Logs only, the Warn line on stderr only.
+		if rec.Code != http.StatusOK || len(resp.Logs) != 1 || strings.Contains(out.String(), "tick step") ||
+			countLines(errOut.String()) != 1 || !strings.Contains(errOut.String(), `"level":"WARN"`) || strings.Contains(resp.Logs[0], "slow") {
 			t.Errorf("success: status %d, Logs %q, stdout %s, stderr %s", rec.Code, resp.Logs, out, errOut)
 		}
 	}

@@ -7,21 +7,27 @@ import (
 	"sync"
 )
 
-// NewStreamsHandler returns a JSON slog.Handler that writes Error (and above)
-// records to stderr and every other record to stdout. The Functions host logs
-// a custom handler's stdout at Information and its stderr at Error
-// (WorkerProcess.cs: OnOutputDataReceived, ParseErrorMessageAndLog; the
-// latter picks Warning for a stderr line containing "warn" and Error for one
-// containing "error", which every line written here does as "level":"ERROR").
+// NewStreamsHandler returns a JSON slog.Handler that writes Warn and Error (and
+// above) records to stderr and Info and Debug records to stdout, each record to one
+// stream only. The Functions host logs a custom handler's stdout lines at Information
+// (WorkerProcess.cs OnOutputDataReceived) and reads its stderr lines by their text
+// (ParseErrorMessageAndLog): one containing "warn" (any case) at Warning, any other at
+// Error (HttpWorkerDescription.UseStdErrorStreamForErrorsOnly is true for custom
+// handlers). Every Warn line holds "level":"WARN", so the host logs it at Warning; an
+// Error line is logged at Error unless its text also contains "warn" (a message quoting
+// a warning), which the host then logs at Warning.
 func NewStreamsHandler(stdout, stderr io.Writer, opts *slog.HandlerOptions) slog.Handler {
 	return &streamsHandler{out: slog.NewJSONHandler(stdout, opts), err: builtHandler(slog.NewJSONHandler(stderr, opts))}
 }
 
+// stderrLevel is the lowest level written to stderr.
+const stderrLevel = slog.LevelWarn
+
 type streamsHandler struct {
 	out slog.Handler
-	// err is built on its first Error record: most derived loggers (one per start,
-	// with its job id) never log one, and formatting their attributes for a second
-	// stream is work thrown away.
+	// err is built on its first Warn or Error record: most derived loggers (one per
+	// start, with its job id) never log one, and formatting their attributes for a
+	// second stream is work thrown away.
 	err *lazyHandler
 }
 
@@ -53,7 +59,7 @@ func (h *streamsHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *streamsHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelError {
+	if r.Level >= stderrLevel {
 		return h.err.get().Handle(ctx, r)
 	}
 	return h.out.Handle(ctx, r)

@@ -84,3 +84,22 @@ func InvocationContext(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// HostPings answers the Functions host's pings of the worker, GET / (and HEAD /), with
+// 200 and no body, before next sees them and without a log line. The host sends one
+// every 25 ms until the handler answers at start-up (DefaultHttpWorkerService.cs
+// IsWorkerReady: any HTTP answer means ready) and one whenever it asks for the worker's
+// status (HttpWorkerChannel.cs GetWorkerStatusAsync -> PingAsync, from the host's
+// performance and concurrency monitors), reading only that an answer came. Answered by
+// the API's 404, each one was logged as a failed request. Other methods at / reach next.
+func HostPings(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

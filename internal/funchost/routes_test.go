@@ -65,3 +65,34 @@ func TestInvocationContextTagsRequestLogs(t *testing.T) {
 		t.Errorf("lines = %q", lines)
 	}
 }
+
+// TestHostPingsAreAnsweredBeforeTheAPI mirrors DefaultHttpWorkerService.cs IsWorkerReady
+// and PingAsync: GET http://127.0.0.1:<port>/ (HEAD too) answers 200 with no body and
+// never reaches the next handler (the API, whose 404 logs a line); any other method or
+// path does.
+func TestHostPingsAreAnsweredBeforeTheAPI(t *testing.T) {
+	var seen []string
+	h := HostPings(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	for _, tt := range []struct {
+		method, target string
+		want           int
+		reaches        bool
+	}{
+		{http.MethodGet, "/", http.StatusOK, false},
+		{http.MethodHead, "/", http.StatusOK, false},
+		{http.MethodGet, "/?probe=1", http.StatusOK, false},
+		{http.MethodPost, "/", http.StatusNotFound, true},
+		{http.MethodGet, "/api", http.StatusNotFound, true},
+		{http.MethodGet, "//", http.StatusNotFound, true},
+	} {
+		seen = nil
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.target, nil))
+		if rec.Code != tt.want || (len(seen) > 0) != tt.reaches || (tt.want == http.StatusOK && rec.Body.Len() != 0) {
+			t.Errorf("%s %s: %d body %q, next saw %q", tt.method, tt.target, rec.Code, rec.Body, seen)
+		}
+	}
+}
