@@ -148,6 +148,7 @@ func (h *harness) jobWithASecretInItsRecord(t *testing.T) string {
 	if first.status != http.StatusOK && first.status != http.StatusAccepted {
 		t.Fatalf("first start: %d %s", first.status, first.body)
 	}
+	h.app.Copies.Wait() // its callback's first attempt, behind the answer, writes the record
 	return first.job(t).ID
 }
 
