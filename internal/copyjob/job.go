@@ -121,6 +121,9 @@ const (
 type Lease struct {
 	ID    string     `json:"id"`
 	State LeaseState `json:"state"`
+	// fresh: named by this process for the attempt it runs, so no earlier attempt can
+	// hold it (a lease read from the record may have been acquired by one that died).
+	fresh bool
 }
 
 // Options are the caller's copy options, kept in the record so a resumed start uses them.

@@ -83,3 +83,32 @@ func TestLeaseReleaseRefusedForGoodIsPoisoned(t *testing.T) {
 		t.Fatalf("the poisoned job must name its lease, still held: lease %+v, poison reason %q", j.Lease, j.PoisonReason)
 	}
 }
+
+// TestLeaseAnEarlierAttemptMayHoldIsNeverRecordedNotAcquired: a takeover reads the lease
+// from the record, and an earlier attempt that died may have acquired it. A certain
+// refusal of the takeover's acquire (a 403: the permission removed since) proves nothing
+// about that earlier acquire, so the lease is kept as possibly held (never recorded
+// notAcquired, which would strand it unnamed), and its release refused for good poisons
+// the message, naming it.
+func TestLeaseAnEarlierAttemptMayHoldIsNeverRecordedNotAcquired(t *testing.T) {
+	h := newHarness(t)
+	h.Blobs.FailNext(copyjobtest.OpAcquireLease, errBusy) // the first attempt fails transiently: the record stays starting
+	job, _, _ := h.svc.Start(h.ctx, keyed(leasedReq()))
+	if job == nil {
+		t.Fatal("no job")
+	}
+	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
+	h.Blobs.FailAlways(copyjobtest.OpAcquireLease, forbidden)
+	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+	for range 40 {
+		h.tickAfter(time.Minute)
+	}
+	h.svc.Wait()
+	j := h.record(job.ID)
+	if j.Lease == nil || j.Lease.State == copyjob.LeaseNotAcquired {
+		t.Fatalf("a lease an earlier attempt may hold was recorded %+v", j.Lease)
+	}
+	if p := h.Queue.Poisoned(); len(p) != 1 {
+		t.Fatalf("job %s, lease %s: %d poisoned, %d messages left", j.Status, j.Lease.State, len(p), len(h.Queue.Messages()))
+	}
+}

@@ -38,7 +38,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 	// start: the message must name the lease the attempt may take.
 	var lease *Lease
 	if job.Options.LeaseSource && job.Source.Ref != nil {
-		lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring}
+		lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring, fresh: true}
 	}
 	// A batch's child gets a message of its own too: its batch may have finished, and a
 	// finished batch follows no child (review 12: a retried child's copy was never

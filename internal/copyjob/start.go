@@ -112,7 +112,7 @@ func (s *Service) Start(ctx context.Context, req StartRequest) (*Job, bool, erro
 		Claim:       s.newClaim(ActorStart, s.cfg.StartGrace),
 	}
 	if req.Options.LeaseSource {
-		job.Lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring}
+		job.Lease = &Lease{ID: uuid.NewString(), State: LeaseAcquiring, fresh: true}
 	}
 	if req.CallbackURL != "" {
 		job.Callback = &Callback{URL: req.CallbackURL}
@@ -443,10 +443,13 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 			return late()
 		}
 		if err := s.blobs.AcquireLease(actx, *job.Source.Ref, job.Lease.ID); err != nil {
-			if refusedForCertain(err) {
-				// Never ours (held by another, no source, or the app may not lease it: a 403):
-				// nothing to release. A release of a lease never acquired would be refused
-				// in the same way at every visit, and the job would never finish.
+			if errors.Is(err, ErrLeaseConflict) || errors.Is(err, ErrNotFound) || job.Lease.fresh && refusedForCertain(err) {
+				// Never ours: held by another, no source, or refused for certain (the app may
+				// not lease it: a 403) a lease no earlier attempt can hold. Nothing to
+				// release: a release of a lease never acquired would be refused in the same
+				// way at every visit, and the job would never finish. A lease read from the
+				// record may have been acquired by an attempt that died: it stays acquiring,
+				// and a release refused for good poisons the message, naming it.
 				job.Lease.State = LeaseNotAcquired
 			}
 			return s.fail(ctx, job, token, leaseError(err), log)
