@@ -42,8 +42,9 @@ func TestResolve(t *testing.T) {
 	for _, tc := range []struct {
 		name, rules, wantErr string
 	}{
-		{"alias of the source account", `[{"name":"a","sourceAccount":"docsstore","sourceContainer":"ccc","destination":{"account":"docs","container":"ccc","prefix":"m/"}}]`, "inside the source area"},
-		{"any source account", `[{"name":"a","sourceContainer":"ccc","destination":{"account":"docs","container":"ccc","prefix":"m/"}}]`, "inside the source area"},
+		{"alias of the source account", `[{"name":"a","sourceAccount":"docsstore","sourceContainer":"ccc","acceptCopyEvents":true,"destination":{"account":"docs","container":"ccc","prefix":"m/"}}]`, "inside the source area"},
+		{"any source account", `[{"name":"a","sourceContainer":"ccc","acceptCopyEvents":true,"destination":{"account":"docs","container":"ccc","prefix":"m/"}}]`, "inside the source area"},
+		{"a mirror ignoring copy events", `[{"name":"a","sourceContainer":"ccc","destination":{"account":"docs","container":"ccc"}}]`, ""},
 		{"another account", `[{"name":"a","sourceAccount":"appstore","sourceContainer":"ccc","destination":{"account":"docs","container":"ccc","prefix":"m/"}}]`, ""},
 		{"unknown alias", `[{"name":"a","sourceContainer":"ccc","destination":{"account":"nope","container":"ddd"}}]`, "not a configured account"},
 		{"a cycle of two", `[{"name":"a","sourceAccount":"appstore","sourceContainer":"inbox","acceptCopyEvents":true,"destination":{"account":"docs","container":"outbox","prefix":"x/"}},

@@ -97,9 +97,13 @@ func (r Rule) check(seen map[string]bool) error {
 		// none at its end): Azure's rules say no path segment ends with a dot, and the API
 		// refuses such a name (400), which Event Grid would drop.
 		return fmt.Errorf(`destination.prefix %q has a "." or ".." segment or a control character`, r.Destination.Prefix)
-	case r.SourceAccount == "" && r.feedsItself():
-		// A source area in any account holds the destination's, whatever its alias names:
-		// refused now. Otherwise Resolve decides, once the alias names an account.
+	case r.Destination.Container == r.SourceContainer && r.Destination.Account == r.SourceAccount &&
+		strings.HasPrefix(r.Destination.Prefix, r.SourcePrefix):
+		return errFeedsItself
+	case r.AcceptCopyEvents && r.SourceAccount == "" && r.feedsItself():
+		// A source area in any account holds the destination's, whatever its alias names,
+		// and the rule takes its copies' events: refused now. Otherwise Resolve decides,
+		// once the alias names an account.
 		return errFeedsItself
 	}
 	return nil
@@ -131,7 +135,8 @@ func (r Rule) sourceMayBe(account string) bool {
 
 // Resolve names each rule's destination account (accountName maps an alias, "" or
 // "default" for the app's account, to its storage account name) and refuses rules that
-// would copy without end: a rule whose copies land in its own source area, and rules
+// would copy without end: a rule accepting copy events whose copies land in its own
+// source area, and rules
 // that accept copy events (acceptCopyEvents) and feed each other in a cycle, each
 // copy's BlobCreated starting the next rule's copy.
 func Resolve(rs []Rule, accountName func(alias string) (string, bool)) error {
@@ -141,7 +146,9 @@ func Resolve(rs []Rule, accountName func(alias string) (string, bool)) error {
 			return fmt.Errorf("COPY_RULES (%s): destination.account %q is not a configured account", rs[i].Name, rs[i].Destination.Account)
 		}
 		rs[i].DestinationAccountName = name
-		if rs[i].feedsItself() {
+		// Only a rule that takes its copies' events (api CopyBlob) can start itself again:
+		// a mirror of any account's container into another account's is a valid rule.
+		if rs[i].AcceptCopyEvents && rs[i].feedsItself() {
 			return fmt.Errorf("COPY_RULES (%s): %w", rs[i].Name, errFeedsItself)
 		}
 	}
