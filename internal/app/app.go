@@ -537,19 +537,21 @@ func (a *App) Run(ctx context.Context) error {
 	return first
 }
 
-// behindAnswersGrace bounds how long an exit waits for the tracking-message deletions
-// that starts left running behind their answers (one Delete Message each).
+// behindAnswersGrace bounds how long an exit waits for the work requests left running
+// behind their answers: tracking-message deletions (one Delete Message each) and
+// outcome callbacks (up to the notifier's timeout each).
 const behindAnswersGrace = 5 * time.Second
 
-// waitBehindAnswers lets those deletions land, for at most limit: one that does not
-// costs the tick a visit to a finished job, nothing else.
+// waitBehindAnswers lets that work land, for at most limit: a deletion that does not
+// costs the tick a visit to a finished job; a callback cut off is sent again by the tick
+// once its effects claim expires, with the same delivery id (at least once).
 func (a *App) waitBehindAnswers(limit time.Duration) {
 	done := make(chan struct{})
 	go func() { a.Copies.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(limit):
-		a.Log.Warn("exiting before every tracking message of a finished start was deleted; the status tick deletes the rest", "waited", limit.String())
+		a.Log.Warn("exiting before the work left behind answers ended (tracking message deletions, callbacks); the status tick finishes it", "waited", limit.String())
 	}
 }
 

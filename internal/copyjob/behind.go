@@ -46,6 +46,14 @@ func HoldBehindAnswer(ctx context.Context) (context.Context, func()) {
 	return context.WithValue(ctx, behindHoldKey{}, h), h.release
 }
 
+// answering reports whether ctx is a call whose answer holds work behind it (an HTTP
+// request): work a call without one leaves (a tick's, a batch's) has no answer to wait
+// for, and runs where the caller bounds it.
+func answering(ctx context.Context) bool {
+	_, ok := ctx.Value(behindHoldKey{}).(*behindHold)
+	return ok
+}
+
 // leave runs work in a goroutine of its own now, or holds it if ctx asks to and its
 // answer has not been sent.
 func leave(ctx context.Context, work func()) {

@@ -61,10 +61,53 @@ func (s *Service) FinishChild(ctx context.Context, job *Job) (bool, error) {
 	if !job.Status.Terminal() {
 		return false, nil
 	}
-	if err := s.performLeftovers(ctx, job, s.log.With("jobId", job.ID, "batch", job.Batch, "operation", "effects")); err != nil {
+	log := s.log.With("jobId", job.ID, "batch", job.Batch, "operation", "effects")
+	if err := s.performLeftovers(ctx, job, log); err != nil {
 		return true, err
 	}
-	return s.hasLeftovers(job) || s.claimLive(job), nil
+	if s.claimLive(job) || leaseHeld(job) || snapshotLeft(job) {
+		return true, nil
+	}
+	if s.callbackDue(job) {
+		// A child callback that failed backs off for up to a day (COPY_CALLBACK_RETRY_DELAYS):
+		// a message of its own follows it from now on, and the batch need not wait for it
+		// (review R5: a batch whose children's receiver was down stayed running for a
+		// day, its own callback held back, every child record read at every tick).
+		return false, s.followCallback(ctx, job, log)
+	}
+	return false, nil
+}
+
+// maxMessageHide is the longest Azure Queue hides a message (7 days), less a margin.
+const maxMessageHide = 7*24*time.Hour - time.Hour
+
+// followCallback gives a terminal child whose callback backs off a tracking message of
+// its own, visible when the next attempt is due, and records that it has one. Two
+// batch runners may both enqueue one: the callback is still sent once (its effects
+// claim), and a message that finds nothing left is deleted.
+func (s *Service) followCallback(ctx context.Context, job *Job, log *slog.Logger) error {
+	if job.Callback.Followed {
+		return nil
+	}
+	wait := s.cfg.FirstPoll
+	if at := job.Callback.NextAttemptAt; at != nil {
+		wait = max(wait, at.Sub(s.cfg.Now()))
+	}
+	if _, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), min(wait, maxMessageHide)); err != nil {
+		return fmt.Errorf("cannot give the child's callback a tracking message: %w", err)
+	}
+	err := s.write(ctx, job, func(j *Job) error {
+		if j.Callback == nil || j.Callback.Followed {
+			return errStale
+		}
+		j.Callback.Followed = true
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStale) {
+		// The message follows the callback all the same; the next batch tick may add one.
+		log.WarnContext(ctx, "cannot record that the child's callback has a message of its own", "err", err)
+	}
+	return nil
 }
 
 // ErrCopyUnrecorded: a child's copy was started (storage answered) but its record could

@@ -218,7 +218,9 @@ func (w *world) startOne(ctx context.Context, key string, s, i int) {
 		// body (refused), happen.
 		req.JobID, req.RequestHash = key, key
 	}
-	job, _, err := w.svc().Start(ctx, req)
+	var job *copyjob.Job
+	var err error
+	w.answered(ctx, func(ctx context.Context, svc *copyjob.Service) { job, _, err = svc.Start(ctx, req) })
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if job != nil && job.ID != "" {
@@ -247,8 +249,28 @@ func (w *world) readOne(ctx context.Context) {
 
 func (w *world) abortOne(ctx context.Context) {
 	if ids := w.jobIDs(); len(ids) > 0 {
-		_, _ = w.svc().Abort(ctx, ids[w.intn(len(ids))], copyjob.AbortOptions{Restore: w.chance(0.3)})
+		id, restore := ids[w.intn(len(ids))], w.chance(0.3)
+		w.answered(ctx, func(ctx context.Context, svc *copyjob.Service) {
+			_, _ = svc.Abort(ctx, id, copyjob.AbortOptions{Restore: restore})
+		})
 	}
+}
+
+// answered makes a call as the HTTP layer does most of the time: under
+// HoldBehindAnswer, releasing the held work (a callback, a message's deletion) once the
+// call has answered, and letting it run before the operation ends (in production it
+// runs at once, in real time, well inside the claim it works under); otherwise without
+// a hold, as a tick's batch starts do.
+func (w *world) answered(ctx context.Context, call func(context.Context, *copyjob.Service)) {
+	svc := w.svc()
+	if !w.chance(0.7) {
+		call(ctx, svc)
+		return
+	}
+	hctx, release := copyjob.HoldBehindAnswer(ctx)
+	call(hctx, svc)
+	release()
+	svc.Wait()
 }
 
 // moveStorage makes storage progress, finish or fail a pending copy, as Azure does.

@@ -115,12 +115,19 @@ const (
 	// LeaseNotAcquired: the start ended before the lease was ever ours (the source was
 	// leased by someone else, missing, or the start was refused first).
 	LeaseNotAcquired LeaseState = "notAcquired"
+	// LeaseReleaseRefused: storage refused its release for certain (a 403: the app's
+	// lease permission removed) MaxFailures times in a row. The lease is still held; the
+	// record names it and an Error line says to release it by hand. Not a leftover any
+	// more, so the job's callback and its end are not held up by it.
+	LeaseReleaseRefused LeaseState = "releaseRefused"
 )
 
 // Lease is the source lease held for the copy's whole life.
 type Lease struct {
 	ID    string     `json:"id"`
 	State LeaseState `json:"state"`
+	// Refusals counts releases storage refused for certain, in a row.
+	Refusals int `json:"refusals,omitempty"`
 	// fresh: named by this process for the attempt it runs, so no earlier attempt can
 	// hold it (a lease read from the record may have been acquired by one that died).
 	fresh bool
@@ -154,6 +161,9 @@ type Callback struct {
 	GaveUp      bool       `json:"gaveUp,omitempty"`
 	// NextAttemptAt is when a failed delivery is attempted again (callbackRetryDelay).
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+	// Followed: a batch child's callback backing off is followed by a tracking message
+	// of its own, so its batch need not wait for it (FinishChild).
+	Followed bool `json:"followed,omitempty"`
 }
 
 // Job is the tracking record of one copy.

@@ -55,15 +55,18 @@ func TestLeaseNeverAcquiredIsNeverReleased(t *testing.T) {
 	}
 }
 
-// TestLeaseReleaseRefusedForGoodIsPoisoned: a lease the start acquired, whose release
-// storage then refuses for good (the app's lease permission was removed while the copy
-// ran: 403 at every visit), was released again at every visit for ever, never counted
-// towards poisoning. Now such a refusal counts as a failed visit: after MaxFailures in a
-// row the message is poisoned and the record names the lease, still held, for an
-// operator (as for any other permanent failure).
-func TestLeaseReleaseRefusedForGoodIsPoisoned(t *testing.T) {
+// TestLeaseReleaseRefusedForGoodIsRecordedAndTheJobEnds: a lease the start acquired,
+// whose release storage then refuses for good (the app's lease permission was removed
+// while the copy ran: 403 at every visit), was released again at every visit for ever,
+// and the job's callback and message never ended. Now, after MaxFailures refusals in a
+// row (backing off), the lease is recorded releaseRefused, still named, with an Error
+// line; the callback is delivered and the message deleted (review R5: poisoning the
+// message for it lost the callback).
+func TestLeaseReleaseRefusedForGoodIsRecordedAndTheJobEnds(t *testing.T) {
 	h := newHarness(t)
-	job := h.start(leasedReq())
+	req := leasedReq()
+	req.CallbackURL = hook
+	job := h.start(req)
 	h.tickAfter(h.svc.Config().FirstPoll)
 	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
 		t.Fatal(err)
@@ -76,11 +79,14 @@ func TestLeaseReleaseRefusedForGoodIsPoisoned(t *testing.T) {
 	h.svc.Wait()
 	j := h.wantStatus(job.ID, copyjob.StatusSuccess)
 	releases := h.Blobs.Calls(copyjobtest.OpReleaseLease)
-	if p := h.Queue.Poisoned(); len(p) != 1 || releases > 2*h.svc.Config().MaxFailures+1 || len(h.Queue.Messages()) != 0 {
-		t.Fatalf("after 30 visits refused the release: %d poisoned, %d Release Lease calls, %d messages left", len(p), releases, len(h.Queue.Messages()))
+	if j.Lease == nil || j.Lease.State != copyjob.LeaseReleaseRefused || releases != h.svc.Config().MaxFailures {
+		t.Fatalf("after 30 visits refused the release: lease %+v, %d Release Lease calls", j.Lease, releases)
 	}
-	if j.Lease == nil || j.Lease.State != copyjob.LeaseHeld || j.PoisonReason == "" {
-		t.Fatalf("the poisoned job must name its lease, still held: lease %+v, poison reason %q", j.Lease, j.PoisonReason)
+	if p := h.Queue.Poisoned(); len(p) != 0 || len(h.Queue.Messages()) != 0 {
+		t.Fatalf("%d poisoned, %d messages left", len(p), len(h.Queue.Messages()))
+	}
+	if j.Callback == nil || j.Callback.DeliveredAt == nil {
+		t.Fatalf("callback %+v", j.Callback)
 	}
 }
 
@@ -88,8 +94,8 @@ func TestLeaseReleaseRefusedForGoodIsPoisoned(t *testing.T) {
 // from the record, and an earlier attempt that died may have acquired it. A certain
 // refusal of the takeover's acquire (a 403: the permission removed since) proves nothing
 // about that earlier acquire, so the lease is kept as possibly held (never recorded
-// notAcquired, which would strand it unnamed), and its release refused for good poisons
-// the message, naming it.
+// notAcquired, which would strand it unnamed), and its release refused for good is
+// recorded releaseRefused, naming it.
 func TestLeaseAnEarlierAttemptMayHoldIsNeverRecordedNotAcquired(t *testing.T) {
 	h := newHarness(t)
 	h.Blobs.FailNext(copyjobtest.OpAcquireLease, errBusy) // the first attempt fails transiently: the record stays starting
@@ -105,10 +111,10 @@ func TestLeaseAnEarlierAttemptMayHoldIsNeverRecordedNotAcquired(t *testing.T) {
 	}
 	h.svc.Wait()
 	j := h.record(job.ID)
-	if j.Lease == nil || j.Lease.State == copyjob.LeaseNotAcquired {
+	if j.Lease == nil || j.Lease.State != copyjob.LeaseReleaseRefused {
 		t.Fatalf("a lease an earlier attempt may hold was recorded %+v", j.Lease)
 	}
-	if p := h.Queue.Poisoned(); len(p) != 1 {
-		t.Fatalf("job %s, lease %s: %d poisoned, %d messages left", j.Status, j.Lease.State, len(p), len(h.Queue.Messages()))
+	if len(h.Queue.Messages()) != 0 {
+		t.Fatalf("job %s, lease %s: %d messages left", j.Status, j.Lease.State, len(h.Queue.Messages()))
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -57,7 +59,14 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		if err := s.retryable(j); err != nil {
 			return err
 		}
-		j.History = append(j.History, outcomeOf(j))
+		earlier := outcomeOf(j)
+		if cb := earlier.Callback; cb != nil && cb.DeliveredAt == nil && !cb.GaveUp {
+			// The earlier outcome's callback was still backing off: the retry supersedes
+			// it, and the new attempt's outcome is delivered instead (a new delivery id).
+			cb.GaveUp, cb.NextAttemptAt = true, nil
+			cb.LastError = strings.TrimSpace(cb.LastError + " (not delivered: superseded by a retry of the copy)")
+		}
+		j.History = append(j.History, earlier)
 		j.Status, j.StatusDescription, j.CopyID, j.Progress = StatusStarting, "", "", Progress{}
 		j.StartedAt, j.CompletedAt, j.LastPolled, j.Refusal = nil, nil, nil, nil
 		j.StartFailures, j.NextAttemptAt, j.CopyUncertain, j.PoisonReason, j.RestoredFrom = 0, nil, false, "", ""
@@ -120,8 +129,16 @@ func (s *Service) retryable(j *Job) error {
 	switch {
 	case !j.Status.Retryable():
 		return notRetryable(fmt.Sprintf("the copy is %s: only failed or startFailed copies can be retried", j.Status))
-	case s.hasLeftovers(j) || s.claimLive(j):
-		return notRetryable("the last attempt is still being finished (its lease or callback); retry in a minute")
+	case s.claimLive(j):
+		// Its effects are being performed (a callback in flight, behind the answer of the
+		// request that ended the attempt): at most until the claim ends.
+		return notRetryable(fmt.Sprintf("the last attempt is still being finished (its lease, snapshot or callback); retry after %s",
+			j.Claim.Until.UTC().Format(time.RFC3339)))
+	case leaseHeld(j) || snapshotLeft(j):
+		// The next tick releases the lease (the new attempt takes its own on the same
+		// source) and deletes the snapshot. A callback that only waits for its next
+		// attempt does not hold a retry up: the retry supersedes it (see Retry).
+		return notRetryable("the last attempt is still being finished (its source lease or destination snapshot); retry in a minute")
 	case j.Source.needsCallersQuery():
 		e := sourceQueryNotKept()
 		e.Job = j

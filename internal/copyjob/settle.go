@@ -3,7 +3,6 @@ package copyjob
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -66,7 +65,9 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 	log.InfoContext(ctx, "copy outcome recorded", "status", job.Status, "description", job.StatusDescription, "actor", actor,
 		"bytesCopied", job.Progress.BytesCopied, "bytesTotal", job.Progress.BytesTotal)
 	if claim != nil {
-		if actor != ActorTick && s.callbackDue(job) {
+		if actor != ActorTick && s.callbackDue(job) && answering(ctx) {
+			// A request's: behind its answer. A batch tick's starts (no answer) keep them
+			// inline, bounded by the batch's concurrency, not one goroutine per child.
 			s.effectsBehind(ctx, job, claim.Token, log)
 		} else {
 			s.effects(bctx, job, claim.Token, log)
@@ -206,24 +207,19 @@ func (s *Service) callbackRetryDelay(attempts int) time.Duration {
 // effects performs a terminal job's leftovers under the claim token, then records what
 // happened and gives the claim back. A crash or a failed write after the callback left
 // means the claim expires and a later tick delivers again: at least once, with the same
-// delivery id (Callback.DeliveryID) for receivers to deduplicate on. It returns the
-// release's error when storage refused it for certain (a 403: the app may lease no
-// more): asking again at every visit changes nothing, so the tick counts it towards
-// poisoning, and the poisoned record names the lease for an operator.
-func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog.Logger) (refused error) {
+// delivery id (Callback.DeliveryID) for receivers to deduplicate on.
+func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, s.effectsMargin())
 	defer cancel()
 	if s.inTime(job, token, s.effectsMargin()) {
-		if err := s.releaseLease(ctx, job, log); refusedForCertain(err) {
-			refused = fmt.Errorf("storage refuses to release the source lease: %w", err)
-		}
+		_ = s.releaseLease(ctx, job, log) // a failure is left to a later visit (see releaseLease)
 	}
 	if s.inTime(job, token, s.effectsMargin()) && snapshotLeft(job) && s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
 		job.DestinationSnapshot = ""
 	}
 	if !s.inTime(job, token, s.effectsMargin()) {
 		log.WarnContext(ctx, "the effects claim is running out; leaving the rest to whoever takes the job over")
-		return refused
+		return
 	}
 	s.notify(ctx, job, log)
 	lease, callback, snapshot := job.Lease, job.Callback, job.DestinationSnapshot
@@ -239,13 +235,11 @@ func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog
 		// when the claim expires a tick performs what the record says is left.
 		log.WarnContext(ctx, "cannot record the lease and callback state; the status tick takes them over when the claim expires", "err", err)
 	}
-	return refused
 }
 
 // performLeftovers performs a terminal job's leftovers under an effects claim, unless
 // there are none or another actor holds the job (it is performing them now). It fails
-// when the claim could not be written, or when storage refused a leftover for certain
-// (see effects); job holds the newest record afterwards.
+// only when the claim could not be written; job holds the newest record afterwards.
 func (s *Service) performLeftovers(ctx context.Context, job *Job, log *slog.Logger) error {
 	if !s.leftoversReady(job) || s.claimLive(job) {
 		return nil // none, none due yet (a callback backing off), or another actor's
@@ -253,7 +247,7 @@ func (s *Service) performLeftovers(ctx context.Context, job *Job, log *slog.Logg
 	token, err := s.takeClaim(ctx, job, ActorTick, s.cfg.EffectsGrace, job.Status)
 	switch {
 	case err == nil:
-		return s.effects(ctx, job, token, log)
+		s.effects(ctx, job, token, log)
 	case errors.Is(err, errLostClaim), errors.Is(err, errStale):
 	default:
 		return err
@@ -272,7 +266,7 @@ func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) 
 	err := s.blobs.ReleaseLease(ctx, *job.Source.Ref, job.Lease.ID)
 	switch {
 	case err == nil:
-		job.Lease.State = LeaseReleased
+		job.Lease.State, job.Lease.Refusals = LeaseReleased, 0
 		log.InfoContext(ctx, "source lease released", "leaseId", job.Lease.ID)
 		return nil
 	case acquiring && (errors.Is(err, ErrLeaseNotHeld) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrLeaseConflict)):
@@ -287,6 +281,18 @@ func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) 
 		job.Lease.State = LeaseLost
 		log.WarnContext(ctx, "source lease was broken or replaced by someone else", "leaseId", job.Lease.ID)
 		return nil
+	}
+	if refusedForCertain(err) {
+		// A 403 (the app's lease permission removed while the copy ran): asking again at
+		// every visit would change nothing, for ever. After MaxFailures in a row the lease
+		// is recorded as refused, named for an operator, and no longer held the job up.
+		job.Lease.Refusals++
+		if job.Lease.Refusals >= s.cfg.MaxFailures {
+			job.Lease.State = LeaseReleaseRefused
+			log.ErrorContext(ctx, "source lease cannot be released: storage refuses it; release it by hand (Lease Blob, action release or break)",
+				"leaseId", job.Lease.ID, "source", job.Source.Ref, "refusals", job.Lease.Refusals, "err", err)
+			return nil
+		}
 	}
 	log.WarnContext(ctx, "cannot release the source lease; will retry", "leaseId", job.Lease.ID, "err", err)
 	return err

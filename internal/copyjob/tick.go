@@ -560,7 +560,7 @@ func (s *Service) backoff(polls int64) time.Duration {
 func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act bool, log *slog.Logger) outcome {
 	if act {
 		if err := s.performLeftovers(ctx, job, log); err != nil {
-			log.WarnContext(ctx, "cannot finish the job's leftovers", "err", err)
+			log.WarnContext(ctx, "cannot claim the job's leftovers", "err", err)
 			return visitFailed(err)
 		}
 	}
@@ -572,6 +572,8 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 			wait = max(wait, job.Claim.Until.Sub(s.cfg.Now()))
 		} else if !s.leftoversReady(job) && job.Callback != nil && job.Callback.NextAttemptAt != nil {
 			wait = max(wait, job.Callback.NextAttemptAt.Sub(s.cfg.Now())) // a callback backing off
+		} else if job.Lease != nil && job.Lease.Refusals > 0 {
+			wait = s.backoff(int64(job.Lease.Refusals) + 1) // a release storage refused
 		}
 		if _, err := s.rewrite(ctx, m, ticketFor(job), wait); err != nil {
 			return visitFailed(err)
