@@ -105,7 +105,7 @@ func TestReview6ExitWaitsAtMostTheGraceForAHeldDeletion(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not return")
 	}
-	if !strings.Contains(h.logs.String(), "exiting before every tracking message of a finished start was deleted") {
+	if !strings.Contains(h.logs.String(), "exiting before the work left behind answers ended") {
 		t.Error("no warning about the deletion left behind")
 	}
 	hold.let() // the deletion fails for good: the message stays for the tick
