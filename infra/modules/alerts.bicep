@@ -72,6 +72,15 @@ var logAlerts = [
     query: '${logLines} | where tostring(l.msg) == "completion callback failed" and tobool(l.gaveUp) | project timestamp, jobId = tostring(l.jobId), attempt = toint(l.attempt), err = tostring(l.err)'
   }
   {
+    name: 'lease-release-refused'
+    displayName: 'blobcopy: a source lease cannot be released'
+    description: 'Storage refused to release a source lease COPY_MAX_FAILURES times (the app lost its lease permission): the lease is still held, recorded releaseRefused. Release it by hand. See docs/operations.md "Alerts".'
+    severity: 1
+    frequency: 'PT15M'
+    window: 'PT15M'
+    query: '${logLines} | where tostring(l.msg) == "source lease cannot be released: storage refuses it; release it by hand (Lease Blob, action release or break)" | project timestamp, jobId = tostring(l.jobId), leaseId = tostring(l.leaseId), err = tostring(l.err)'
+  }
+  {
     name: 'tick-failed'
     displayName: 'blobcopy: status tick failed'
     description: 'statusfn failed (storage unreachable, or a timeout): copies are not being polled.'
