@@ -97,9 +97,6 @@ func (r Rule) check(seen map[string]bool) error {
 		// none at its end): Azure's rules say no path segment ends with a dot, and the API
 		// refuses such a name (400), which Event Grid would drop.
 		return fmt.Errorf(`destination.prefix %q has a "." or ".." segment or a control character`, r.Destination.Prefix)
-	case r.Destination.Container == r.SourceContainer && r.Destination.Account == r.SourceAccount &&
-		strings.HasPrefix(r.Destination.Prefix, r.SourcePrefix):
-		return errFeedsItself
 	case r.AcceptCopyEvents && r.SourceAccount == "" && r.feedsItself():
 		// A source area in any account holds the destination's, whatever its alias names,
 		// and the rule takes its copies' events: refused now. Otherwise Resolve decides,
