@@ -74,11 +74,11 @@ var logAlerts = [
   {
     name: 'lease-release-refused'
     displayName: 'blobcopy: a source lease cannot be released'
-    description: 'Storage refused to release a source lease COPY_MAX_FAILURES times (the app lost its lease permission): the lease is still held, recorded releaseRefused. Release it by hand. See docs/operations.md "Alerts".'
+    description: 'Storage refused to release a source lease COPY_MAX_FAILURES times in a row (the app lost its lease permission): the lease may still be held; the app keeps trying. Release it by hand, or restore the permission. See docs/operations.md "Alerts".'
     severity: 1
     frequency: 'PT15M'
     window: 'PT15M'
-    query: '${logLines} | where tostring(l.msg) == "source lease cannot be released: storage refuses it; release it by hand (Lease Blob, action release or break)" | project timestamp, jobId = tostring(l.jobId), leaseId = tostring(l.leaseId), err = tostring(l.err)'
+    query: '${logLines} | where tostring(l.msg) == "source lease cannot be released: storage refuses it; the app keeps trying, release it by hand if it is held" | project timestamp, jobId = tostring(l.jobId), leaseId = tostring(l.leaseId), err = tostring(l.err)'
   }
   {
     name: 'tick-failed'

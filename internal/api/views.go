@@ -101,6 +101,10 @@ type ProgressView struct {
 // LeaseView is the state of the source lease; its id stays in the job record.
 type LeaseView struct {
 	State copyjob.LeaseState `json:"state"`
+	// ReleaseRefusals counts releases storage refused in a row (a 403); the next is
+	// attempted at NextReleaseAt.
+	ReleaseRefusals int        `json:"releaseRefusals,omitempty"`
+	NextReleaseAt   *time.Time `json:"nextReleaseAt,omitempty"`
 }
 
 // CallbackView is the completion callback's delivery; the URL's query (where receivers
@@ -166,7 +170,7 @@ func newJobView(j *copyjob.Job, prefix string) JobView {
 		v.Source.Blob = &BlobView{Account: r.Account, Container: r.Container, Blob: r.Blob, Snapshot: r.Snapshot, VersionID: r.VersionID}
 	}
 	if j.Lease != nil {
-		v.Lease = &LeaseView{State: j.Lease.State}
+		v.Lease = &LeaseView{State: j.Lease.State, ReleaseRefusals: j.Lease.Refusals, NextReleaseAt: j.Lease.NextAttemptAt}
 	}
 	if cb := j.Callback; cb != nil {
 		v.Callback = &CallbackView{URL: redactCallback(cb.URL), DeliveryID: cb.DeliveryID, Attempts: cb.Attempts,

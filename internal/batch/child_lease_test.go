@@ -15,7 +15,8 @@ import (
 // message stops after COPY_MAX_FAILURES and names the lease. A batch child's leftovers
 // go through FinishChild instead, whose error (the refusal) only keeps the batch
 // unfinished: the batch stays "running" for ever, every tick re-reading every child's
-// record and calling Release Lease again, and its callback is never sent.
+// record and calling Release Lease again, and its callback is never sent. Now the
+// children's releases back off, followed by messages of their own, and the batch ends.
 func TestChildLeaseReleaseRefusedForGoodEndsTheBatch(t *testing.T) {
 	h := newHarness(t, batch.Config{})
 	h.putSource(3)

@@ -65,15 +65,15 @@ func (s *Service) FinishChild(ctx context.Context, job *Job) (bool, error) {
 	if err := s.performLeftovers(ctx, job, log); err != nil {
 		return true, err
 	}
-	if s.claimLive(job) || leaseHeld(job) || snapshotLeft(job) {
+	if s.claimLive(job) || s.leftoversReady(job) {
 		return true, nil
 	}
-	if s.callbackDue(job) {
-		// A child callback that failed backs off for up to a day (COPY_CALLBACK_RETRY_DELAYS):
-		// a message of its own follows it from now on, and the batch need not wait for it
-		// (review R5: a batch whose children's receiver was down stayed running for a
-		// day, its own callback held back, every child record read at every tick).
-		return false, s.followCallback(ctx, job, log)
+	if s.hasLeftovers(job) {
+		// What is left backs off (a callback that failed, a lease release storage refused),
+		// possibly for a day or more: a message of its own follows it from now on, and the
+		// batch need not wait (review R5: a batch whose children's receiver was down stayed
+		// running for a day, its own callback held back, every child read at every tick).
+		return false, s.followLeftovers(ctx, job, log)
 	}
 	return false, nil
 }
@@ -81,31 +81,31 @@ func (s *Service) FinishChild(ctx context.Context, job *Job) (bool, error) {
 // maxMessageHide is the longest Azure Queue hides a message (7 days), less a margin.
 const maxMessageHide = 7*24*time.Hour - time.Hour
 
-// followCallback gives a terminal child whose callback backs off a tracking message of
-// its own, visible when the next attempt is due, and records that it has one. Two
-// batch runners may both enqueue one: the callback is still sent once (its effects
+// followLeftovers gives a terminal child whose leftovers back off a tracking message of
+// its own, visible when the first is due, and records that it has one. Two batch
+// runners may both enqueue one: each leftover is still performed once (the effects
 // claim), and a message that finds nothing left is deleted.
-func (s *Service) followCallback(ctx context.Context, job *Job, log *slog.Logger) error {
-	if job.Callback.Followed {
+func (s *Service) followLeftovers(ctx context.Context, job *Job, log *slog.Logger) error {
+	if job.LeftoversFollowed {
 		return nil
 	}
 	wait := s.cfg.FirstPoll
-	if at := job.Callback.NextAttemptAt; at != nil {
+	if at := nextLeftoverAt(job); at != nil {
 		wait = max(wait, at.Sub(s.cfg.Now()))
 	}
 	if _, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), min(wait, maxMessageHide)); err != nil {
-		return fmt.Errorf("cannot give the child's callback a tracking message: %w", err)
+		return fmt.Errorf("cannot give the child's leftovers a tracking message: %w", err)
 	}
 	err := s.write(ctx, job, func(j *Job) error {
-		if j.Callback == nil || j.Callback.Followed {
+		if j.LeftoversFollowed || !j.Status.Terminal() {
 			return errStale
 		}
-		j.Callback.Followed = true
+		j.LeftoversFollowed = true
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStale) {
-		// The message follows the callback all the same; the next batch tick may add one.
-		log.WarnContext(ctx, "cannot record that the child's callback has a message of its own", "err", err)
+		// The message follows the leftovers all the same; the next batch tick may add one.
+		log.WarnContext(ctx, "cannot record that the child's leftovers have a message of their own", "err", err)
 	}
 	return nil
 }

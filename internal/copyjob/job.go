@@ -115,19 +115,20 @@ const (
 	// LeaseNotAcquired: the start ended before the lease was ever ours (the source was
 	// leased by someone else, missing, or the start was refused first).
 	LeaseNotAcquired LeaseState = "notAcquired"
-	// LeaseReleaseRefused: storage refused its release for certain (a 403: the app's
-	// lease permission removed) MaxFailures times in a row. The lease is still held; the
-	// record names it and an Error line says to release it by hand. Not a leftover any
-	// more, so the job's callback and its end are not held up by it.
-	LeaseReleaseRefused LeaseState = "releaseRefused"
 )
 
 // Lease is the source lease held for the copy's whole life.
 type Lease struct {
 	ID    string     `json:"id"`
 	State LeaseState `json:"state"`
-	// Refusals counts releases storage refused for certain, in a row.
+	// Refusals counts releases storage refused for certain (a 403: the app's lease
+	// permission removed), in a row. Such a release is attempted again on the callbacks'
+	// schedule (COPY_CALLBACK_RETRY_DELAYS) for as long as it takes: a lease is infinite,
+	// and giving up would leave the source locked by nobody's lease. It never holds up
+	// the job's callback; a batch child's is followed by a message of its own.
 	Refusals int `json:"refusals,omitempty"`
+	// NextAttemptAt is when a refused release is attempted again.
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
 	// fresh: named by this process for the attempt it runs, so no earlier attempt can
 	// hold it (a lease read from the record may have been acquired by one that died).
 	fresh bool
@@ -161,9 +162,6 @@ type Callback struct {
 	GaveUp      bool       `json:"gaveUp,omitempty"`
 	// NextAttemptAt is when a failed delivery is attempted again (callbackRetryDelay).
 	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
-	// Followed: a batch child's callback backing off is followed by a tracking message
-	// of its own, so its batch need not wait for it (FinishChild).
-	Followed bool `json:"followed,omitempty"`
 }
 
 // Job is the tracking record of one copy.
@@ -216,6 +214,10 @@ type Job struct {
 	// is left to the tick; the tick's sweep gives one to a "starting" record without it
 	// (a start that crashed before its message), see Service.sweep.
 	Tracked bool `json:"tracked,omitempty"`
+	// LeftoversFollowed: a batch child's leftovers that back off (a callback or a lease
+	// release storage refused) are followed by a tracking message of its own, so its
+	// batch need not wait for them (FinishChild).
+	LeftoversFollowed bool `json:"leftoversFollowed,omitempty"`
 	// Refusal is the error a permanently refused start answered; a replay of the same
 	// request answers it again, with the same status and body.
 	Refusal *Refusal `json:"refusal,omitempty"`

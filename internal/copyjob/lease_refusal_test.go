@@ -2,6 +2,7 @@ package copyjob_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,47 +56,61 @@ func TestLeaseNeverAcquiredIsNeverReleased(t *testing.T) {
 	}
 }
 
-// TestLeaseReleaseRefusedForGoodIsRecordedAndTheJobEnds: a lease the start acquired,
-// whose release storage then refuses for good (the app's lease permission was removed
-// while the copy ran: 403 at every visit), was released again at every visit for ever,
-// and the job's callback and message never ended. Now, after MaxFailures refusals in a
-// row (backing off), the lease is recorded releaseRefused, still named, with an Error
-// line; the callback is delivered and the message deleted (review R5: poisoning the
-// message for it lost the callback).
-func TestLeaseReleaseRefusedForGoodIsRecordedAndTheJobEnds(t *testing.T) {
+// TestLeaseReleaseRefusedIsAttemptedUntilItSucceeds: a lease the start acquired, whose
+// release storage then refuses (the app's lease permission was removed while the copy
+// ran: 403 at every visit), was released again at every visit for ever, and the job's
+// callback and message never ended. Given up after a few refusals, a lease back in reach
+// stayed held for good (review R6). Now the release backs off on the callbacks'
+// schedule, the callback is delivered meanwhile, an Error line is written once the
+// refusals reach MaxFailures, a retry answers 409 naming the lease, and once storage
+// allows it again the lease is released and the message deleted.
+func TestLeaseReleaseRefusedIsAttemptedUntilItSucceeds(t *testing.T) {
 	h := newHarness(t)
 	req := leasedReq()
 	req.CallbackURL = hook
 	job := h.start(req)
 	h.tickAfter(h.svc.Config().FirstPoll)
-	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
+	if err := h.Blobs.FailCopy(dstRef, "500 InternalError: simulated"); err != nil {
 		t.Fatal(err)
 	}
 	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
 	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
-	for range 30 {
-		h.tickAfter(time.Minute)
+	visits := 0
+	for range 6 * 60 { // six hours of ticks every minute
+		visits += h.tickAfter(time.Minute).Dequeued
 	}
 	h.svc.Wait()
-	j := h.wantStatus(job.ID, copyjob.StatusSuccess)
+	j := h.wantStatus(job.ID, copyjob.StatusFailed)
 	releases := h.Blobs.Calls(copyjobtest.OpReleaseLease)
-	if j.Lease == nil || j.Lease.State != copyjob.LeaseReleaseRefused || releases != h.svc.Config().MaxFailures {
-		t.Fatalf("after 30 visits refused the release: lease %+v, %d Release Lease calls", j.Lease, releases)
+	if j.Lease == nil || j.Lease.State != copyjob.LeaseHeld || j.Lease.Refusals < h.svc.Config().MaxFailures || releases > 8 || visits > 12 {
+		t.Fatalf("six hours of refused releases: lease %+v, %d Release Lease calls, %d visits", j.Lease, releases, visits)
 	}
-	if p := h.Queue.Poisoned(); len(p) != 0 || len(h.Queue.Messages()) != 0 {
-		t.Fatalf("%d poisoned, %d messages left", len(p), len(h.Queue.Messages()))
+	if p := h.Queue.Poisoned(); len(p) != 0 || len(h.Queue.Messages()) != 1 {
+		t.Fatalf("%d poisoned, %d messages (want the one following the lease)", len(p), len(h.Queue.Messages()))
 	}
 	if j.Callback == nil || j.Callback.DeliveredAt == nil {
-		t.Fatalf("callback %+v", j.Callback)
+		t.Fatalf("the callback waited for the lease: %+v", j.Callback)
 	}
+	if _, err := h.svc.Retry(h.ctx, job.ID, copyjob.RetryOptions{}); copyjob.CodeOf(err) != copyjob.CodeCopyNotRetryable || !strings.Contains(err.Error(), j.Lease.ID) {
+		t.Fatalf("retry while the lease may be held: %v", err)
+	}
+	h.Blobs.Heal(copyjobtest.OpReleaseLease)
+	for range 11 * 60 { // the backoff reaches 10 hours
+		h.tickAfter(time.Minute)
+	}
+	j = h.record(job.ID)
+	if j.Lease.State != copyjob.LeaseReleased || len(h.Queue.Messages()) != 0 {
+		t.Fatalf("after storage allowed it again: lease %+v, %d messages", j.Lease, len(h.Queue.Messages()))
+	}
+	h.wantNoLeases()
 }
 
 // TestLeaseAnEarlierAttemptMayHoldIsNeverRecordedNotAcquired: a takeover reads the lease
 // from the record, and an earlier attempt that died may have acquired it. A certain
 // refusal of the takeover's acquire (a 403: the permission removed since) proves nothing
 // about that earlier acquire, so the lease is kept as possibly held (never recorded
-// notAcquired, which would strand it unnamed), and its release refused for good is
-// recorded releaseRefused, naming it.
+// notAcquired, which would strand it unnamed), and its release is attempted until
+// storage allows it.
 func TestLeaseAnEarlierAttemptMayHoldIsNeverRecordedNotAcquired(t *testing.T) {
 	h := newHarness(t)
 	h.Blobs.FailNext(copyjobtest.OpAcquireLease, errBusy) // the first attempt fails transiently: the record stays starting
@@ -111,10 +126,7 @@ func TestLeaseAnEarlierAttemptMayHoldIsNeverRecordedNotAcquired(t *testing.T) {
 	}
 	h.svc.Wait()
 	j := h.record(job.ID)
-	if j.Lease == nil || j.Lease.State != copyjob.LeaseReleaseRefused {
+	if j.Lease == nil || j.Lease.State != copyjob.LeaseAcquiring || j.Lease.Refusals == 0 {
 		t.Fatalf("a lease an earlier attempt may hold was recorded %+v", j.Lease)
-	}
-	if len(h.Queue.Messages()) != 0 {
-		t.Fatalf("job %s, lease %s: %d messages left", j.Status, j.Lease.State, len(h.Queue.Messages()))
 	}
 }

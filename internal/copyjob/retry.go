@@ -64,13 +64,13 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 			// The earlier outcome's callback was still backing off: the retry supersedes
 			// it, and the new attempt's outcome is delivered instead (a new delivery id).
 			cb.GaveUp, cb.NextAttemptAt = true, nil
-			cb.LastError = strings.TrimSpace(cb.LastError + " (not delivered: superseded by a retry of the copy)")
+			cb.LastError = strings.TrimSpace(cb.LastError + " (not attempted again: superseded by a retry of the copy)")
 		}
 		j.History = append(j.History, earlier)
 		j.Status, j.StatusDescription, j.CopyID, j.Progress = StatusStarting, "", "", Progress{}
 		j.StartedAt, j.CompletedAt, j.LastPolled, j.Refusal = nil, nil, nil, nil
 		j.StartFailures, j.NextAttemptAt, j.CopyUncertain, j.PoisonReason, j.RestoredFrom = 0, nil, false, "", ""
-		j.Polls, j.Claim, j.WaitingSince, j.Waits = 0, claim, nil, 0
+		j.Polls, j.Claim, j.WaitingSince, j.Waits, j.LeftoversFollowed = 0, claim, nil, 0, false
 		if lease != nil {
 			// The earlier lease was released with the outcome; the new one is named before
 			// it is taken.
@@ -134,11 +134,21 @@ func (s *Service) retryable(j *Job) error {
 		// request that ended the attempt): at most until the claim ends.
 		return notRetryable(fmt.Sprintf("the last attempt is still being finished (its lease, snapshot or callback); retry after %s",
 			j.Claim.Until.UTC().Format(time.RFC3339)))
+	case leaseHeld(j) && j.Lease.Refusals > 0:
+		// The new attempt would take its own lease on a source this job's lease may still
+		// hold (and the record would no longer name the one to release by hand).
+		return notRetryable(fmt.Sprintf("the last attempt's source lease %s may still be held: storage refused its release %d times "+
+			"(the app keeps trying); release it, or restore the app's lease permission, then retry", j.Lease.ID, j.Lease.Refusals))
 	case leaseHeld(j) || snapshotLeft(j):
 		// The next tick releases the lease (the new attempt takes its own on the same
-		// source) and deletes the snapshot. A callback that only waits for its next
-		// attempt does not hold a retry up: the retry supersedes it (see Retry).
+		// source) and deletes the snapshot.
 		return notRetryable("the last attempt is still being finished (its source lease or destination snapshot); retry in a minute")
+	case s.callbackDue(j) && (j.Callback.Attempts == 0 || j.Callback.NextAttemptAt == nil):
+		// A callback not attempted yet (a batch child's waits for the batch's pass; an
+		// attempt whose record write failed reads the same): the tick attempts it soon.
+		// One that failed and waits for its next attempt does not hold a retry up: the
+		// retry supersedes it (see Retry).
+		return notRetryable("the last attempt's callback has not been attempted yet; retry in a minute")
 	case j.Source.needsCallersQuery():
 		e := sourceQueryNotKept()
 		e.Job = j

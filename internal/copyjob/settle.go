@@ -49,7 +49,7 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 			j.Callback.DeliveryID = uuid.NewString()
 		}
 		claim = nil
-		if s.hasLeftovers(j) {
+		if s.hasLeftovers(j) && !leftToBatch(ctx, j, actor) {
 			claim = s.newClaim(actor, s.cfg.EffectsGrace)
 			j.Claim = claim
 		}
@@ -79,6 +79,14 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 // followingKey holds the tracking message a retry's attempt is followed by (a start's
 // is in its tracker): effectsBehind deletes it once nothing is left for the tick.
 type followingKey struct{}
+
+// leftToBatch tells whether the callback of a batch child a batch tick has just settled
+// at its start (a copy that ended at once) is left to the batch's pass over its
+// children's leftovers (FinishChild), as a child recorded after its copy is: sent inline
+// here, one receiver timeout per child, it held the tick past its budget (review R6).
+func leftToBatch(ctx context.Context, j *Job, actor Actor) bool {
+	return j.Batch != "" && actor == ActorStart && !answering(ctx) && !leaseHeld(j) && !snapshotLeft(j)
+}
 
 // effectsBehind performs, behind the request's answer, the effects of a transition a
 // request made (a start whose copy ended at once or was refused, an abort, a retry) when
@@ -185,9 +193,40 @@ func (s *Service) callbackReady(j *Job) bool {
 	return s.callbackDue(j) && (j.Callback.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Callback.NextAttemptAt))
 }
 
+// leaseReady tells whether a lease that may be held may be released now: at once, or
+// after the backoff of a release storage refused.
+func (s *Service) leaseReady(j *Job) bool {
+	return leaseHeld(j) && (j.Lease.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Lease.NextAttemptAt))
+}
+
 // leftoversReady tells whether any of a terminal job's leftovers may be performed now.
 func (s *Service) leftoversReady(j *Job) bool {
-	return leaseHeld(j) || s.callbackReady(j) || snapshotLeft(j)
+	return s.leaseReady(j) || s.callbackReady(j) || snapshotLeft(j)
+}
+
+// nextLeftoverAt is when the first leftover that backs off is due (nil: none backs off).
+func nextLeftoverAt(j *Job) *time.Time {
+	var at *time.Time
+	for _, t := range []*time.Time{leaseNext(j), callbackNext(j)} {
+		if t != nil && (at == nil || t.Before(*at)) {
+			at = t
+		}
+	}
+	return at
+}
+
+func leaseNext(j *Job) *time.Time {
+	if leaseHeld(j) {
+		return j.Lease.NextAttemptAt
+	}
+	return nil
+}
+
+func callbackNext(j *Job) *time.Time {
+	if j.Callback != nil && j.Callback.DeliveredAt == nil && !j.Callback.GaveUp {
+		return j.Callback.NextAttemptAt
+	}
+	return nil
 }
 
 // callbackRetrySchedule, the default CallbackRetryDelays, spaces the attempts of a
@@ -198,7 +237,8 @@ func (s *Service) leftoversReady(j *Job) bool {
 var callbackRetrySchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour}
 
 // callbackRetryDelay is how long after its failed attempt number attempts a delivery is
-// attempted again (CallbackRetryDelays; the last repeats).
+// attempted again (CallbackRetryDelays; the last repeats). A lease release storage
+// refused backs off on the same schedule.
 func (s *Service) callbackRetryDelay(attempts int) time.Duration {
 	delays := s.cfg.CallbackRetryDelays
 	return delays[min(max(attempts, 1), len(delays))-1]
@@ -211,7 +251,7 @@ func (s *Service) callbackRetryDelay(attempts int) time.Duration {
 func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, s.effectsMargin())
 	defer cancel()
-	if s.inTime(job, token, s.effectsMargin()) {
+	if s.inTime(job, token, s.effectsMargin()) && s.leaseReady(job) {
 		_ = s.releaseLease(ctx, job, log) // a failure is left to a later visit (see releaseLease)
 	}
 	if s.inTime(job, token, s.effectsMargin()) && snapshotLeft(job) && s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
@@ -266,7 +306,7 @@ func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) 
 	err := s.blobs.ReleaseLease(ctx, *job.Source.Ref, job.Lease.ID)
 	switch {
 	case err == nil:
-		job.Lease.State, job.Lease.Refusals = LeaseReleased, 0
+		job.Lease.State, job.Lease.Refusals, job.Lease.NextAttemptAt = LeaseReleased, 0, nil
 		log.InfoContext(ctx, "source lease released", "leaseId", job.Lease.ID)
 		return nil
 	case acquiring && (errors.Is(err, ErrLeaseNotHeld) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrLeaseConflict)):
@@ -283,15 +323,19 @@ func (s *Service) releaseLease(ctx context.Context, job *Job, log *slog.Logger) 
 		return nil
 	}
 	if refusedForCertain(err) {
-		// A 403 (the app's lease permission removed while the copy ran): asking again at
-		// every visit would change nothing, for ever. After MaxFailures in a row the lease
-		// is recorded as refused, named for an operator, and no longer held the job up.
+		// A 403 (the app's lease permission removed while the copy ran, or a passing
+		// authentication failure): asked again at every visit it was refused for ever;
+		// given up after a few, a lease back in reach stayed held for good. Attempted again
+		// on the callbacks' schedule for as long as it takes, and an operator is told once
+		// the refusals reach MaxFailures.
 		job.Lease.Refusals++
-		if job.Lease.Refusals >= s.cfg.MaxFailures {
-			job.Lease.State = LeaseReleaseRefused
-			log.ErrorContext(ctx, "source lease cannot be released: storage refuses it; release it by hand (Lease Blob, action release or break)",
-				"leaseId", job.Lease.ID, "source", job.Source.Ref, "refusals", job.Lease.Refusals, "err", err)
-			return nil
+		next := s.cfg.Now().UTC().Add(s.callbackRetryDelay(job.Lease.Refusals))
+		job.Lease.NextAttemptAt = &next
+		if job.Lease.Refusals == s.cfg.MaxFailures {
+			log.ErrorContext(ctx, "source lease cannot be released: storage refuses it; the app keeps trying, release it by hand if it is held",
+				"leaseId", job.Lease.ID, "leaseState", job.Lease.State, "source", job.Source.Ref, "refusals", job.Lease.Refusals,
+				"nextAttemptAt", next, "err", err)
+			return err
 		}
 	}
 	log.WarnContext(ctx, "cannot release the source lease; will retry", "leaseId", job.Lease.ID, "err", err)

@@ -449,7 +449,7 @@ func (s *Service) attempt(ctx context.Context, job *Job, readURL, token string, 
 				// release: a release of a lease never acquired would be refused in the same
 				// way at every visit, and the job would never finish. A lease read from the
 				// record may have been acquired by an attempt that died: it stays acquiring,
-				// and a release refused for good poisons the message, naming it.
+				// and its release is attempted until storage allows it (see releaseLease).
 				job.Lease.State = LeaseNotAcquired
 			}
 			return s.fail(ctx, job, token, leaseError(err), log)

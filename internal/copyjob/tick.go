@@ -570,10 +570,9 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 		wait := s.cfg.FirstPoll
 		if s.claimLive(job) {
 			wait = max(wait, job.Claim.Until.Sub(s.cfg.Now()))
-		} else if !s.leftoversReady(job) && job.Callback != nil && job.Callback.NextAttemptAt != nil {
-			wait = max(wait, job.Callback.NextAttemptAt.Sub(s.cfg.Now())) // a callback backing off
-		} else if job.Lease != nil && job.Lease.Refusals > 0 {
-			wait = s.backoff(int64(job.Lease.Refusals) + 1) // a release storage refused
+		} else if at := nextLeftoverAt(job); !s.leftoversReady(job) && at != nil {
+			// A callback or a lease release backing off: come back when the first is due.
+			wait = min(max(wait, at.Sub(s.cfg.Now())), maxMessageHide)
 		}
 		if _, err := s.rewrite(ctx, m, ticketFor(job), wait); err != nil {
 			return visitFailed(err)
