@@ -68,7 +68,7 @@ func (s *fakeStorage) Do(req *http.Request) (*http.Response, error) {
 		expiry := between(string(body), "<Expiry>", "</Expiry>")
 		ts, _ := time.Parse(time.RFC3339, start)
 		te, _ := time.Parse(time.RFC3339, expiry)
-		if te.Sub(time.Now()) > 7*24*time.Hour {
+		if time.Until(te) > 7*24*time.Hour {
 			resp.StatusCode = http.StatusBadRequest
 			resp.Header.Set("x-ms-error-code", "InvalidInput")
 			return resp, nil

@@ -73,7 +73,7 @@ func hostJSONOverrides(s Settings) (map[string]hostSetting, error) {
 		if prev, dup := out[path]; dup && prev.value != v.value {
 			return nil, fmt.Errorf("app settings %s (%q) and %s (%q) both override host.json's %s, differently", prev.name, prev.value, v.name, v.value, path)
 		}
-		out[path] = hostSetting{name: v.name, value: v.value}
+		out[path] = hostSetting(v)
 	}
 	return out, nil
 }
