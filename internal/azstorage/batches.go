@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -106,20 +105,7 @@ func (r *BatchRecords) List(ctx context.Context, opts batch.ListOptions) (batch.
 	if err != nil {
 		return batch.Page{}, err
 	}
-	batches := make([]*batch.Batch, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			batches[i], errs[i] = r.Get(ctx, id)
-		}()
-	}
-	wg.Wait()
+	batches, errs := readPage(ctx, ids, r.Get)
 	page := batch.Page{NextMarker: next}
 	for i, b := range batches {
 		switch {

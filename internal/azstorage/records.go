@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -281,20 +280,7 @@ func (r *Records) List(ctx context.Context, opts copyjob.ListOptions) (copyjob.L
 	if err != nil {
 		return copyjob.ListPage{}, err
 	}
-	jobs := make([]*copyjob.Job, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			jobs[i], errs[i] = r.Get(ctx, id)
-		}()
-	}
-	wg.Wait()
+	jobs, errs := readPage(ctx, ids, r.Get)
 	page := copyjob.ListPage{NextMarker: next}
 	for i, job := range jobs {
 		switch {
