@@ -90,7 +90,7 @@ func (s *Service) followLeftovers(ctx context.Context, job *Job, log *slog.Logge
 		return nil
 	}
 	wait := s.cfg.FirstPoll
-	if at := s.nextLeftoverAt(job); at != nil {
+	if at := nextLeftoverAt(job); at != nil {
 		wait = max(wait, at.Sub(s.cfg.Now()))
 	}
 	if _, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), min(wait, maxMessageHide)); err != nil {

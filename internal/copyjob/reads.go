@@ -22,15 +22,6 @@ func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
 	if job.Status == StatusSuccess && job.Progress == (Progress{}) && job.CopyID != "" {
 		return s.withRecordedLength(ctx, job), nil
 	}
-	if s.guessPending(job) {
-		// Recorded not started from one of the start's messages, which another may still
-		// correct (correctGuess): not a final outcome yet, so not shown as one.
-		view := cloneJob(job)
-		view.Status, view.CompletedAt = StatusStarting, nil
-		view.StatusDescription = "its outcome is being confirmed: the start left no record, and no copy of it was seen on the destination (" +
-			job.StatusDescription + ")"
-		return view, nil
-	}
 	if job.Status != StatusPending {
 		return job, nil
 	}

@@ -134,11 +134,6 @@ func (s *Service) retryable(j *Job) error {
 		// request that ended the attempt): at most until the claim ends.
 		return notRetryable(fmt.Sprintf("the last attempt is still being finished (its lease, snapshot or callback); retry after %s",
 			j.Claim.Until.UTC().Format(time.RFC3339)))
-	case s.guessPending(j):
-		// Recorded as not started from one of the start's messages, which another may
-		// correct (see correctGuess): a retry now would throw that correction away.
-		return notRetryable(fmt.Sprintf("the start's outcome is being confirmed (it left no record); retry after %s",
-			j.GuessStandsUntil.UTC().Format(time.RFC3339)))
 	case leaseHeld(j) && j.Lease.Refusals > 0:
 		// The new attempt would take its own lease on a source this job's lease may still
 		// hold (and the record would no longer name the one to release by hand).

@@ -39,7 +39,7 @@ func TestReview3LostEnqueueAnswerRunsTheCopyOfA503(t *testing.T) {
 	h.tickAfter(time.Minute)
 	// The not-started record is a guess another message of the start could correct: the
 	// snapshot it names is deleted (found gone) once the guess stands.
-	h.tickAfter(h.svc.Config().StartGrace + 2*h.svc.Config().MaxPollInterval)
+	h.tickAfter(h.svc.Config().StartGrace)
 
 	calls := h.Blobs.StartCopyCalls()
 	jobs := h.Records.Jobs()

@@ -208,9 +208,7 @@ func (s *Service) snapshotReady(j *Job) bool {
 // leaseReady tells whether a lease that may be held may be released now: at once, or
 // after the backoff of a release storage refused.
 func (s *Service) leaseReady(j *Job) bool {
-	// Not while a startFailed guess may still be corrected: the copy the guess missed may
-	// still run (another job adopted it, so the destination did not read as this one's).
-	return leaseHeld(j) && !s.guessPending(j) && (j.Lease.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Lease.NextAttemptAt))
+	return leaseHeld(j) && (j.Lease.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Lease.NextAttemptAt))
 }
 
 // leftoversReady tells whether any of a terminal job's leftovers may be performed now.
@@ -219,23 +217,14 @@ func (s *Service) leftoversReady(j *Job) bool {
 }
 
 // nextLeftoverAt is when the first leftover that backs off is due (nil: none backs off).
-func (s *Service) nextLeftoverAt(j *Job) *time.Time {
+func nextLeftoverAt(j *Job) *time.Time {
 	var at *time.Time
-	for _, t := range []*time.Time{leaseNext(j), callbackNext(j), s.guessNext(j)} {
+	for _, t := range []*time.Time{leaseNext(j), callbackNext(j), j.GuessStandsUntil} {
 		if t != nil && (at == nil || t.Before(*at)) {
 			at = t
 		}
 	}
 	return at
-}
-
-// guessNext is the end of a startFailed guess's window while it holds effects back
-// (once past, it holds nothing: GuessStandsUntil stays as a record of the guess).
-func (s *Service) guessNext(j *Job) *time.Time {
-	if s.guessPending(j) {
-		return j.GuessStandsUntil
-	}
-	return nil
 }
 
 func leaseNext(j *Job) *time.Time {

@@ -300,9 +300,7 @@ func (s *Service) abandonUnstarted(ctx context.Context, job *Job, token string, 
 	// second message that does (rewriteTrail), and the two may be visited in either order
 	// once the grace has passed. The effects a wrong guess would make wrong wait a grace
 	// more; the other message corrects the record meanwhile (correctGuess).
-	// The window outlasts how long the other message can stay hidden: a visit that died
-	// hides it for visitVisibility, and failed visits back off up to MaxPollInterval.
-	until := s.cfg.Now().UTC().Add(s.cfg.StartGrace + s.visitVisibility() + s.cfg.MaxPollInterval)
+	until := s.cfg.Now().UTC().Add(s.cfg.StartGrace)
 	guard := startGuard(token)
 	return s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: desc}, ActorTick, func(j *Job) error {
 		if err := guard(j); err != nil {
@@ -320,18 +318,6 @@ func (s *Service) abandonUnstarted(ctx context.Context, job *Job, token string, 
 // destination snapshot is kept; a lease it released belongs to a copy that is not
 // pending (the destination showed none of it).
 func (s *Service) correctGuess(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
-	if s.claimLive(job) {
-		// Another actor performs the guess's leftovers now: its write would lay the guess's
-		// callback state over the correction. Come back when its claim has ended.
-		return s.keepPolling(ctx, m, t, Progress{}, log)
-	}
-	if job.Callback != nil && job.Callback.DeliveredAt != nil {
-		// Told already (the other message came back only after the window): one outcome
-		// per job was delivered, and it stays; an operator is told of the copy.
-		log.ErrorContext(ctx, "a start recorded as not started had started a copy, after its outcome was delivered; the record keeps it",
-			"copyId", t.CopyID)
-		return s.finishTerminal(ctx, m, job, true, log)
-	}
 	now := s.cfg.Now().UTC()
 	state := CopyState{}
 	if t.Outcome != nil {
@@ -347,8 +333,7 @@ func (s *Service) correctGuess(ctx context.Context, m Message, t ticket, job *Jo
 	}
 	log.WarnContext(ctx, "correcting a start recorded as not started: its other message names the copy it started", "copyId", t.CopyID, "status", state.Status)
 	err := s.write(ctx, job, func(j *Job) error {
-		if j.GuessStandsUntil == nil || j.CopyID != "" || j.Status != StatusStartFailed || s.claimLive(j) ||
-			(j.Callback != nil && j.Callback.DeliveredAt != nil) {
+		if j.GuessStandsUntil == nil || j.CopyID != "" || j.Status != StatusStartFailed {
 			return errStale
 		}
 		j.CopyID, j.StartedAt, j.GuessStandsUntil = t.CopyID, &now, nil
@@ -361,6 +346,11 @@ func (s *Service) correctGuess(ctx context.Context, m Message, t ticket, job *Jo
 		}
 		if j.Status == StatusPending {
 			j.CompletedAt = nil
+		}
+		if j.Callback != nil && j.Callback.DeliveredAt != nil {
+			// Delivered after the guess's wait (a second message visited that late):
+			// the corrected outcome is a delivery of its own.
+			j.Callback = &Callback{URL: j.Callback.URL}
 		}
 		if j.Callback != nil && j.Status.Terminal() && j.Callback.DeliveryID == "" {
 			j.Callback.DeliveryID = uuid.NewString()
