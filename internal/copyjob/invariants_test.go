@@ -489,8 +489,7 @@ func (b *watchedBlobs) StartCopy(ctx context.Context, dst copyjob.BlobRef, readU
 	return st, err
 }
 
-// watchedRecords checks that no write ever changes a terminal record's outcome, but to
-// correct a guess (see correctGuess).
+// watchedRecords checks that no write ever changes a terminal record's outcome.
 type watchedRecords struct {
 	*copyjobtest.Records
 	w          *world
@@ -501,11 +500,7 @@ func (r *watchedRecords) Update(ctx context.Context, job *copyjob.Job) error {
 	before := r.Records.Job(job.ID)
 	sent := job.ETag
 	err := r.Records.Update(ctx, job)
-	// The one exception: a startFailed guess (no record, no copy seen) corrected by the
-	// start's other message, naming its copy, before the guess's callback went out.
-	corrected := before != nil && before.GuessStandsUntil != nil && before.CopyID == "" && job.CopyID != "" &&
-		job.GuessStandsUntil == nil && (before.Callback == nil || before.Callback.DeliveredAt == nil)
-	if err == nil && before != nil && before.ETag == sent && before.Status.Terminal() && !corrected &&
+	if err == nil && before != nil && before.ETag == sent && before.Status.Terminal() &&
 		(before.Status != job.Status || before.StatusDescription != job.StatusDescription || before.CopyID != job.CopyID) {
 		violationsMu.Lock()
 		r.violations = append(r.violations, fmt.Sprintf("terminal record %s changed: %s %q -> %s %q", job.ID, before.Status, before.StatusDescription, job.Status, job.StatusDescription))
