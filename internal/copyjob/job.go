@@ -214,12 +214,6 @@ type Job struct {
 	// is left to the tick; the tick's sweep gives one to a "starting" record without it
 	// (a start that crashed before its message), see Service.sweep.
 	Tracked bool `json:"tracked,omitempty"`
-	// GuessStandsUntil is set on a start recorded startFailed because it left no record
-	// and the destination showed no copy of it (abandonUnstarted): a guess a second
-	// message of the same start, naming the copy it started, corrects (correctGuess).
-	// Until then the effects a wrong guess would make wrong (its callback, deleting the
-	// destination snapshot) wait.
-	GuessStandsUntil *time.Time `json:"guessStandsUntil,omitempty"`
 	// LeftoversFollowed: a batch child's leftovers that back off (a callback or a lease
 	// release storage refused) are followed by a tracking message of its own, so its
 	// batch need not wait for them (FinishChild).

@@ -70,7 +70,7 @@ func (s *Service) Retry(ctx context.Context, id string, opts RetryOptions) (*Job
 		j.Status, j.StatusDescription, j.CopyID, j.Progress = StatusStarting, "", "", Progress{}
 		j.StartedAt, j.CompletedAt, j.LastPolled, j.Refusal = nil, nil, nil, nil
 		j.StartFailures, j.NextAttemptAt, j.CopyUncertain, j.PoisonReason, j.RestoredFrom = 0, nil, false, "", ""
-		j.Polls, j.Claim, j.WaitingSince, j.Waits, j.LeftoversFollowed, j.GuessStandsUntil = 0, claim, nil, 0, false, nil
+		j.Polls, j.Claim, j.WaitingSince, j.Waits, j.LeftoversFollowed = 0, claim, nil, 0, false
 		if lease != nil {
 			// The earlier lease was released with the outcome; the new one is named before
 			// it is taken.

@@ -37,9 +37,6 @@ func TestReview3LostEnqueueAnswerRunsTheCopyOfA503(t *testing.T) {
 
 	h.tickAfter(h.svc.Config().StartGrace + time.Second)
 	h.tickAfter(time.Minute)
-	// The not-started record is a guess another message of the start could correct: the
-	// snapshot it names is deleted (found gone) once the guess stands.
-	h.tickAfter(h.svc.Config().StartGrace)
 
 	calls := h.Blobs.StartCopyCalls()
 	jobs := h.Records.Jobs()

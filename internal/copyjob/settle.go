@@ -188,21 +188,9 @@ func (s *Service) callbackDue(j *Job) bool {
 }
 
 // callbackReady tells whether a due callback may be attempted now: its first attempt,
-// or a later one whose backoff has passed, and never while a startFailed guess may still
-// be corrected.
+// or a later one whose backoff has passed.
 func (s *Service) callbackReady(j *Job) bool {
-	return s.callbackDue(j) && !s.guessPending(j) && (j.Callback.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Callback.NextAttemptAt))
-}
-
-// guessPending tells whether a startFailed guess may still be corrected (see
-// GuessStandsUntil).
-func (s *Service) guessPending(j *Job) bool {
-	return j.GuessStandsUntil != nil && s.cfg.Now().Before(*j.GuessStandsUntil)
-}
-
-// snapshotReady tells whether a refused start's snapshot may be deleted now.
-func (s *Service) snapshotReady(j *Job) bool {
-	return snapshotLeft(j) && !s.guessPending(j)
+	return s.callbackDue(j) && (j.Callback.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Callback.NextAttemptAt))
 }
 
 // leaseReady tells whether a lease that may be held may be released now: at once, or
@@ -213,13 +201,13 @@ func (s *Service) leaseReady(j *Job) bool {
 
 // leftoversReady tells whether any of a terminal job's leftovers may be performed now.
 func (s *Service) leftoversReady(j *Job) bool {
-	return s.leaseReady(j) || s.callbackReady(j) || s.snapshotReady(j)
+	return s.leaseReady(j) || s.callbackReady(j) || snapshotLeft(j)
 }
 
 // nextLeftoverAt is when the first leftover that backs off is due (nil: none backs off).
 func nextLeftoverAt(j *Job) *time.Time {
 	var at *time.Time
-	for _, t := range []*time.Time{leaseNext(j), callbackNext(j), j.GuessStandsUntil} {
+	for _, t := range []*time.Time{leaseNext(j), callbackNext(j)} {
 		if t != nil && (at == nil || t.Before(*at)) {
 			at = t
 		}
@@ -266,7 +254,7 @@ func (s *Service) effects(ctx context.Context, job *Job, token string, log *slog
 	if s.inTime(job, token, s.effectsMargin()) && s.leaseReady(job) {
 		_ = s.releaseLease(ctx, job, log) // a failure is left to a later visit (see releaseLease)
 	}
-	if s.inTime(job, token, s.effectsMargin()) && s.snapshotReady(job) && s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
+	if s.inTime(job, token, s.effectsMargin()) && snapshotLeft(job) && s.deleteSnapshot(ctx, job.Destination.BlobRef, job.DestinationSnapshot, log) {
 		job.DestinationSnapshot = ""
 	}
 	if !s.inTime(job, token, s.effectsMargin()) {

@@ -110,8 +110,7 @@ func (s *Service) write(ctx context.Context, job *Job, change func(*Job) error) 
 			*job = *cur
 			return err
 		}
-		if !CanTransition(cur.Status, next.Status) && !isRetry(cur, next) && !isCorrection(cur, next) ||
-			(cur.Status.Terminal() && !sameOutcome(cur, next) && !isRetry(cur, next) && !isCorrection(cur, next)) {
+		if !CanTransition(cur.Status, next.Status) && !isRetry(cur, next) || (cur.Status.Terminal() && !sameOutcome(cur, next) && !isRetry(cur, next)) {
 			*job = *cur
 			return fmt.Errorf("%w: %s -> %s is not a transition", errStale, cur.Status, next.Status)
 		}
@@ -186,14 +185,6 @@ func (s Status) Retryable() bool { return s == StatusFailed || s == StatusStartF
 
 // isRetry reports whether next is a retry of the terminal cur: a new "starting" attempt
 // whose History ends with cur's outcome, unchanged.
-// isCorrection reports a write that replaces a startFailed guess (abandonUnstarted:
-// no record, no copy seen on the destination) with the copy a message of the same start
-// names (correctGuess): the guess was never an outcome the start caused.
-func isCorrection(cur, next *Job) bool {
-	return cur.Status == StatusStartFailed && cur.GuessStandsUntil != nil && cur.CopyID == "" &&
-		next.CopyID != "" && next.GuessStandsUntil == nil && len(next.History) == len(cur.History)
-}
-
 func isRetry(cur, next *Job) bool {
 	if !cur.Status.Retryable() || next.Status != StatusStarting || len(next.History) != len(cur.History)+1 {
 		return false

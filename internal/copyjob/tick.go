@@ -380,8 +380,6 @@ func (s *Service) visit(ctx context.Context, m Message, t ticket, polled bool, s
 	}
 
 	switch {
-	case job.GuessStandsUntil != nil && t.Unrecorded && t.CopyID != "" && job.CopyID == "":
-		return s.correctGuess(ctx, m, t, job, log)
 	case job.Status.Terminal():
 		return s.finishTerminal(ctx, m, job, true, log)
 	case job.Status == StatusStarting:

@@ -3,7 +3,6 @@ package copyjob
 import (
 	"context"
 	"errors"
-	"github.com/google/uuid"
 	"log/slog"
 
 	"github.com/blobcopy/blobcopy/internal/faultpoint"
@@ -296,76 +295,5 @@ func (s *Service) abandonUnstarted(ctx context.Context, job *Job, token string, 
 	if job.CopyUncertain {
 		desc = "the start left no record, and its Copy Blob got no answer that said whether it ran; the destination shows no copy of it once its grace has passed (if it ran, another copy has replaced it)"
 	}
-	// A guess: a start whose tracking message a tick held when it named its copy leaves a
-	// second message that does (rewriteTrail), and the two may be visited in either order
-	// once the grace has passed. The effects a wrong guess would make wrong wait a grace
-	// more; the other message corrects the record meanwhile (correctGuess).
-	until := s.cfg.Now().UTC().Add(s.cfg.StartGrace)
-	guard := startGuard(token)
-	return s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: desc}, ActorTick, func(j *Job) error {
-		if err := guard(j); err != nil {
-			return err
-		}
-		j.GuessStandsUntil = &until
-		return nil
-	}, log)
-}
-
-// correctGuess records the copy a message names for a start a tick recorded as not
-// started from the start's other message (abandonUnstarted's guess), with the state the
-// destination shows for it (or the outcome Copy Blob answered), and goes on following
-// it. The guess's effects waited (GuessStandsUntil): its callback was not sent and the
-// destination snapshot is kept; a lease it released belongs to a copy that is not
-// pending (the destination showed none of it).
-func (s *Service) correctGuess(ctx context.Context, m Message, t ticket, job *Job, log *slog.Logger) outcome {
-	now := s.cfg.Now().UTC()
-	state := CopyState{}
-	if t.Outcome != nil {
-		state = *t.Outcome
-	} else {
-		probe := cloneJob(job)
-		probe.CopyID, probe.Status = t.CopyID, StatusPending
-		read, err := s.blobs.CopyState(ctx, job.Destination.BlobRef)
-		if state, _, err = s.outcome(probe, read, err); err != nil {
-			log.WarnContext(ctx, "cannot read the destination to correct a start recorded as not started", "err", err)
-			return visitFailed(err)
-		}
-	}
-	log.WarnContext(ctx, "correcting a start recorded as not started: its other message names the copy it started", "copyId", t.CopyID, "status", state.Status)
-	err := s.write(ctx, job, func(j *Job) error {
-		if j.GuessStandsUntil == nil || j.CopyID != "" || j.Status != StatusStartFailed {
-			return errStale
-		}
-		j.CopyID, j.StartedAt, j.GuessStandsUntil = t.CopyID, &now, nil
-		j.Status, j.StatusDescription, j.CompletedAt = state.Status, redact.Text(state.Description), state.CompletedAt
-		if state.Progress != (Progress{}) {
-			j.Progress = state.Progress
-		}
-		if j.Status.Terminal() && j.CompletedAt == nil {
-			j.CompletedAt = &now
-		}
-		if j.Status == StatusPending {
-			j.CompletedAt = nil
-		}
-		if j.Callback != nil && j.Callback.DeliveredAt != nil {
-			// Delivered after the guess's wait (a second message visited that late):
-			// the corrected outcome is a delivery of its own.
-			j.Callback = &Callback{URL: j.Callback.URL}
-		}
-		if j.Callback != nil && j.Status.Terminal() && j.Callback.DeliveryID == "" {
-			j.Callback.DeliveryID = uuid.NewString()
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, errStale):
-		return s.finishTerminal(ctx, m, job, true, log)
-	case err != nil:
-		log.WarnContext(ctx, "cannot correct the record", "err", err)
-		return visitFailed(err)
-	}
-	if job.Status.Terminal() {
-		return s.finishTerminal(ctx, m, job, true, log)
-	}
-	return s.keepPolling(ctx, m, ticketFor(job), job.Progress, log)
+	return s.settle(ctx, job, CopyState{Status: StatusStartFailed, Description: desc}, ActorTick, startGuard(token), log)
 }
