@@ -157,8 +157,25 @@ func (s *Service) abortStart(ctx context.Context, job *Job, description string, 
 			return job, storageError("cannot read the destination to tell whether an earlier attempt started the copy", nil)
 		}
 	}
+	if !job.Tracked && job.Batch == "" && s.effectsDue(job) {
+		// No message follows this start (its enqueue failed; the sweep gives one only to a
+		// record still starting): the abort's leftovers (a callback that fails and backs
+		// off, a lease, a snapshot) would have none to finish them.
+		if _, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), s.cfg.FirstPoll); err != nil {
+			s.giveBack(ctx, job, token, log)
+			return job, storageError("cannot enqueue the tracking message the abort's leftovers need", err)
+		}
+		job.Tracked = true
+	}
 	outcome := CopyState{Status: StatusAborted, Description: description}
-	if err := s.settle(ctx, job, outcome, ActorAbort, claimGuard(token), log); err != nil {
+	tracked := job.Tracked
+	if err := s.settle(ctx, job, outcome, ActorAbort, func(j *Job) error {
+		if err := claimGuard(token)(j); err != nil {
+			return err
+		}
+		j.Tracked = j.Tracked || tracked
+		return nil
+	}, log); err != nil {
 		s.giveBack(ctx, job, token, log)
 		return job, storageError("cannot record the abort", err)
 	}

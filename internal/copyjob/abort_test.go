@@ -176,3 +176,31 @@ func TestAbortRestoreWithoutSnapshot(t *testing.T) {
 	}
 	h.wantStatus(job.ID, copyjob.StatusPending)
 }
+
+// TestAbortOfAStartNoMessageFollowsKeepsItsCallback (found by make stress): an event's
+// start that waits for the copy pending on its destination, whose tracking message could
+// not be enqueued, is aborted; its callback fails once and backs off. No message
+// followed the job (the sweep gives one only to a record still starting), so the
+// callback was never attempted again. The abort now gives such a job a message first.
+func TestAbortOfAStartNoMessageFollowsKeepsItsCallback(t *testing.T) {
+	h := newHarness(t)
+	h.start(copyjob.StartRequest{JobID: "first", Source: srcURL, Destination: dstRef})
+	h.Queue.FailNext(copyjobtest.OpEnqueue, errBusy)
+	req := keyed(copyjob.StartRequest{Source: otherURL, Destination: dstRef, Origin: "eventgrid", CallbackURL: hook,
+		Options: copyjob.Options{Overwrite: true}})
+	job, _, _ := h.svc.Start(h.ctx, req)
+	if job == nil || job.Status != copyjob.StatusStarting {
+		t.Fatalf("setup: %+v, want a start waiting for the destination", job)
+	}
+	h.Notifier.FailNext(copyjobtest.OpNotify, errBusy)
+	if _, err := h.svc.Abort(h.ctx, job.ID, copyjob.AbortOptions{}); err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	h.svc.Wait()
+	for range 20 {
+		h.tickAfter(time.Minute)
+	}
+	if cb := h.record(job.ID).Callback; cb == nil || cb.DeliveredAt == nil {
+		t.Fatalf("the aborted start's callback was never delivered: %+v", cb)
+	}
+}
