@@ -89,11 +89,7 @@ func (s *Service) followLeftovers(ctx context.Context, job *Job, log *slog.Logge
 	if job.LeftoversFollowed {
 		return nil
 	}
-	wait := s.cfg.FirstPoll
-	if at := nextLeftoverAt(job); at != nil {
-		wait = max(wait, at.Sub(s.cfg.Now()))
-	}
-	if _, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), min(wait, maxMessageHide)); err != nil {
+	if _, err := s.queue.Enqueue(ctx, ticketFor(job).encode(), s.leftoverWait(job)); err != nil {
 		return fmt.Errorf("cannot give the child's leftovers a tracking message: %w", err)
 	}
 	err := s.write(ctx, job, func(j *Job) error {

@@ -190,13 +190,19 @@ func (s *Service) callbackDue(j *Job) bool {
 // callbackReady tells whether a due callback may be attempted now: its first attempt,
 // or a later one whose backoff has passed.
 func (s *Service) callbackReady(j *Job) bool {
-	return s.callbackDue(j) && (j.Callback.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Callback.NextAttemptAt))
+	return s.callbackDue(j) && s.due(j.Callback.NextAttemptAt)
+}
+
+// due tells whether a leftover that backs off until at (nil: it does not) may be
+// attempted now.
+func (s *Service) due(at *time.Time) bool {
+	return at == nil || !s.cfg.Now().Before(*at)
 }
 
 // leaseReady tells whether a lease that may be held may be released now: at once, or
 // after the backoff of a release storage refused.
 func (s *Service) leaseReady(j *Job) bool {
-	return leaseHeld(j) && (j.Lease.NextAttemptAt == nil || !s.cfg.Now().Before(*j.Lease.NextAttemptAt))
+	return leaseHeld(j) && s.due(j.Lease.NextAttemptAt)
 }
 
 // leftoversReady tells whether any of a terminal job's leftovers may be performed now.
@@ -204,29 +210,31 @@ func (s *Service) leftoversReady(j *Job) bool {
 	return s.leaseReady(j) || s.callbackReady(j) || snapshotLeft(j)
 }
 
-// nextLeftoverAt is when the first leftover that backs off is due (nil: none backs off).
-func nextLeftoverAt(j *Job) *time.Time {
-	var at *time.Time
-	for _, t := range []*time.Time{leaseNext(j), callbackNext(j)} {
-		if t != nil && (at == nil || t.Before(*at)) {
-			at = t
-		}
-	}
-	return at
-}
-
-func leaseNext(j *Job) *time.Time {
+// nextLeftoverAt is when the first leftover that backs off (a callback, a lease
+// release storage refused) is due; nil when none backs off.
+func (s *Service) nextLeftoverAt(j *Job) *time.Time {
+	var lease, callback *time.Time
 	if leaseHeld(j) {
-		return j.Lease.NextAttemptAt
+		lease = j.Lease.NextAttemptAt
 	}
-	return nil
+	if s.callbackDue(j) {
+		callback = j.Callback.NextAttemptAt
+	}
+	if lease == nil || callback != nil && callback.Before(*lease) {
+		return callback
+	}
+	return lease
 }
 
-func callbackNext(j *Job) *time.Time {
-	if j.Callback != nil && j.Callback.DeliveredAt == nil && !j.Callback.GaveUp {
-		return j.Callback.NextAttemptAt
+// leftoverWait is how long a terminal job's message stays hidden while none of its
+// leftovers is ready: until the first that backs off is due, at least FirstPoll, at most
+// as long as a queue hides a message.
+func (s *Service) leftoverWait(j *Job) time.Duration {
+	wait := s.cfg.FirstPoll
+	if at := s.nextLeftoverAt(j); at != nil {
+		wait = max(wait, at.Sub(s.cfg.Now()))
 	}
-	return nil
+	return min(wait, maxMessageHide)
 }
 
 // callbackRetrySchedule, the default CallbackRetryDelays, spaces the attempts of a

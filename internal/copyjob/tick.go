@@ -570,9 +570,9 @@ func (s *Service) finishTerminal(ctx context.Context, m Message, job *Job, act b
 		wait := s.cfg.FirstPoll
 		if s.claimLive(job) {
 			wait = max(wait, job.Claim.Until.Sub(s.cfg.Now()))
-		} else if at := nextLeftoverAt(job); !s.leftoversReady(job) && at != nil {
+		} else if !s.leftoversReady(job) {
 			// A callback or a lease release backing off: come back when the first is due.
-			wait = min(max(wait, at.Sub(s.cfg.Now())), maxMessageHide)
+			wait = s.leftoverWait(job)
 		}
 		if _, err := s.rewrite(ctx, m, ticketFor(job), wait); err != nil {
 			return visitFailed(err)
