@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/blobcopy/blobcopy/internal/api"
@@ -43,21 +42,9 @@ func (s *faultyBatchStore) Get(ctx context.Context, id string) (*batchsvc.Batch,
 func newFaultyBatchFixture(t *testing.T) (*fixture, *faultyBatchStore) {
 	t.Helper()
 	env := copyjobtest.NewEnv()
-	copies := env.Service(copyjob.Config{})
 	store := &faultyBatchStore{Store: batchtest.NewStore(env.Records)}
-	batches := batchsvc.NewService(batchsvc.Deps{Copies: copies, Records: env.Records, Blobs: env.Blobs,
-		Store: store, Storage: batchtest.NewStorage(env.Blobs)}, batchsvc.Config{Now: env.Clock.Now}, quiet)
-	s := api.NewServer(copies, api.Options{
-		Policy:  api.Policy{Accounts: []api.Account{appAccount}, InternalContainers: []string{"copyjobs"}},
-		Auth:    api.Auth{Keys: []string{key}},
-		Logger:  quiet,
-		Batches: batches,
-	})
-	mux := http.NewServeMux()
-	s.Routes(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &fixture{env: env, srv: srv}, store
+	f, _ := newBatchServer(t, env, store, quiet, api.Auth{Keys: []string{key}})
+	return f, store
 }
 
 // TestBatchListMarkerNeverIssuedIs400: GET /api/batches?marker=<anything the service

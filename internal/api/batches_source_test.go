@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -46,21 +45,8 @@ func TestBatchSourceWithUserInfoIsRefusedAndNeverShown(t *testing.T) {
 	var logs lockedBuf
 	log := slog.New(redact.NewHandler(slog.NewJSONHandler(&logs, nil)))
 	env := copyjobtest.NewEnv()
-	copies := env.Service(copyjob.Config{})
 	store := batchtest.NewStore(env.Records)
-	batches := batchsvc.NewService(batchsvc.Deps{Copies: copies, Records: env.Records, Blobs: env.Blobs,
-		Store: store, Storage: batchtest.NewStorage(env.Blobs)}, batchsvc.Config{Now: env.Clock.Now}, log)
-	s := api.NewServer(copies, api.Options{
-		Policy:  api.Policy{Accounts: []api.Account{appAccount}, InternalContainers: []string{"copyjobs"}},
-		Auth:    api.Auth{Keys: []string{key}},
-		Logger:  log,
-		Batches: batches,
-	})
-	mux := http.NewServeMux()
-	s.Routes(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	f := &fixture{env: env, srv: srv}
+	f, _ := newBatchServer(t, env, store, log, api.Auth{Keys: []string{key}})
 
 	body := fmt.Sprintf(`{"source":"https://svc:S3cretPassw0rd@%s/src/in/","destination":{"container":"dst","prefix":"p/"}}`, copyjobtest.DefaultHost)
 	r := f.do(t, "POST", "/api/batches", []byte(body), nil)

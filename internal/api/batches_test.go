@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -19,22 +20,30 @@ import (
 func newBatchFixture(t *testing.T) (*fixture, *batchsvc.Service) {
 	t.Helper()
 	env := copyjobtest.NewEnv()
+	f, batches := newBatchServer(t, env, batchtest.NewStore(env.Records), quiet, api.Auth{Keys: []string{key}, TrustClientPrincipal: true})
+	for i := range 3 {
+		env.Blobs.Put(copyjob.BlobRef{Container: "src", Blob: fmt.Sprintf("in/s%d.bin", i)}, 10, nil)
+	}
+	return f, batches
+}
+
+// newBatchServer serves the copy and batch APIs over env's fakes, the batches kept in
+// store, the app's own account configured, everything logged to log.
+func newBatchServer(t *testing.T, env *copyjobtest.Env, store batchsvc.Store, log *slog.Logger, auth api.Auth) (*fixture, *batchsvc.Service) {
+	t.Helper()
 	copies := env.Service(copyjob.Config{})
 	batches := batchsvc.NewService(batchsvc.Deps{Copies: copies, Records: env.Records, Blobs: env.Blobs,
-		Store: batchtest.NewStore(env.Records), Storage: batchtest.NewStorage(env.Blobs)}, batchsvc.Config{Now: env.Clock.Now}, quiet)
+		Store: store, Storage: batchtest.NewStorage(env.Blobs)}, batchsvc.Config{Now: env.Clock.Now}, log)
 	s := api.NewServer(copies, api.Options{
 		Policy:  api.Policy{Accounts: []api.Account{appAccount}, InternalContainers: []string{"copyjobs"}},
-		Auth:    api.Auth{Keys: []string{key}, TrustClientPrincipal: true},
-		Logger:  quiet,
+		Auth:    auth,
+		Logger:  log,
 		Batches: batches,
 	})
 	mux := http.NewServeMux()
 	s.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	for i := range 3 {
-		env.Blobs.Put(copyjob.BlobRef{Container: "src", Blob: fmt.Sprintf("in/s%d.bin", i)}, 10, nil)
-	}
 	return &fixture{env: env, srv: srv}, batches
 }
 

@@ -68,6 +68,16 @@ func (h *harness) tick(t *testing.T) batch.TickReport {
 	return r
 }
 
+// completeChildren lets storage finish the copy of every child of the batch.
+func (h *harness) completeChildren(t *testing.T, batchID string) {
+	t.Helper()
+	for _, k := range h.children(batchID) {
+		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (h *harness) children(batchID string) []*copyjob.Job {
 	var out []*copyjob.Job
 	for _, j := range h.env.Records.Jobs() {
@@ -367,11 +377,7 @@ func TestBatchChildCallbacks(t *testing.T) {
 	h.putSource(3)
 	b := h.submit(t, batch.SubmitRequest{CallbackURL: "https://hooks.example/batch", ChildCallbackURL: "https://hooks.example/child"})
 	h.tick(t)
-	for _, k := range h.children(b.ID) {
-		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.completeChildren(t, b.ID)
 	h.env.Notifier.FailAlways(copyjobtest.OpNotify, errors.New("receiver down"))
 	h.tick(t)
 	if n := len(h.env.Queue.Messages()); n != 3 {
@@ -430,11 +436,7 @@ func TestTwoTickRunnersShareABatch(t *testing.T) {
 	if n := len(h.env.Blobs.StartCopyCalls()); n != 40 {
 		t.Fatalf("%d Copy Blob calls for 40 children", n)
 	}
-	for _, k := range h.children(b.ID) {
-		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.completeChildren(t, b.ID)
 	for i := 0; !h.store.Batch(b.ID).Status.Terminal(); i++ {
 		both()
 		if i > 20 {

@@ -34,11 +34,7 @@ func TestBatchDoesNotWaitForAChildCallbackBackingOff(t *testing.T) {
 	h.putSource(3)
 	b := h.submit(t, batch.SubmitRequest{CallbackURL: "https://hooks.example/batch", ChildCallbackURL: "https://hooks.example/child"})
 	h.tick(t)
-	for _, k := range h.children(b.ID) {
-		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.completeChildren(t, b.ID)
 	getsBefore := env.Records.Calls(copyjobtest.OpGet)
 	ticks := 0
 	for range 6 * 60 * 2 { // six hours, statusfn every 30 s

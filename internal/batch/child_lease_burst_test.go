@@ -27,11 +27,7 @@ func TestChildLeaseIsReleasedAfterAShort403Burst(t *testing.T) {
 	h.tick(t)
 	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
 	h.env.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
-	for _, k := range h.children(b.ID) {
-		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.completeChildren(t, b.ID)
 	statusfn := func() { // a status tick: batches, then copies (a child whose leftovers back off has its own message)
 		h.env.Clock.Advance(30 * time.Second)
 		h.tick(t)

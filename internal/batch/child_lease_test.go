@@ -24,11 +24,7 @@ func TestChildLeaseReleaseRefusedForGoodEndsTheBatch(t *testing.T) {
 	h.tick(t)
 	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
 	h.env.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
-	for _, k := range h.children(b.ID) {
-		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.completeChildren(t, b.ID)
 	for range 24 * 60 { // a day of ticks every minute
 		h.env.Clock.Advance(time.Minute)
 		h.tick(t)

@@ -117,11 +117,7 @@ func TestBatchOtherInstanceReadsBeforeTheFinalWrite(t *testing.T) {
 	h.putSource(20)
 	b := h.submit(t, batch.SubmitRequest{})
 	h.tick(t)
-	for _, k := range h.children(b.ID) {
-		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.completeChildren(t, b.ID)
 	other := batch.NewService(batch.Deps{Copies: h.copies, Records: h.env.Records, Blobs: h.env.Blobs, Store: h.store,
 		Storage: h.storage, Notifier: h.env.Notifier}, batch.Config{Now: h.env.Clock.Now}, slog.New(slog.DiscardHandler))
 	before := h.requests()

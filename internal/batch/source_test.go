@@ -47,11 +47,7 @@ func TestBatchCallbackShowsTheSourceRedacted(t *testing.T) {
 		x.SourceURL = "https://svc:S3cretPassw0rd@" + copyjobtest.DefaultHost + "/src/in/"
 	})
 	h.tick(t)
-	for _, k := range h.children(b.ID) {
-		if err := h.env.Blobs.CompleteCopy(k.Destination.BlobRef); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.completeChildren(t, b.ID)
 	h.tick(t)
 	h.tick(t)
 	var sent int

@@ -2,7 +2,6 @@ package copyjob_test
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -58,8 +57,7 @@ func TestRefusedReleaseDoesNotLoseTheCallback(t *testing.T) {
 	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
 		t.Fatal(err)
 	}
-	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
-	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, errDenied)
 	h.Notifier.FailAlways(copyjobtest.OpNotify, errors.New("callback answered 503"))
 	for range 10 { // 5 minutes down
 		h.tickAfter(30 * time.Second)

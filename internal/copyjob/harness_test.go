@@ -26,6 +26,9 @@ const srcSize = 1 << 20
 // errBusy is what the adapters return for 503 ServerBusy past the SDK's retries.
 var errBusy = fmt.Errorf("%w: storage answered 503 ServerBusy", copyjob.ErrUnavailable)
 
+// errDenied is what the adapters return for a 403 the app's role does not cover.
+var errDenied = fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
+
 type harness struct {
 	t *testing.T
 	*copyjobtest.Env

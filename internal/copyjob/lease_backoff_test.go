@@ -2,7 +2,6 @@ package copyjob_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +29,7 @@ func TestLeaseReleasedAfterAShort403Burst(t *testing.T) {
 	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
 		t.Fatal(err)
 	}
-	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
-	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, errDenied)
 	for range 10 { // 5 minutes of 403s, ticks every 30 s
 		h.tickAfter(30 * time.Second)
 	}
@@ -61,8 +59,7 @@ func TestRetryWhileARefusedLeaseMayBeHeldKeepsItNamed(t *testing.T) {
 	if err := h.Blobs.FailCopy(dstRef, "403 AuthenticationFailed: the source SAS expired"); err != nil {
 		t.Fatal(err)
 	}
-	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
-	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, errDenied)
 	for range 30 {
 		h.tickAfter(time.Minute)
 	}
@@ -99,8 +96,7 @@ func TestOrphanPoisonReasonNeverSaysARefusedLeaseWasReleased(t *testing.T) {
 	if err := h.Blobs.CompleteCopy(dstRef); err != nil {
 		t.Fatal(err)
 	}
-	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
-	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, errDenied)
 	for range 10 {
 		h.tickAfter(time.Minute)
 	}

@@ -1,7 +1,6 @@
 package copyjob_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -32,9 +31,8 @@ func TestLeaseNeverAcquiredIsNeverReleased(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
-			h.Blobs.FailAlways(copyjobtest.OpAcquireLease, forbidden)
-			h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+			h.Blobs.FailAlways(copyjobtest.OpAcquireLease, errDenied)
+			h.Blobs.FailAlways(copyjobtest.OpReleaseLease, errDenied)
 			job, _, err := h.svc.Start(h.ctx, tc.req)
 			if copyjob.CodeOf(err) != copyjob.CodeForbidden || job == nil {
 				t.Fatalf("start: job %+v err %v, want refused %s", job, err, copyjob.CodeForbidden)
@@ -73,8 +71,7 @@ func TestLeaseReleaseRefusedIsAttemptedUntilItSucceeds(t *testing.T) {
 	if err := h.Blobs.FailCopy(dstRef, "500 InternalError: simulated"); err != nil {
 		t.Fatal(err)
 	}
-	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
-	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, errDenied)
 	visits := 0
 	for range 6 * 60 { // six hours of ticks every minute
 		visits += h.tickAfter(time.Minute).Dequeued
@@ -118,9 +115,8 @@ func TestLeaseAnEarlierAttemptMayHoldIsNeverRecordedNotAcquired(t *testing.T) {
 	if job == nil {
 		t.Fatal("no job")
 	}
-	forbidden := fmt.Errorf("%w: storage answered 403 AuthorizationPermissionMismatch", copyjob.ErrForbidden)
-	h.Blobs.FailAlways(copyjobtest.OpAcquireLease, forbidden)
-	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, forbidden)
+	h.Blobs.FailAlways(copyjobtest.OpAcquireLease, errDenied)
+	h.Blobs.FailAlways(copyjobtest.OpReleaseLease, errDenied)
 	for range 40 {
 		h.tickAfter(time.Minute)
 	}
