@@ -293,6 +293,7 @@ func TestCopyThatEndsAtOnceLogsOneOutcomeLine(t *testing.T) {
 			decodeJSON(t, r.body, &e)
 			id = e.Job.ID
 		}
+		h.app.Copies.Wait() // a request's outcome line is written behind its answer
 		var outcomes []string
 		for _, line := range strings.Split(h.logs.String(), "\n") {
 			if strings.Contains(line, `"level":"DEBUG"`) {

@@ -73,7 +73,7 @@ func (s *Service) Abort(ctx context.Context, id string, opts AbortOptions) (*Job
 		s.giveBack(ctx, job, token, log)
 		return job, blobError("destination", "cannot abort the copy", err)
 	}
-	log.InfoContext(ctx, "copy aborted")
+	s.reportBehind(ctx, func() { log.InfoContext(ctx, "copy aborted") })
 	// The outcome is recorded before the restore copy starts: once the job is terminal
 	// nobody polls the destination again, so the restore's copy id can never be taken
 	// for an overwrite (copyIdMismatch).

@@ -1,6 +1,9 @@
 package copyjob_test
 
 import (
+	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
 
 // Work left behind an answer under HoldBehindAnswer waits for release, Wait waits for
@@ -85,4 +89,51 @@ func TestHeldDeletionRunsAfterASecondWithoutItsAnswer(t *testing.T) {
 		t.Errorf("the held deletion ran after %s, want about a second", waited)
 	}
 	h.wantMessages(0)
+}
+
+// A request's line reporting its recorded transition ("copy outcome recorded", "copy
+// pending") is written behind its answer, not on its critical path (issue 13: it was a
+// sixth of all the app added to the bare storage calls), and is never lost: Wait,
+// which a shutdown calls, waits for it. Without an answer (a tick, a batch) it is
+// written at once.
+func TestRequestReportLinesAreWrittenBehindTheAnswer(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status copyjob.Status
+		line   string
+	}{
+		{"ends at once", copyjob.StatusSuccess, "copy outcome recorded"},
+		{"stays pending", copyjob.StatusPending, "copy pending"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := copyjobtest.NewEnv()
+			env.Blobs.Put(srcRef, srcSize, nil)
+			env.Blobs.SetStartStatus(tt.status)
+			var logs syncbuf.Buffer
+			svc := copyjob.NewService(env.Blobs, env.Records, env.Queue, env.Notifier, testConfig(),
+				slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+			count := func() int { return strings.Count(logs.String(), `"msg":"`+tt.line+`"`) }
+
+			ctx, release := copyjob.HoldBehindAnswer(context.Background())
+			if _, _, err := svc.Start(ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef}); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(); n != 0 {
+				t.Fatalf("%q written %d times before the answer was released", tt.line, n)
+			}
+			release()
+			svc.Wait()
+			if n := count(); n != 1 {
+				t.Fatalf("%q written %d times once the answer left, want 1:\n%s", tt.line, n, logs.String())
+			}
+
+			other := copyjob.BlobRef{Container: "dst", Blob: "no-answer"}
+			if _, _, err := svc.Start(context.Background(), copyjob.StartRequest{Source: srcURL, Destination: other}); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(); n != 2 {
+				t.Fatalf("%q written %d times, want 2: a call without an answer writes it at once", tt.line, n)
+			}
+		})
+	}
 }

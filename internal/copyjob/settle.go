@@ -62,8 +62,11 @@ func (s *Service) settle(ctx context.Context, job *Job, outcome CopyState, actor
 	case err != nil:
 		return err
 	}
-	log.InfoContext(ctx, "copy outcome recorded", "status", job.Status, "description", job.StatusDescription, "actor", actor,
-		"bytesCopied", job.Progress.BytesCopied, "bytesTotal", job.Progress.BytesTotal)
+	status, description, progress := job.Status, job.StatusDescription, job.Progress
+	s.reportBehind(ctx, func() {
+		log.InfoContext(ctx, "copy outcome recorded", "status", status, "description", description, "actor", actor,
+			"bytesCopied", progress.BytesCopied, "bytesTotal", progress.BytesTotal)
+	})
 	if claim != nil {
 		if actor != ActorTick && s.callbackDue(job) && answering(ctx) {
 			// A request's: behind its answer. A batch tick's starts (no answer) keep them

@@ -552,7 +552,8 @@ func (s *Service) adopt(ctx context.Context, job *Job, token string, state CopyS
 		job.Status, job.CopyID, job.Progress = StatusPending, copyID, progress
 		return nil
 	}
-	log.InfoContext(ctx, "copy pending", "source", job.Source.URL, "destination", job.Destination.URL)
+	source, destination := job.Source.URL, job.Destination.URL
+	s.reportBehind(ctx, func() { log.InfoContext(ctx, "copy pending", "source", source, "destination", destination) })
 	return nil
 }
 
