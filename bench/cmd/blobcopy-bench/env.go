@@ -25,6 +25,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/app"
 	"github.com/blobcopy/blobcopy/internal/azstorage"
 	"github.com/blobcopy/blobcopy/internal/funchost"
+	"github.com/blobcopy/blobcopy/internal/redact"
 	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
 	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
 )
@@ -115,10 +116,28 @@ func (e *env) newAppWith(values map[string]string, counter *requestCounter, tran
 		co.PerRetryPolicies = []policy.Policy{counter}
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	a, err := app.New(e.appDir, funchost.NewSettings(values), app.Options{
-		Storage: azstorage.Options{ClientOptions: co},
-		Logger:  log,
-	})
+	a, err := e.buildApp(values, azstorage.Options{ClientOptions: co}, log, ensure)
+	if err != nil {
+		return nil, err
+	}
+	if counter != nil {
+		counter.reset()
+	}
+	return a, nil
+}
+
+// binaryLogger is the handler binary's logger (cmd/handler): JSON lines, redacted,
+// carrying the invocation id, Info to out and Warn and Error to errOut. An in-process
+// app timed beside the binary logs through it, so each pays for the same lines.
+func binaryLogger(out, errOut io.Writer) *slog.Logger {
+	return slog.New(redact.NewHandler(funchost.NewContextHandler(
+		funchost.NewStreamsHandler(out, errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+}
+
+// buildApp builds the app in-process with storage options and a logger, and creates
+// its queue and container when ensure is set.
+func (e *env) buildApp(values map[string]string, storage azstorage.Options, log *slog.Logger, ensure bool) (*app.App, error) {
+	a, err := app.New(e.appDir, funchost.NewSettings(values), app.Options{Storage: storage, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -133,9 +152,6 @@ func (e *env) newAppWith(values map[string]string, counter *requestCounter, tran
 	}
 	if d := time.Since(t); d > 2*time.Second {
 		fmt.Fprintf(os.Stderr, "  note: creating the app's queue and container took %s\n", d.Round(time.Millisecond))
-	}
-	if counter != nil {
-		counter.reset()
 	}
 	return a, nil
 }

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,6 +17,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 
+	"github.com/blobcopy/blobcopy/internal/app"
+	"github.com/blobcopy/blobcopy/internal/azstorage"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/testenv/barestart"
 )
@@ -23,6 +30,7 @@ import (
 
 type latencyRun struct {
 	HandlerP50, HandlerP99 float64
+	InProcP50, InProcP99   float64 // the app's handler called in this process
 	CopyP50, CopyP99       float64
 	SeqP50, SeqP99         float64
 	FloorP50, FloorP99     float64
@@ -37,10 +45,16 @@ type latencyFigure struct {
 	Runs       []latencyRun `json:"runs"`
 	HandlerP50 float64      `json:"handlerP50ms"`
 	HandlerP99 float64      `json:"handlerP99ms"`
-	CopyP50    float64      `json:"startCopyP50ms"`
-	CopyP99    float64      `json:"startCopyP99ms"`
-	SeqP50     float64      `json:"sequenceP50ms"`
-	SeqP99     float64      `json:"sequenceP99ms"`
+	// The app's own start latency: the handler the binary serves (app.Handler: the
+	// same settings, logger and handler chain) called in this process, from the
+	// request handed to it to its answer complete (answerFirst's flush), beside the
+	// bare calls also made in this process. Neither pays a socket or net/http.
+	InProcP50 float64 `json:"appInProcessP50ms"`
+	InProcP99 float64 `json:"appInProcessP99ms"`
+	CopyP50   float64 `json:"startCopyP50ms"`
+	CopyP99   float64 `json:"startCopyP99ms"`
+	SeqP50    float64 `json:"sequenceP50ms"`
+	SeqP99    float64 `json:"sequenceP99ms"`
 	// The handler's HTTP floor: a request it answers without storage (405 on
 	// /api/openapi.json): the loopback round trip, routing, an error JSON, the access log.
 	FloorP50 float64 `json:"httpFloorP50ms"`
@@ -63,7 +77,9 @@ type latencyFigure struct {
 	// verdict's figure. A run interleaves everything it times, so the machine's drift
 	// between runs (±5-10%) cancels in its own ratio; a ratio of medians picked from
 	// different runs does not cancel it.
-	PairedRatioSeqP50    float64 `json:"pairedRatioToSequenceP50"`
+	PairedRatioSeqP50 float64 `json:"pairedRatioToSequenceP50"`
+	// The app in-process / the bare calls in-process: the verdict's reading (table.go).
+	PairedRatioInProcP50 float64 `json:"pairedAppInProcessToSequenceP50"`
 	PairedRatioServedP50 float64 `json:"pairedRatioToServedSequenceP50"`
 	// The same against the served sequence with GOMAXPROCS=1, and what serving costs the
 	// bare calls (served / in-process, each server).
@@ -222,6 +238,11 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 		return nil, err
 	}
 	defer served1.stop()
+	inProc, closeLog, err := e.inProcessApp()
+	if err != nil {
+		return nil, err
+	}
+	defer closeLog()
 	others := make([]*handlerProc, len(variants))
 	for i, v := range variants {
 		if others[i], err = e.startVariant(i, v); err != nil {
@@ -247,7 +268,7 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	order := rand.New(rand.NewPCG(orderSeed, orderSeed))
 	fig := &latencyFigure{Iterations: iterations, OrderSeed: orderSeed}
 	for run := range runs {
-		var hl, cl, sl, fl, vl, v1l []float64
+		var hl, il, cl, sl, fl, vl, v1l []float64
 		ol := make([][]float64, len(variants))
 		for i := range warmup + iterations {
 			name := fmt.Sprintf("r%d-%d", run, i)
@@ -276,6 +297,13 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 			var deleteMessage func(context.Context) error
 			steps := []func() error{
 				timed(&hl, post(h.base, "h-"+name), waitApp),
+				func() error {
+					d, err := serveTimed(inProc.Handler(), copyBody(src, "", latContainer, "i-"+name))
+					if i >= warmup {
+						il = append(il, ms(d))
+					}
+					return errors.Join(err, waitApp())
+				},
 				timed(&fl, func() error { return httpFloor(h.base) }, nil),
 				timed(&cl, func() error { return bare.startCopy(ctx, "c-"+name) }, nil),
 				timed(&vl, post(served.base, "v-"+name), waitBare),
@@ -309,6 +337,7 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 		fig.Runs = append(fig.Runs, latencyRun{
 			Variants:   vr,
 			HandlerP50: percentile(hl, 50), HandlerP99: percentile(hl, 99),
+			InProcP50: percentile(il, 50), InProcP99: percentile(il, 99),
 			CopyP50: percentile(cl, 50), CopyP99: percentile(cl, 99),
 			SeqP50: percentile(sl, 50), SeqP99: percentile(sl, 99),
 			FloorP50: percentile(fl, 50), FloorP99: percentile(fl, 99),
@@ -318,6 +347,8 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	}
 	fig.HandlerP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.HandlerP50 })
 	fig.HandlerP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.HandlerP99 })
+	fig.InProcP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.InProcP50 })
+	fig.InProcP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.InProcP99 })
 	fig.CopyP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.CopyP50 })
 	fig.CopyP99 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.CopyP99 })
 	fig.SeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return r.SeqP50 })
@@ -337,6 +368,7 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	}
 	fig.RatioSeqP50 = ratio(fig.HandlerP50, fig.SeqP50)
 	fig.PairedRatioSeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.HandlerP50, r.SeqP50) })
+	fig.PairedRatioInProcP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.InProcP50, r.SeqP50) })
 	fig.PairedRatioServedP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.HandlerP50, r.ServedP50) })
 	fig.PairedRatioServed1P50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.HandlerP50, r.Served1P50) })
 	fig.PairedServedToSeqP50 = medianOf(fig.Runs, func(r latencyRun) float64 { return ratio(r.ServedP50, r.SeqP50) })
@@ -344,4 +376,53 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	fig.RatioSeqP99 = ratio(fig.HandlerP99, fig.SeqP99)
 	fig.RatioCopyP50 = ratio(fig.HandlerP50, fig.CopyP50)
 	return fig, nil
+}
+
+// inProcessApp builds, in this process, the app the handler binary runs: the same
+// settings, and the binary's logger writing to a file as the binary's lines go to its
+// log. Its handler (app.Handler) is the chain the binary serves.
+func (e *env) inProcessApp() (*app.App, func(), error) {
+	f, err := os.Create(filepath.Join(e.logDir, "latency-inprocess.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := e.buildApp(e.settings(e.az, nil), azstorage.Options{}, binaryLogger(f, f), true)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return a, func() { a.Copies.Wait(); f.Close() }, nil
+}
+
+// answerClock is the in-process handler's ResponseWriter: it notes when the answer is
+// complete, at answerFirst's flush, which is when the binary's answer leaves for its
+// client; the work held behind the answer (the message's deletion) runs after it.
+type answerClock struct {
+	*httptest.ResponseRecorder
+	answered time.Time
+}
+
+func (c *answerClock) Flush() {
+	if c.answered.IsZero() {
+		c.answered = time.Now()
+	}
+	c.ResponseRecorder.Flush()
+}
+
+// serveTimed starts a copy through an in-process handler and returns the time from
+// the request handed to it to its answer complete. The request is made before the
+// clock starts, as the bare calls' arguments are.
+func serveTimed(h http.Handler, body []byte) (time.Duration, error) {
+	req := httptest.NewRequest(http.MethodPost, "/api/copies", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := &answerClock{ResponseRecorder: httptest.NewRecorder()}
+	t := time.Now()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK && rec.Code != http.StatusAccepted {
+		return 0, fmt.Errorf("in-process POST /api/copies: %d %s", rec.Code, rec.Body.String())
+	}
+	if rec.answered.IsZero() {
+		return 0, errors.New("in-process POST /api/copies: the answer was never flushed, so its time would include the work behind it")
+	}
+	return rec.answered.Sub(t), nil
 }
