@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,8 +180,18 @@ func profileStarts(e *env, copies int, path string) error {
 	}
 	defer pprof.StopCPUProfile()
 	src := srcURL(e.az)
+	unavailable := 0
 	for i := range copies {
-		if _, _, err := serveCopy(a.Handler(), copyBody(src, "", "profcopies", fmt.Sprintf("p-%d", i))); err != nil {
+		code, _, err := serveCopy(a.Handler(), copyBody(src, "", "profcopies", fmt.Sprintf("p-%d", i)))
+		if code == http.StatusServiceUnavailable && unavailable < 3 {
+			// Azurite stalls now and then for tens of seconds (BENCHMARKS.md, Machine),
+			// past a start's deadline: a client retries a 503, and so does the profile.
+			unavailable++
+			fmt.Fprintf(os.Stderr, "  note: start %d answered 503 (%v); retried after a second\n", i, err)
+			time.Sleep(time.Second)
+			code, _, err = serveCopy(a.Handler(), copyBody(src, "", "profcopies", fmt.Sprintf("p-%d-again", i)))
+		}
+		if err != nil {
 			return err
 		}
 	}
