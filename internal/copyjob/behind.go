@@ -28,8 +28,13 @@ const maxBehindWorkers = 8
 
 // behindHold collects the work of one call until its answer has been sent.
 type behindHold struct {
-	mu       sync.Mutex
-	held     []func()
+	mu   sync.Mutex
+	held []func()
+	// reports are the held report lines (reportBehind), written by release itself
+	// before it starts the held work: in the workers' queue, behind an Event Grid
+	// delivery's callbacks (up to the notifier's timeout each), they waited past the
+	// grace a graceful exit gives that work, and were lost (review R9).
+	reports  []func()
 	released bool
 	timer    *time.Timer // releases the held work after maxBehindHold
 }
@@ -57,19 +62,25 @@ func answering(ctx context.Context) bool {
 // leave runs work in a goroutine of its own now, or holds it if ctx asks to and its
 // answer has not been sent.
 func leave(ctx context.Context, work func()) {
-	if h, ok := ctx.Value(behindHoldKey{}).(*behindHold); ok {
-		h.mu.Lock()
-		if !h.released {
-			h.held = append(h.held, work)
-			if h.timer == nil {
-				h.timer = time.AfterFunc(maxBehindHold, h.release)
-			}
-			h.mu.Unlock()
-			return
-		}
-		h.mu.Unlock()
+	if h, ok := ctx.Value(behindHoldKey{}).(*behindHold); ok && h.hold(&h.held, work) {
+		return
 	}
 	go work()
+}
+
+// hold appends work to list (h.held or h.reports) unless the answer has been released,
+// and tells whether it did.
+func (h *behindHold) hold(list *[]func(), work func()) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released {
+		return false
+	}
+	*list = append(*list, work)
+	if h.timer == nil {
+		h.timer = time.AfterFunc(maxBehindHold, h.release)
+	}
+	return true
 }
 
 // reportBehind writes a line that reports a transition already recorded (an outcome,
@@ -77,29 +88,41 @@ func leave(ctx context.Context, work func()) {
 // what the answer says, and writing it (formatting a JSON line, a write to the host's
 // pipe) need not delay it. It took about 50 µs of a start's critical path on a busy
 // 2-core machine, a sixth of all the app added to the bare storage calls (figure 2 of
-// `make bench`). It counts as work left behind: Wait waits for it, so a shutdown
-// writes it. Anywhere else (the tick, a batch) it is written at once.
+// `make bench`). The release writes the held lines itself, in the order they were
+// left, before it starts the held work: behind an Event Grid delivery's callbacks in
+// the workers' queue, they waited past the grace a graceful exit gives that work, and
+// were lost (review R9). The HTTP layer releases before its handler returns, and a
+// graceful exit waits for handlers, so it writes them; Wait waits for them too.
+// Anywhere else (the tick, a batch) the line is written at once.
 func (s *Service) reportBehind(ctx context.Context, report func()) {
-	if !answering(ctx) {
+	h, ok := ctx.Value(behindHoldKey{}).(*behindHold)
+	if !ok {
 		report()
 		return
 	}
 	s.background.add(1)
-	leave(ctx, func() {
+	counted := func() {
 		defer s.background.add(-1)
 		report()
-	})
+	}
+	if !h.hold(&h.reports, counted) {
+		counted() // the answer has left: now, in the caller's goroutine
+	}
 }
 
-// release runs the held work in at most maxBehindWorkers goroutines.
+// release writes the held report lines, then runs the held work in at most
+// maxBehindWorkers goroutines.
 func (h *behindHold) release() {
 	h.mu.Lock()
-	held := h.held
-	h.held, h.released = nil, true
+	held, reports := h.held, h.reports
+	h.held, h.reports, h.released = nil, nil, true
 	if h.timer != nil {
 		h.timer.Stop()
 	}
 	h.mu.Unlock()
+	for _, report := range reports {
+		report()
+	}
 	var next atomic.Int64
 	for range min(len(held), maxBehindWorkers) {
 		go func() {

@@ -2,6 +2,7 @@ package copyjob_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+	"github.com/blobcopy/blobcopy/internal/funchost"
 	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
 
@@ -135,5 +137,74 @@ func TestRequestReportLinesAreWrittenBehindTheAnswer(t *testing.T) {
 				t.Fatalf("%q written %d times, want 2: a call without an answer writes it at once", tt.line, n)
 			}
 		})
+	}
+}
+
+// Review R9: an Event Grid delivery whose rule has a callback holds, per event, its
+// outcome line and its callback behind one answer. The lines were queued with the
+// callbacks for the 8 workers, so behind 8 receivers that were down (up to the
+// notifier's 10 s each) the later events' lines waited past the 5 s a graceful exit
+// gives that work, and were lost. The release now writes every held line itself,
+// before any held work starts.
+func TestReportLinesDoNotWaitBehindSlowCallbacks(t *testing.T) {
+	const events = 12
+	env := copyjobtest.NewEnv()
+	env.Blobs.Put(srcRef, srcSize, nil)
+	env.Blobs.SetStartStatus(copyjob.StatusSuccess)
+	receiverDown := make(chan struct{})
+	for range events {
+		env.Notifier.OnNext(copyjobtest.OpNotify, func() { <-receiverDown })
+	}
+	var logs syncbuf.Buffer
+	svc := copyjob.NewService(env.Blobs, env.Records, env.Queue, env.Notifier, testConfig(),
+		slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	ctx, release := copyjob.HoldBehindAnswer(context.Background())
+	for i := range events {
+		dst := copyjob.BlobRef{Container: "dst", Blob: fmt.Sprintf("event-%d", i)}
+		if _, _, err := svc.Start(ctx, copyjob.StartRequest{Source: srcURL, Destination: dst, CallbackURL: hook}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release()
+	got := strings.Count(logs.String(), `"msg":"copy outcome recorded"`)
+	close(receiverDown)
+	svc.Wait()
+	if got != events {
+		t.Fatalf("%d of %d outcome lines written when the release returned; the rest waited behind the callbacks", got, events)
+	}
+}
+
+// Review R9: a held line keeps the request's invocation id, and a start, its abort and
+// the abort's outcome each write theirs once.
+func TestHeldReportLinesKeepTheInvocationID(t *testing.T) {
+	env := copyjobtest.NewEnv()
+	env.Blobs.Put(srcRef, srcSize, nil)
+	env.Blobs.SetStartStatus(copyjob.StatusPending)
+	var logs syncbuf.Buffer
+	svc := copyjob.NewService(env.Blobs, env.Records, env.Queue, env.Notifier, testConfig(),
+		slog.New(funchost.NewContextHandler(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	ctx, release := copyjob.HoldBehindAnswer(funchost.WithInvocationID(context.Background(), "inv-123"))
+	job, _, err := svc.Start(ctx, copyjob.StartRequest{Source: srcURL, Destination: dstRef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Abort(ctx, job.ID, copyjob.AbortOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	svc.Wait()
+	n := 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		for _, m := range []string{"copy pending", "copy aborted", "copy outcome recorded"} {
+			if strings.Contains(l, `"msg":"`+m+`"`) {
+				n++
+				if !strings.Contains(l, `"invocationId":"inv-123"`) {
+					t.Errorf("no invocation id: %s", l)
+				}
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d report lines, want 3:\n%s", n, logs.String())
 	}
 }
