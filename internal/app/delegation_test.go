@@ -98,6 +98,7 @@ func TestUserDelegationSASAcrossAccounts(t *testing.T) {
 	if got.String() != content {
 		t.Errorf("destination holds %d bytes, want %d", got.Len(), len(content))
 	}
+	a.Copies.Wait() // the lines written behind the answers, too
 	if out := logs.String(); strings.Contains(out, "sig=") && !strings.Contains(out, "sig="+redact.Placeholder) {
 		t.Errorf("a SAS signature reached the log")
 	}

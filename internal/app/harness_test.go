@@ -142,6 +142,7 @@ func newHarnessWith(t *testing.T, extra map[string]string, policies ...policy.Po
 // or an account key.
 func (h *harness) assertNoSecretsLeaked() {
 	t := h.t
+	h.app.Copies.Wait() // the lines and work requests left behind their answers, too
 	out := h.logs.String()
 	records := h.allRecords() // the callback URL, kept for delivery only, left out
 	for name, text := range map[string]string{"logs": out, "records": records} {

@@ -174,7 +174,8 @@ func TestNoSecretComesBack(t *testing.T) {
 		t.Logf("answers:\n%s", answers.String())
 	}
 
-	// Scan.
+	// Scan, once the lines and work left behind the answers have landed.
+	h.app.Copies.Wait()
 	texts := map[string]string{
 		"answers":         answers.String(),
 		"logs":            h.logs.String(),
