@@ -137,7 +137,12 @@ func binaryLogger(out, errOut io.Writer) *slog.Logger {
 // buildApp builds the app in-process with storage options and a logger, and creates
 // its queue and container when ensure is set.
 func (e *env) buildApp(values map[string]string, storage azstorage.Options, log *slog.Logger, ensure bool) (*app.App, error) {
-	a, err := app.New(e.appDir, funchost.NewSettings(values), app.Options{Storage: storage, Logger: log})
+	return e.buildAppFrom(funchost.NewSettings(values), storage, log, ensure)
+}
+
+// buildAppFrom is buildApp with the settings already read.
+func (e *env) buildAppFrom(settings funchost.Settings, storage azstorage.Options, log *slog.Logger, ensure bool) (*app.App, error) {
+	a, err := app.New(e.appDir, settings, app.Options{Storage: storage, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +159,24 @@ func (e *env) buildApp(values map[string]string, storage azstorage.Options, log 
 		fmt.Fprintf(os.Stderr, "  note: creating the app's queue and container took %s\n", d.Round(time.Millisecond))
 	}
 	return a, nil
+}
+
+// binaryEnviron is the environment a handler binary runs with: this process's, with
+// values set (and never FUNCTIONS_CUSTOMHANDLER_PORT: the binary runs standalone). The
+// binary adds the app folder's local.settings.json under it.
+func binaryEnviron(values map[string]string) []string {
+	environ := []string{}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, set := values[k]; set || k == "FUNCTIONS_CUSTOMHANDLER_PORT" {
+			continue
+		}
+		environ = append(environ, kv)
+	}
+	for k, v := range values {
+		environ = append(environ, k+"="+v)
+	}
+	return environ
 }
 
 // handlerProc is a running handler binary.
@@ -187,17 +210,7 @@ func (e *env) startHandler(name string, values map[string]string) (*handlerProc,
 	}
 	values = copyMap(values)
 	values["BLOBCOPY_LISTEN_ADDRESS"] = "127.0.0.1:" + strconv.Itoa(port)
-	environ := []string{}
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, set := values[k]; set || k == "FUNCTIONS_CUSTOMHANDLER_PORT" {
-			continue
-		}
-		environ = append(environ, kv)
-	}
-	for k, v := range values {
-		environ = append(environ, k+"="+v)
-	}
+	environ := binaryEnviron(values)
 	logPath := filepath.Join(e.logDir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {

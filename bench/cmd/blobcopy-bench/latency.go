@@ -20,6 +20,7 @@ import (
 	"github.com/blobcopy/blobcopy/internal/app"
 	"github.com/blobcopy/blobcopy/internal/azstorage"
 	"github.com/blobcopy/blobcopy/internal/copyjob"
+	"github.com/blobcopy/blobcopy/internal/funchost"
 	"github.com/blobcopy/blobcopy/internal/testenv/barestart"
 )
 
@@ -378,15 +379,20 @@ func runLatency(e *env, h *handlerProc, variants []handlerVariant, runs, iterati
 	return fig, nil
 }
 
-// inProcessApp builds, in this process, the app the handler binary runs: the same
-// settings, and the binary's logger writing to a file as the binary's lines go to its
-// log. Its handler (app.Handler) is the chain the binary serves.
+// inProcessApp builds, in this process, the app the handler binary runs: its settings
+// read as the binary reads them (local.settings.json under the binary's environment),
+// and the binary's logger writing to a file as the binary's lines go to its log. Its
+// handler (app.Handler) is the chain the binary serves.
 func (e *env) inProcessApp() (*app.App, func(), error) {
+	settings, err := funchost.LoadSettings(filepath.Join(e.appDir, "local.settings.json"), binaryEnviron(e.settings(e.az, nil)))
+	if err != nil {
+		return nil, nil, err
+	}
 	f, err := os.Create(filepath.Join(e.logDir, "latency-inprocess.log"))
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := e.buildApp(e.settings(e.az, nil), azstorage.Options{}, binaryLogger(f, f), true)
+	a, err := e.buildAppFrom(settings, azstorage.Options{}, binaryLogger(f, f), true)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
