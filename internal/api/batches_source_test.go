@@ -1,12 +1,10 @@
 package api_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/blobcopy/blobcopy/internal/api"
@@ -15,24 +13,8 @@ import (
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
 	"github.com/blobcopy/blobcopy/internal/redact"
+	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestBatchSourceWithUserInfoIsRefusedAndNeverShown: POST /api/batches with a source
 // carrying user info (https://user:password@account.blob...) answers 400 InvalidRequest
@@ -42,7 +24,7 @@ func (l *lockedBuf) String() string {
 // GET /api/batches/{id} and GET /api/batches. The logger is the handler's own chain
 // (cmd/handler main.go: redact.NewHandler).
 func TestBatchSourceWithUserInfoIsRefusedAndNeverShown(t *testing.T) {
-	var logs lockedBuf
+	var logs syncbuf.Buffer
 	log := slog.New(redact.NewHandler(slog.NewJSONHandler(&logs, nil)))
 	env := copyjobtest.NewEnv()
 	store := batchtest.NewStore(env.Records)

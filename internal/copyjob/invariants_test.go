@@ -1,7 +1,6 @@
 package copyjob_test
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/blobcopy/blobcopy/internal/copyjob"
 	"github.com/blobcopy/blobcopy/internal/copyjob/copyjobtest"
+	"github.com/blobcopy/blobcopy/internal/testenv/syncbuf"
 )
 
 // The randomized concurrency test: many goroutines start, read, abort, tick (two
@@ -52,7 +52,7 @@ func TestInvariantsUnderConcurrency(t *testing.T) {
 				w.check()
 				if t.Failed() {
 					path := filepath.Join(os.TempDir(), fmt.Sprintf("invariants-%d-%v.log", seed, crashy))
-					_ = os.WriteFile(path, w.logs.Bytes(), 0o644)
+					_ = os.WriteFile(path, []byte(w.logs.String()), 0o644)
 					t.Logf("the run's log: %s", path)
 					t.Logf("reproduce with: go test -race -run 'TestInvariantsUnderConcurrency/%s' ./internal/copyjob -stress.seed=%d", name, seed)
 				}
@@ -71,7 +71,7 @@ type world struct {
 	svcs   []*copyjob.Service
 	crashy bool // transient faults on record writes too (a crash after a callback)
 
-	logs syncBuffer
+	logs syncbuf.Buffer
 	time sync.RWMutex // held for reading by every operation, for writing to move the clock
 
 	mu       sync.Mutex
@@ -459,23 +459,6 @@ func (w *world) violations() []string {
 	violationsMu.Lock()
 	defer violationsMu.Unlock()
 	return append(append([]string(nil), w.blobs.violations...), w.recs.violations...)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
 }
 
 // watchedBlobs checks, at each lease release, that no copy of the job owning the lease

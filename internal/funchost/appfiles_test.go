@@ -63,18 +63,7 @@ func TestLoadHost(t *testing.T) {
 				writeFile(t, filepath.Join(dir, "host.json"), tt.hostJSON)
 			}
 			got, err := LoadHost(dir, NewSettings(nil))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
-			}
+			checkHost(t, got, err, tt.want, tt.wantErr)
 		})
 	}
 }
@@ -134,19 +123,25 @@ func TestLoadHostAppliesAppSettingOverrides(t *testing.T) {
 			dir := t.TempDir()
 			writeFile(t, filepath.Join(dir, "host.json"), hostJSON)
 			got, err := LoadHost(dir, NewSettings(tt.settings))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
-			}
+			checkHost(t, got, err, tt.want, tt.wantErr)
 		})
+	}
+}
+
+// checkHost holds LoadHost's answer to want, or to an error mentioning wantErr.
+func checkHost(t *testing.T, got HostConfig, err error, want HostConfig, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want one mentioning %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
 	}
 }
 
