@@ -53,11 +53,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// Warn and Error lines to stderr, which the host logs at Warning and Error level;
-	// Info and Debug to stdout (Information). Every line is redacted and carries the
-	// invocation id its context names.
-	log := slog.New(redact.NewHandler(funchost.NewContextHandler(
-		funchost.NewStreamsHandler(os.Stdout, os.Stderr, &slog.HandlerOptions{Level: logLevel(settings)}))))
+	log := app.NewLogger(os.Stdout, os.Stderr, logLevel(settings))
 	slog.SetDefault(log)
 
 	a, err := app.New(*appDir, settings, app.Options{Logger: log})

@@ -100,13 +100,19 @@ func (s *Service) reportBehind(ctx context.Context, report func()) {
 		report()
 		return
 	}
-	s.background.add(1)
-	counted := func() {
-		defer s.background.add(-1)
-		report()
-	}
+	counted := s.counted(report)
 	if !h.hold(&h.reports, counted) {
 		counted() // the answer has left: now, in the caller's goroutine
+	}
+}
+
+// counted returns work counted as left behind from now (Wait waits for it, also while
+// it is held) until it has run.
+func (s *Service) counted(work func()) func() {
+	s.background.add(1)
+	return func() {
+		defer s.background.add(-1)
+		work()
 	}
 }
 

@@ -186,13 +186,11 @@ func (s *Service) Config() Config { return s.cfg }
 // deletion does not compete with it for the CPU, and one answer's deletions run at
 // most maxBehindWorkers at a time.
 func (s *Service) dropMessageBehind(ctx context.Context, m Message, log *slog.Logger) {
-	s.background.add(1) // counted from now, so that Wait also waits for it while it is held
-	leave(ctx, func() {
-		defer s.background.add(-1)
+	leave(ctx, s.counted(func() {
 		bctx, cancel := bookkeeping(ctx)
 		defer cancel()
 		s.dropMessage(bctx, m, log)
-	})
+	}))
 }
 
 // Wait returns once the work starts left running behind their answers has ended (a

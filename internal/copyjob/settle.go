@@ -110,16 +110,14 @@ func (s *Service) effectsBehind(ctx context.Context, job *Job, token string, log
 	} else if m, ok := ctx.Value(followingKey{}).(Message); ok {
 		msg = &m
 	}
-	s.background.add(1) // counted from now: Wait waits for it while it is held
-	leave(ctx, func() {
-		defer s.background.add(-1)
+	leave(ctx, s.counted(func() {
 		bctx, cancel := bookkeeping(ctx)
 		defer cancel()
 		s.effects(bctx, held, token, log)
 		if msg != nil && !s.hasLeftovers(held) && held.Claim == nil {
 			s.dropMessage(bctx, *msg, log) // nothing left for the tick: save it a visit
 		}
-	})
+	}))
 }
 
 // releaseFirst releases the source lease of a pending job whose copy a poll saw end,

@@ -56,14 +56,27 @@ func httpFloor(base string) error {
 	return nil
 }
 
-// serveCopy starts a copy through an in-process handler (no network).
-func serveCopy(h http.Handler, body []byte) (int, string, error) {
+// copyRequest is POST /api/copies with body, for an in-process handler.
+func copyRequest(body []byte) *http.Request {
 	req := httptest.NewRequest(http.MethodPost, "/api/copies", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	return req
+}
+
+// startAnswered tells whether rec holds a started copy's answer (200 or 202), else why not.
+func startAnswered(rec *httptest.ResponseRecorder) error {
 	if rec.Code != http.StatusOK && rec.Code != http.StatusAccepted {
-		return rec.Code, "", fmt.Errorf("POST /api/copies: %d %s", rec.Code, rec.Body.String())
+		return fmt.Errorf("POST /api/copies: %d %s", rec.Code, rec.Body.String())
+	}
+	return nil
+}
+
+// serveCopy starts a copy through an in-process handler (no network).
+func serveCopy(h http.Handler, body []byte) (int, string, error) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, copyRequest(body))
+	if err := startAnswered(rec); err != nil {
+		return rec.Code, "", err
 	}
 	var v struct {
 		ID     string `json:"id"`

@@ -25,7 +25,6 @@ import (
 	"github.com/blobcopy/blobcopy/internal/app"
 	"github.com/blobcopy/blobcopy/internal/azstorage"
 	"github.com/blobcopy/blobcopy/internal/funchost"
-	"github.com/blobcopy/blobcopy/internal/redact"
 	"github.com/blobcopy/blobcopy/internal/testenv/azurite"
 	"github.com/blobcopy/blobcopy/internal/testenv/copysim"
 )
@@ -124,14 +123,6 @@ func (e *env) newAppWith(values map[string]string, counter *requestCounter, tran
 		counter.reset()
 	}
 	return a, nil
-}
-
-// binaryLogger is the handler binary's logger (cmd/handler): JSON lines, redacted,
-// carrying the invocation id, Info to out and Warn and Error to errOut. An in-process
-// app timed beside the binary logs through it, so each pays for the same lines.
-func binaryLogger(out, errOut io.Writer) *slog.Logger {
-	return slog.New(redact.NewHandler(funchost.NewContextHandler(
-		funchost.NewStreamsHandler(out, errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 }
 
 // buildApp builds the app in-process with storage options and a logger, and creates

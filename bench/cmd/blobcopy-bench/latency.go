@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -392,7 +392,7 @@ func (e *env) inProcessApp() (*app.App, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := e.buildAppFrom(settings, azstorage.Options{}, binaryLogger(f, f), true)
+	a, err := e.buildAppFrom(settings, azstorage.Options{}, app.NewLogger(f, f, slog.LevelInfo), true)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
@@ -419,13 +419,12 @@ func (c *answerClock) Flush() {
 // the request handed to it to its answer complete. The request is made before the
 // clock starts, as the bare calls' arguments are.
 func serveTimed(h http.Handler, body []byte) (time.Duration, error) {
-	req := httptest.NewRequest(http.MethodPost, "/api/copies", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	req := copyRequest(body)
 	rec := &answerClock{ResponseRecorder: httptest.NewRecorder()}
 	t := time.Now()
 	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK && rec.Code != http.StatusAccepted {
-		return 0, fmt.Errorf("in-process POST /api/copies: %d %s", rec.Code, rec.Body.String())
+	if err := startAnswered(rec.ResponseRecorder); err != nil {
+		return 0, fmt.Errorf("in-process: %w", err)
 	}
 	if rec.answered.IsZero() {
 		return 0, errors.New("in-process POST /api/copies: the answer was never flushed, so its time would include the work behind it")
